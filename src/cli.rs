@@ -1,0 +1,137 @@
+//! Command-line types (clap derive). No logic lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run LLM agents whose tools — MCP servers — are sandboxed in podman containers,
+/// described declaratively in outrig.toml.
+#[derive(Debug, Parser)]
+#[command(
+    name = "outrig",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit status: 0 success, 1 error (invalid config, bad flags, podman \
+failure), 2 changes pending (plan --detailed-exitcode).\nDocumentation: doc/README.md"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file to use instead of the outrig.toml found by walking up from the current
+    /// directory (a directory holding outrig.toml also works)
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "PATH",
+        env = "OUTRIG_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Print more detail (repeat for even more)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to use colour. `auto` uses it on a terminal unless NO_COLOR is set
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create outrig.toml and a sandbox Containerfile in a directory
+    Init(InitArgs),
+    /// Check outrig.toml: TOML syntax, the JSON Schema, and semantic rules
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of outrig.toml (for editors and CI)
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Output format; `json` prints the diagnostics as data on stdout
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Write the schema to this file instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to initialise (default: the current directory)
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Overwrite files that already exist
+    #[arg(long)]
+    pub force: bool,
+
+    /// Image the sandbox Containerfile starts FROM. An image outside `localhost/` gets
+    /// `pull = "missing"` so podman may fetch it once
+    #[arg(
+        long,
+        value_name = "REF",
+        default_value = "localhost/outrig-base:bookworm"
+    )]
+    pub base_image: String,
+
+    /// Sandbox network: `none` (no network at all) or `default` (outbound access)
+    #[arg(long, value_enum, default_value_t = InitNetwork::None)]
+    pub network: InitNetwork,
+
+    /// Whether tools may change files in the workspace
+    #[arg(long, value_enum, default_value_t = InitAccess::ReadWrite)]
+    pub workspace_access: InitAccess,
+
+    /// Base URL of an OpenAI-compatible Chat Completions API
+    #[arg(long, value_name = "URL", default_value = "https://api.openai.com/v1")]
+    pub provider_url: String,
+
+    /// Environment variable that holds the API key (`none` for endpoints without keys)
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+
+    /// Model identifier at the provider
+    #[arg(long, value_name = "ID", default_value = "gpt-4o-mini")]
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitNetwork {
+    None,
+    Default,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitAccess {
+    ReadOnly,
+    ReadWrite,
+}

@@ -1,0 +1,140 @@
+//! `outrig init`: write a working outrig.toml, a sandbox Containerfile and a local copy of
+//! the schema (for editor completion) into a directory. Writes nothing when any of them
+//! exists, unless `--force`.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{InitAccess, InitArgs, InitNetwork};
+use crate::config::{self, env_ref};
+use crate::error::{Error, ExitStatus};
+
+/// Where `init` puts the schema copy, relative to the project directory.
+pub const SCHEMA_COPY: &str = ".outrig/outrig.schema.json";
+
+pub fn run(args: &InitArgs, cwd: &Path) -> Result<ExitStatus, Error> {
+    let dir = cwd.join(args.dir.as_deref().unwrap_or(Path::new(".")));
+    if !dir.is_dir() {
+        return Err(
+            Error::new(format!("`{}` is not a directory", dir.display()))
+                .hint("create it first, or pass an existing directory"),
+        );
+    }
+    if args.api_key_env != "none" && !env_ref::is_variable_name(&args.api_key_env) {
+        return Err(Error::new(format!(
+            "`--api-key-env {}` is not an environment variable name",
+            args.api_key_env
+        ))
+        .hint("pass the variable's name (letters, digits, `_`), not the key itself"));
+    }
+    if !(args.provider_url.starts_with("http://") || args.provider_url.starts_with("https://")) {
+        return Err(Error::new(format!(
+            "`--provider-url {}` is not an http(s) URL",
+            args.provider_url
+        )));
+    }
+    let files: Vec<(PathBuf, String)> = vec![
+        (dir.join(config::FILE_NAME), config_text(args)),
+        (dir.join("sandbox/Containerfile"), containerfile_text(args)),
+        (dir.join(SCHEMA_COPY), crate::schema::generate()),
+    ];
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|(path, _)| path.exists())
+        .map(|(path, _)| format!("`{}`", config::display_name(path, cwd)))
+        .collect();
+    if !existing.is_empty() && !args.force {
+        return Err(
+            Error::new(format!("{} already exist(s)", existing.join(", ")))
+                .hint("pass `--force` to overwrite; nothing was written"),
+        );
+    }
+    for (path, text) in &files {
+        crate::fs::write_atomic(path, text.as_bytes()).map_err(|e| {
+            Error::new(format!("cannot write `{}`", path.display())).cause(e.to_string())
+        })?;
+        anstream::eprintln!("created `{}`", config::display_name(path, cwd));
+    }
+    anstream::eprintln!(
+        "\nnext: edit `sandbox/Containerfile` to install the MCP servers you want, then run \
+         `outrig validate`"
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn config_text(args: &InitArgs) -> String {
+    let network = match args.network {
+        InitNetwork::None => "none",
+        InitNetwork::Default => "default",
+    };
+    let access = match args.workspace_access {
+        InitAccess::ReadOnly => "read-only",
+        InitAccess::ReadWrite => "read-write",
+    };
+    let pull = if args.base_image.starts_with("localhost/") {
+        String::new()
+    } else {
+        "pull = \"missing\"               # the base image may be fetched once\n".to_string()
+    };
+    let api_key = if args.api_key_env == "none" {
+        String::new()
+    } else {
+        format!(
+            "api-key = \"${{{}}}\"   # read from the environment when outrig runs\n",
+            args.api_key_env
+        )
+    };
+    format!(
+        r#"#:schema ./{SCHEMA_COPY}
+# outrig configuration. Every key is described in the schema (hover in your editor).
+# `outrig validate` checks this file; `outrig schema -o {SCHEMA_COPY}` refreshes the schema.
+
+default-agent = "assistant"
+
+[workspace]
+path = "."
+mount = "/workspace"
+access = "{access}"
+
+[images.sandbox]
+containerfile = "sandbox/Containerfile"
+{pull}network = "{network}"
+
+# Each MCP server runs inside the sandbox; its tools are offered as <server>__<tool>.
+[images.sandbox.mcp.time]
+command = ["python3", "-m", "mcp_server_time"]
+env = {{ PYTHONPATH = "/opt/mcp/python" }}
+
+[providers.main]
+base-url = "{url}"
+{api_key}
+[models.default]
+provider = "main"
+identifier = "{model}"
+
+[agents.assistant]
+model = "default"
+image = "sandbox"
+system-prompt = "You are a careful engineer. Use the tools to inspect before you change anything."
+"#,
+        url = args.provider_url,
+        model = args.model.replace('\\', "\\\\").replace('"', "\\\""),
+    )
+}
+
+fn containerfile_text(args: &InitArgs) -> String {
+    format!(
+        r#"# The sandbox the MCP servers run in. outrig builds it as outrig-sandbox:<hash>.
+FROM {base}
+
+# MCP servers are installed at build time; the sandbox itself runs with no network unless
+# outrig.toml says otherwise. This installs the reference time server from PyPI.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-pip \
+ && pip3 install --no-cache-dir --break-system-packages --target /opt/mcp/python mcp-server-time \
+ && apt-get purge -y python3-pip && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /workspace
+"#,
+        base = args.base_image
+    )
+}

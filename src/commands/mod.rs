@@ -1,0 +1,5 @@
+//! One file per subcommand: load what it needs, call the core, print the view.
+
+pub mod init;
+pub mod schema;
+pub mod validate;

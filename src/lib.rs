@@ -1,0 +1,74 @@
+//! outrig runs LLM agents whose tools — MCP servers — are isolated in podman containers,
+//! driven by a declarative `outrig.toml`.
+//!
+//! # Module map
+//!
+//! The layering is `config → plan → apply → podman`; a module only uses those to its right.
+//!
+//! - [`cli`]: clap types only.
+//! - [`commands`]: one thin file per subcommand: load → core → view.
+//! - [`config`]: `outrig.toml` — wire types ([`config::model`]), the layered checks
+//!   (syntax → schema → semantic) with diagnostics, and resolution into [`config::Config`].
+//! - [`schema`]: the JSON Schema, generated from the wire types; `schema/outrig.schema.json`
+//!   is its committed copy.
+//! - [`podman`]: commands as plain data, and the runtime — the only code that starts
+//!   processes.
+//! - [`error`]: the error users see, and the exit statuses.
+//! - [`fs`]: atomic file writes.
+//!
+//! # Files on disk
+//!
+//! - `outrig.toml` at the project root (found by walking up from the working directory).
+//! - `.outrig/outrig.schema.json`, written by `outrig init` for editor completion.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod fs;
+pub mod podman;
+pub mod schema;
+
+use clap::Parser;
+
+use cli::{Cli, ColorChoice, Command};
+use error::{Error, ExitStatus};
+
+/// Parse arguments, run the command, and return the process exit status. Errors are
+/// rendered to stderr here.
+pub fn run() -> ExitStatus {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitStatus::Failure
+            } else {
+                ExitStatus::Success
+            };
+        }
+    };
+    let choice = match cli.global.color {
+        ColorChoice::Auto => anstream::ColorChoice::Auto,
+        ColorChoice::Always => anstream::ColorChoice::Always,
+        ColorChoice::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    match dispatch(&cli) {
+        Ok(status) => status,
+        Err(error) => {
+            anstream::eprint!("{}", error.render());
+            ExitStatus::Failure
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::new("cannot read the current directory").cause(e.to_string()))?;
+    match &cli.command {
+        Command::Init(args) => commands::init::run(args, &cwd),
+        Command::Validate(args) => commands::validate::run(&cli.global, args, &cwd),
+        Command::Schema(args) => commands::schema::run(args),
+    }
+}

@@ -1,0 +1,111 @@
+//! Running podman commands. The only module in outrig that starts processes.
+
+use std::process::{Child, Stdio};
+
+use super::command::PodmanCommand;
+
+/// Lines of stderr kept in a [`ProcessError`].
+const STDERR_TAIL_LINES: usize = 20;
+
+/// A podman command that could not be started or exited unsuccessfully: what ran (secrets
+/// masked), how it ended, and the tail of its stderr.
+#[derive(Debug)]
+pub struct ProcessError {
+    pub command: String,
+    pub status: Option<i32>,
+    pub stderr_tail: String,
+    pub not_found: bool,
+}
+
+impl std::fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.not_found {
+            return write!(
+                f,
+                "`{}` could not be started: program not found",
+                self.command
+            );
+        }
+        match self.status {
+            Some(code) => write!(f, "`{}` exited with status {code}", self.command)?,
+            None => write!(f, "`{}` was killed by a signal", self.command)?,
+        }
+        if !self.stderr_tail.is_empty() {
+            write!(f, "\n--- stderr\n{}", self.stderr_tail)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProcessError {}
+
+/// Captured output of a finished command.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs podman commands.
+#[derive(Debug, Clone, Default)]
+pub struct Runtime;
+
+impl Runtime {
+    /// Run to completion, capturing stdout and stderr; a non-zero exit is an error.
+    pub fn run(&self, command: &PodmanCommand) -> Result<Output, ProcessError> {
+        let mut expression = duct::cmd(&command.program, command.argv())
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        for (name, value) in &command.process_env {
+            expression = expression.env(name, value);
+        }
+        let output = expression.run().map_err(|error| ProcessError {
+            command: command.to_string(),
+            status: None,
+            stderr_tail: error.to_string(),
+            not_found: error.kind() == std::io::ErrorKind::NotFound,
+        })?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if output.status.success() {
+            Ok(Output { stdout, stderr })
+        } else {
+            Err(ProcessError {
+                command: command.to_string(),
+                status: output.status.code(),
+                stderr_tail: tail(&stderr, STDERR_TAIL_LINES),
+                not_found: false,
+            })
+        }
+    }
+
+    /// Start a long-running command (`podman exec -i ...`) with piped stdin and stdout;
+    /// stderr goes to `stderr` (a log file, or null).
+    pub fn spawn_interactive(
+        &self,
+        command: &PodmanCommand,
+        stderr: Stdio,
+    ) -> Result<Child, ProcessError> {
+        std::process::Command::new(&command.program)
+            .args(command.argv())
+            .envs(command.process_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|error| ProcessError {
+                command: command.to_string(),
+                status: None,
+                stderr_tail: error.to_string(),
+                not_found: error.kind() == std::io::ErrorKind::NotFound,
+            })
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

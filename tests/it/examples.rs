@@ -1,0 +1,103 @@
+//! Every committed example: valid ones pass the schema and the loader; each invalid one
+//! fails with the diagnostic in its snapshot.
+
+use std::path::PathBuf;
+
+use crate::context::{repo_root, run_in_repo};
+
+fn valid_examples() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("outrig.toml"))
+        .filter(|path| path.is_file())
+        .collect();
+    found.sort();
+    found
+}
+
+fn invalid_examples() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples/invalid"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn valid_examples_pass_the_schema_and_load() {
+    let examples = valid_examples();
+    assert!(examples.len() >= 2, "{examples:?}");
+    let cwd = repo_root();
+    for path in examples {
+        // The schema layer alone, with the committed schema file.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("#:schema "),
+            "{} lacks a #:schema line",
+            path.display()
+        );
+        let value: toml_edit::DocumentMut = text.parse().unwrap();
+        let json: serde_json::Value =
+            serde_json::to_value(toml_edit::de::from_document::<serde_json::Value>(value).unwrap())
+                .unwrap();
+        let committed: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join("schema/outrig.schema.json")).unwrap(),
+        )
+        .unwrap();
+        let validator = jsonschema::draft7::new(&committed).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        // The whole loader.
+        let loaded = outrig::config::load(Some(&path), &cwd)
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render()));
+        assert!(!loaded.config.images.is_empty());
+    }
+}
+
+#[test]
+fn invalid_examples_fail_with_their_snapshotted_diagnostic() {
+    let examples = invalid_examples();
+    assert!(examples.len() >= 10);
+    for path in examples {
+        let relative = path
+            .strip_prefix(repo_root())
+            .unwrap()
+            .display()
+            .to_string();
+        let run = run_in_repo(&["validate", "--config", &relative]);
+        assert_eq!(
+            run.status,
+            1,
+            "{relative} should be invalid:\n{}",
+            run.all()
+        );
+        assert!(run.stdout.is_empty(), "diagnostics belong on stderr");
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(name, run.stderr);
+        });
+    }
+}
+
+#[test]
+fn invalid_examples_say_which_layer_in_their_name() {
+    for path in invalid_examples() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            ["syntax-", "schema-", "semantic-"]
+                .iter()
+                .any(|p| name.starts_with(p)),
+            "{name}: prefix the file with the layer that rejects it"
+        );
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            first.starts_with("#:schema ../../schema/outrig.schema.json\n"),
+            "{name}"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! outrig's integration tests: the whole binary, run as a user would.
+//!
+//! Tests that need real podman live in `podman`; they run whenever podman is installed and
+//! fail (never skip) in CI (`CI=true`) when it is not.
+
+mod context;
+
+mod cli;
+mod examples;
+mod init;
+mod podman;
+mod schema;
+mod validate;

@@ -1,0 +1,271 @@
+//! Real podman, end to end: build the quick-start image FROM the offline base image, start
+//! a sandbox, `podman exec -i` real third-party MCP servers in it (PyPI `mcp-server-time`,
+//! npm `@modelcontextprotocol/server-filesystem`) and list their tools over MCP.
+//!
+//! Needs podman, the base image `localhost/outrig-base:bookworm` (scripts/setup-podman.sh)
+//! and the vendored servers (scripts/vendor-mcp-servers.sh). Outside CI a missing piece
+//! skips the test with a message; in CI (`CI` set) it fails.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use outrig::podman::{PodmanCommand, Runtime};
+use serde_json::{Value, json};
+
+use crate::context::repo_root;
+
+const BASE_IMAGE: &str = "localhost/outrig-base:bookworm";
+
+fn podman(args: &[&str]) -> PodmanCommand {
+    PodmanCommand::new(
+        std::env::var("OUTRIG_PODMAN").unwrap_or_else(|_| "podman".into()),
+        &[],
+    )
+    .args(args.iter().copied())
+}
+
+/// Whether the real-podman tests can run here; panics in CI when they cannot.
+fn prerequisites() -> bool {
+    let vendor = repo_root().join("examples/quickstart/sandbox/vendor/.recipe");
+    let missing = if Runtime.run(&podman(&["--version"])).is_err() {
+        Some("podman is not installed (run scripts/setup-podman.sh)".to_string())
+    } else if Runtime
+        .run(&podman(&["image", "exists", BASE_IMAGE]))
+        .is_err()
+    {
+        Some(format!(
+            "the base image {BASE_IMAGE} is missing (run scripts/setup-podman.sh)"
+        ))
+    } else if !vendor.is_file() {
+        Some("the MCP servers are not vendored (run scripts/vendor-mcp-servers.sh examples/quickstart/sandbox/vendor)".to_string())
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("real-podman tests must run in CI, but {why}")
+        }
+        Some(why) => {
+            eprintln!("SKIPPED real-podman test: {why}");
+            false
+        }
+    }
+}
+
+/// Removes what a test created, even when it fails.
+struct Cleanup(Vec<PodmanCommand>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for command in &self.0 {
+            let _ = Runtime.run(command);
+        }
+    }
+}
+
+/// A line-delimited JSON-RPC peer over a child's stdio, matching replies by id.
+struct Peer {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Peer {
+    fn start(command: &PodmanCommand) -> Peer {
+        let mut child = Runtime
+            .spawn_interactive(command, Stdio::inherit())
+            .expect("podman exec starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Peer {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send(&mut self, message: Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The reply with this id; notifications and other messages are skipped.
+    fn reply(&mut self, id: u64) -> Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no reply to request {id} within 60 s"));
+            let Ok(message) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if message.get("id") == Some(&json!(id)) {
+                return message;
+            }
+        }
+    }
+
+    /// Close stdin and wait for the server to exit on its own.
+    fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("the server did not exit within 10 s of its stdin closing");
+    }
+}
+
+fn list_tools(container: &str, env: &[&str], server: &[&str]) -> Vec<String> {
+    let mut args = vec!["exec", "--interactive", "--workdir", "/workspace"];
+    for variable in env {
+        args.extend(["--env", variable]);
+    }
+    args.push(container);
+    args.extend_from_slice(server);
+    let mut peer = Peer::start(&podman(&args));
+    peer.send(json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "outrig-test", "version": "0"}
+        }
+    }));
+    let initialized = peer.reply(1);
+    assert!(
+        initialized["result"]["protocolVersion"].is_string(),
+        "{initialized}"
+    );
+    peer.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    peer.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}));
+    let listed = peer.reply(2);
+    let status = peer.finish();
+    assert!(status.success(), "server exited with {status}");
+    listed["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {listed}"))
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn real_mcp_servers_answer_inside_a_built_sandbox() {
+    if !prerequisites() {
+        return;
+    }
+    let unique = format!("{}-{}", std::process::id(), rand_suffix());
+    let tag = format!("localhost/outrig-e2e-quickstart:{unique}");
+    let container = format!("outrig-e2e-{unique}");
+    let _cleanup = Cleanup(vec![
+        podman(&["rm", "--force", "--time", "0", &container]),
+        podman(&["rmi", "--force", &tag]),
+    ]);
+    let context = repo_root().join("examples/quickstart/sandbox");
+    let context = context.to_str().unwrap();
+    let containerfile = format!("{context}/Containerfile");
+    Runtime
+        .run(&podman(&[
+            "build",
+            "--pull=never",
+            "--quiet",
+            "--tag",
+            &tag,
+            "--file",
+            &containerfile,
+            context,
+        ]))
+        .unwrap_or_else(|e| panic!("build failed: {e}"));
+    let workspace = repo_root().join("examples/quickstart/workspace");
+    let mount = format!(
+        "type=bind,source={},target=/workspace,ro",
+        workspace.display()
+    );
+    Runtime
+        .run(&podman(&[
+            "run",
+            "--detach",
+            "--init",
+            "--pull=never",
+            "--network=none",
+            "--security-opt=no-new-privileges",
+            "--cap-drop=ALL",
+            "--pids-limit=512",
+            "--mount",
+            &mount,
+            "--name",
+            &container,
+            &tag,
+            "sleep",
+            "infinity",
+        ]))
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+
+    let time_tools = list_tools(
+        &container,
+        &["PYTHONPATH=/opt/mcp/python"],
+        &["python3", "-m", "mcp_server_time"],
+    );
+    assert!(
+        time_tools.contains(&"get_current_time".to_string()),
+        "{time_tools:?}"
+    );
+    assert!(
+        time_tools.contains(&"convert_time".to_string()),
+        "{time_tools:?}"
+    );
+
+    let fs_tools = list_tools(
+        &container,
+        &[],
+        &[
+            "node",
+            "/opt/mcp/node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js",
+            "/workspace",
+        ],
+    );
+    for tool in ["read_text_file", "list_directory"] {
+        assert!(
+            fs_tools.contains(&tool.to_string()),
+            "{tool} missing from {fs_tools:?}"
+        );
+    }
+
+    // Nothing of the servers is left running inside the sandbox.
+    let processes = Runtime
+        .run(&podman(&[
+            "exec",
+            &container,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/cmdline | tr '\\0' ' '",
+        ]))
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    assert!(!processes.contains("mcp_server_time"), "{processes}");
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{nanos:08x}")
+}

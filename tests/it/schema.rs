@@ -1,0 +1,41 @@
+//! The committed schema must equal what the code generates.
+
+use crate::context::{repo_root, run_in_repo};
+
+#[test]
+fn committed_schema_is_fresh() {
+    let path = repo_root().join(outrig::schema::COMMITTED_PATH);
+    let generated = outrig::schema::generate();
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed == generated {
+        return;
+    }
+    if std::env::var_os("OUTRIG_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let diff = similar::TextDiff::from_lines(&committed, &generated)
+        .unified_diff()
+        .header("schema/outrig.schema.json (committed)", "generated")
+        .to_string();
+    panic!(
+        "schema/outrig.schema.json is stale; run `OUTRIG_UPDATE_SCHEMA=1 cargo test` to \
+         rewrite it\n{diff}"
+    );
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let run = run_in_repo(&["schema"]);
+    assert_eq!(run.status, 0);
+    assert_eq!(run.stdout, outrig::schema::generate());
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(value["$schema"], "http://json-schema.org/draft-07/schema#");
+}
+
+#[test]
+fn schema_is_a_valid_draft7_schema() {
+    let schema = outrig::schema::generate_value();
+    jsonschema::draft7::meta::validate(&schema).expect("valid against the draft-07 meta-schema");
+}
