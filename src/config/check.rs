@@ -3,7 +3,7 @@
 //! and in tool names, `${VAR}` references, durations and sizes, capabilities, and
 //! duplicates. Runs on the typed file, and reports every problem it finds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -81,9 +81,25 @@ pub struct Context<'a> {
 
 /// Every semantic problem in the file.
 pub fn check(context: &Context) -> Vec<Diagnostic> {
+    let names_in = |table: &str| -> Vec<String> {
+        context
+            .original
+            .get(table)
+            .and_then(Value::as_object)
+            .map(|o| {
+                let mut names: Vec<String> = o.keys().cloned().collect();
+                names.sort();
+                names
+            })
+            .unwrap_or_default()
+    };
     let mut checker = Checker {
         context,
         out: Vec::new(),
+        names: ["images", "providers", "models", "agents"]
+            .into_iter()
+            .map(|table| (table, names_in(table)))
+            .collect(),
     };
     checker.run();
     checker.out
@@ -92,6 +108,8 @@ pub fn check(context: &Context) -> Vec<Diagnostic> {
 struct Checker<'a> {
     context: &'a Context<'a>,
     out: Vec<Diagnostic>,
+    /// Names of each top-level table as written, valid or not, sorted.
+    names: BTreeMap<&'static str, Vec<String>>,
 }
 
 impl Checker<'_> {
@@ -108,13 +126,8 @@ impl Checker<'_> {
     }
 
     /// Names of a top-level table as written, valid or not.
-    fn names_in(&self, table: &str) -> Vec<String> {
-        self.context
-            .original
-            .get(table)
-            .and_then(Value::as_object)
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default()
+    fn names_in(&self, table: &str) -> &[String] {
+        self.names.get(table).map_or(&[], Vec::as_slice)
     }
 
     fn run(&mut self) {
@@ -210,10 +223,10 @@ impl Checker<'_> {
     /// Report `target` missing from the top-level table `table`; true when it exists.
     fn reference(&mut self, what: &str, target: &str, table: &str, at: &[&str]) -> bool {
         let names = self.names_in(table);
-        if names.iter().any(|n| n == target) {
+        if names.binary_search_by(|n| n.as_str().cmp(target)).is_ok() {
             return true;
         }
-        let help = match did_you_mean(target, &names) {
+        let help = match did_you_mean(target, names) {
             Some(s) => format!("did you mean `{s}`?"),
             None if names.is_empty() => format!("there is no `[{table}]` table; define one"),
             None => format!("defined {table}: {}", names.join(", ")),

@@ -170,7 +170,8 @@ pub fn check_source(
     // Tables that had an unknown key: a "missing key" there is most likely that same key
     // misspelt, already reported with a suggestion.
     let mut had_unknown_key: Vec<String> = Vec::new();
-    let mut pruned = value.clone();
+    // Copied only once something has to be cut away.
+    let mut pruned = std::borrow::Cow::Borrowed(&value);
     let mut clean = false;
     for round in 0..PRUNE_ROUNDS {
         let violations = schema_check::check(&pruned, &spans);
@@ -194,12 +195,13 @@ pub fn check_source(
         // Deepest and highest-indexed first, so removing one never shifts another.
         prune.sort_by(|a, b| compare_pointers(b, a));
         prune.dedup();
+        let pruned = pruned.to_mut();
         for pointer in &prune {
-            remove_pointer(&mut pruned, pointer);
+            remove_pointer(pruned, pointer);
         }
     }
     let file = if clean {
-        match serde_json::from_value::<ConfigFile>(pruned) {
+        match <ConfigFile as serde::Deserialize>::deserialize(pruned.as_ref()) {
             Ok(file) => Some(file),
             Err(error) => {
                 diagnostics.push(Diagnostic::error(

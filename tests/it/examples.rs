@@ -101,3 +101,55 @@ fn invalid_examples_say_which_layer_in_their_name() {
         );
     }
 }
+
+/// taplo (the engine of Even Better TOML) checks the examples against the committed
+/// schema the way an editor does: valid examples pass, schema- and syntax-level mistakes
+/// fail. Semantic mistakes are beyond any schema, so taplo accepts those.
+#[test]
+fn taplo_agrees_with_the_schema() {
+    let tools = std::env::var_os("OUTRIG_TEST_TOOLS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-tools"));
+    let taplo = tools.join("node_modules/.bin/taplo");
+    if !taplo.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "taplo must run in CI; scripts/install-test-tools.sh installs it"
+        );
+        eprintln!("SKIPPED taplo check: run scripts/install-test-tools.sh");
+        return;
+    }
+    let schema = format!(
+        "file://{}",
+        repo_root().join("schema/outrig.schema.json").display()
+    );
+    let check = |paths: &[std::path::PathBuf]| {
+        std::process::Command::new(&taplo)
+            .args(["check", "--schema", &schema])
+            .args(paths)
+            .current_dir(repo_root())
+            .output()
+            .expect("taplo runs")
+    };
+    let output = check(&valid_examples());
+    assert!(
+        output.status.success(),
+        "taplo rejects a valid example:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One run over every invalid example; taplo names each file it rejects.
+    let output = check(&invalid_examples());
+    let report = String::from_utf8_lossy(&output.stderr);
+    for path in invalid_examples() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let rejected = report.contains(&format!(
+            "invalid file error=schema validation failed path=\"{}\"",
+            path.display()
+        )) || report.contains(&format!(
+            "invalid file error=syntax errors found path=\"{}\"",
+            path.display()
+        ));
+        let expect_rejected = !name.starts_with("semantic-");
+        assert_eq!(rejected, expect_rejected, "taplo on {name}:\n{report}");
+    }
+}

@@ -3,6 +3,9 @@
 //! Tests that need real podman live in `podman`; they run whenever podman is installed and
 //! fail (never skip) in CI (`CI=true`) when it is not.
 
+// Tests drive the outrig binary and third-party tools directly.
+#![allow(clippy::disallowed_methods)]
+
 mod context;
 
 mod cli;

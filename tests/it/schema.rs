@@ -39,3 +39,29 @@ fn schema_is_a_valid_draft7_schema() {
     let schema = outrig::schema::generate_value();
     jsonschema::draft7::meta::validate(&schema).expect("valid against the draft-07 meta-schema");
 }
+
+/// doc/config.md lists every key of the schema.
+#[test]
+fn config_reference_names_every_key() {
+    fn keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        if let Some(map) = value.as_object() {
+            if let Some(properties) = map.get("properties").and_then(|p| p.as_object()) {
+                out.extend(properties.keys().cloned());
+            }
+            map.values().for_each(|child| keys(child, out));
+        } else if let Some(items) = value.as_array() {
+            items.iter().for_each(|child| keys(child, out));
+        }
+    }
+    let mut all = std::collections::BTreeSet::new();
+    keys(&outrig::schema::generate_value(), &mut all);
+    let doc = std::fs::read_to_string(repo_root().join("doc/config.md")).unwrap();
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|k| !doc.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "doc/config.md does not mention {missing:?}"
+    );
+}

@@ -1,0 +1,102 @@
+//! `cargo bench --bench validate`: how long `outrig validate` takes, as a user runs it
+//! (the whole release binary, process start included) and in-process (the checking
+//! alone), on `examples/full` and on a generated 1 MB config. Prints figures; asserts
+//! nothing. Targets: under 20 ms for the example, under 200 ms for 1 MB.
+
+// A benchmark runs the binary it measures.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let binary = env!("CARGO_BIN_EXE_outrig");
+    let generated = tempfile::tempdir().expect("temp dir");
+    let big = generated.path().join("outrig.toml");
+    std::fs::write(&big, generate(1024 * 1024)).expect("write generated config");
+    let size = std::fs::metadata(&big).unwrap().len();
+
+    println!("outrig validate (median / p95 of N runs)");
+    for (label, config, runs) in [
+        ("examples/full", root.join("examples/full/outrig.toml"), 50),
+        (
+            &*format!("generated {:.2} MB", size as f64 / 1e6),
+            big.clone(),
+            15,
+        ),
+    ] {
+        let process = measure(runs, || {
+            let status = Command::new(binary)
+                .args(["validate", "--config"])
+                .arg(&config)
+                .env("NO_COLOR", "1")
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("outrig runs");
+            assert!(status.code().is_some_and(|c| c <= 1));
+        });
+        let in_process = measure(runs, || {
+            let checked = outrig::config::check_file(&config, root).expect("readable");
+            assert!(
+                checked.error_count() == 0,
+                "the benchmark configs are valid"
+            );
+        });
+        println!(
+            "  {label:<24} binary {} / {}   in-process {} / {}   ({runs} runs)",
+            ms(process.0),
+            ms(process.1),
+            ms(in_process.0),
+            ms(in_process.1)
+        );
+    }
+}
+
+/// Median and 95th percentile of `runs` timed calls, after one warm-up.
+fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    f();
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[runs / 2], times[(runs * 95 / 100).min(runs - 1)])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:7.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A valid config of about `bytes` bytes: many images, each with servers, mounts and an
+/// agent, plus the providers and models they use.
+fn generate(bytes: usize) -> String {
+    let mut out = String::from(
+        "#:schema ../schema/outrig.schema.json\ndefault-agent = \"agent-0\"\n\n\
+         [providers.local]\nbase-url = \"http://127.0.0.1:8080/v1\"\n\n\
+         [models.small]\nprovider = \"local\"\nidentifier = \"m\"\n\n",
+    );
+    let mut index = 0;
+    while out.len() < bytes {
+        out.push_str(&format!(
+            "[images.image-{index}]\nfrom = \"localhost/outrig-base:bookworm\"\n\
+             network = \"none\"\ncap-add = [\"NET_BIND_SERVICE\"]\npids-limit = 256\n\
+             memory = \"1g\"\nmounts = [{{ source = \".\", target = \"/data\" }}]\n\
+             tmpfs = [\"/tmp\"]\n\n\
+             [images.image-{index}.mcp.time]\n\
+             command = [\"python3\", \"-m\", \"mcp_server_time\"]\n\
+             env = {{ PYTHONPATH = \"/opt/mcp/python\", PRICE = \"$$5\" }}\n\
+             call-timeout = \"30s\"\n\n\
+             [images.image-{index}.mcp.fs]\n\
+             command = [\"node\", \"/opt/mcp/node/server.js\", \"/workspace\"]\n\n\
+             [agents.agent-{index}]\nmodel = \"small\"\nimage = \"image-{index}\"\n\
+             tools = [\"fs__*\", \"time__get_current_time\"]\n\n"
+        ));
+        index += 1;
+    }
+    out
+}
