@@ -62,6 +62,32 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of outrig.toml (for editors and CI)
     Schema(SchemaArgs),
+    /// Show what `outrig apply` would build, start, expose and remove, and why
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Agent to plan for (default: `default-agent`; without one, every image with servers)
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Print the plan as versioned JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Save the plan to FILE for `outrig apply FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Directory of session records (default: config `session-root`, else
+    /// $XDG_DATA_HOME/outrig/sessions)
+    #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]
+    pub session_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -79,9 +105,21 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
+    /// Which schema: the config file, or the JSON plan format
+    #[arg(value_enum, default_value_t = SchemaKind::Config)]
+    pub kind: SchemaKind,
+
     /// Write the schema to this file instead of stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// outrig.toml
+    Config,
+    /// the output of `outrig plan --json` and `--out`
+    Plan,
 }
 
 #[derive(Debug, Args)]

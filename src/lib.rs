@@ -26,8 +26,10 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fs;
+pub mod plan;
 pub mod podman;
 pub mod schema;
+pub mod session;
 
 use clap::Parser;
 
@@ -70,5 +72,6 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Init(args) => commands::init::run(args, &cwd),
         Command::Validate(args) => commands::validate::run(&cli.global, args, &cwd),
         Command::Schema(args) => commands::schema::run(args),
+        Command::Plan(args) => commands::plan::run(&cli.global, args, &cwd),
     }
 }

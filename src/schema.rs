@@ -16,19 +16,38 @@ use crate::config::model::ConfigFile;
 /// Where the committed schema lives, relative to the repository root.
 pub const COMMITTED_PATH: &str = "schema/outrig.schema.json";
 
+/// Where the committed schema of the plan format (`plan --json`, `--out`) lives.
+pub const PLAN_COMMITTED_PATH: &str = "schema/plan.schema.json";
+
 /// The schema as a JSON value.
 pub fn generate_value() -> Value {
-    let generator = SchemaSettings::draft07().into_generator();
-    let schema = generator.into_root_schema_for::<ConfigFile>();
-    let mut value = schema.to_value();
-    strip_null(&mut value);
-    simplify(&mut value);
-    value
+    value_for::<ConfigFile>(true)
 }
 
 /// The schema as pretty-printed JSON text, with a trailing newline.
 pub fn generate() -> String {
-    let mut text = serde_json::to_string_pretty(&generate_value()).expect("a JSON value prints");
+    pretty(&generate_value())
+}
+
+/// The schema of the plan format, as pretty-printed JSON text.
+pub fn generate_plan() -> String {
+    pretty(&value_for::<crate::plan::Plan>(false))
+}
+
+fn value_for<T: schemars::JsonSchema>(toml: bool) -> Value {
+    let generator = SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<T>();
+    let mut value = schema.to_value();
+    // TOML has no null; JSON plans do (an absent agent, an unset option).
+    if toml {
+        strip_null(&mut value);
+    }
+    simplify(&mut value);
+    value
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("a JSON value prints");
     text.push('\n');
     text
 }

@@ -1,12 +1,16 @@
-//! `outrig schema`: print (or write) the JSON Schema of outrig.toml.
+//! `outrig schema [config|plan]`: print (or write) the JSON Schema of outrig.toml or of
+//! the plan format.
 
 use std::io::Write;
 
-use crate::cli::SchemaArgs;
+use crate::cli::{SchemaArgs, SchemaKind};
 use crate::error::{Error, ExitStatus};
 
 pub fn run(args: &SchemaArgs) -> Result<ExitStatus, Error> {
-    let text = crate::schema::generate();
+    let text = match args.kind {
+        SchemaKind::Config => crate::schema::generate(),
+        SchemaKind::Plan => crate::schema::generate_plan(),
+    };
     match &args.output {
         Some(path) => {
             crate::fs::write_atomic(path, text.as_bytes()).map_err(|e| {

@@ -3,7 +3,21 @@
 //! only place in outrig that starts processes.
 
 pub mod command;
+pub mod inspect;
 pub mod runtime;
 
 pub use command::PodmanCommand;
 pub use runtime::{ProcessError, Runtime};
+
+/// The labels outrig puts on what it creates, and matches on when it observes.
+pub mod labels {
+    pub const PROJECT: &str = "org.outrig.project";
+    pub const PROJECT_ID: &str = "org.outrig.project-id";
+    pub const IMAGE: &str = "org.outrig.image";
+    pub const CONTAINERFILE_HASH: &str = "org.outrig.containerfile-hash";
+    pub const CONTEXT_HASH: &str = "org.outrig.context-hash";
+    pub const ARGS_HASH: &str = "org.outrig.args-hash";
+    pub const SESSION: &str = "org.outrig.session";
+    pub const SANDBOX: &str = "org.outrig.sandbox";
+    pub const CONFIG_HASH: &str = "org.outrig.config-hash";
+}

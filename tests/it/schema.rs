@@ -4,12 +4,26 @@ use crate::context::{repo_root, run_in_repo};
 
 #[test]
 fn committed_schema_is_fresh() {
-    let path = repo_root().join(outrig::schema::COMMITTED_PATH);
-    let generated = outrig::schema::generate();
+    check_fresh(outrig::schema::COMMITTED_PATH, &outrig::schema::generate());
+}
+
+#[test]
+fn committed_plan_schema_is_fresh() {
+    check_fresh(
+        outrig::schema::PLAN_COMMITTED_PATH,
+        &outrig::schema::generate_plan(),
+    );
+    let run = run_in_repo(&["schema", "plan"]);
+    assert_eq!(run.stdout, outrig::schema::generate_plan());
+}
+
+fn check_fresh(relative: &str, generated: &str) {
+    let path = repo_root().join(relative);
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed == generated {
         return;
     }
+    let generated = generated.to_string();
     if std::env::var_os("OUTRIG_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &generated).unwrap();
@@ -17,12 +31,9 @@ fn committed_schema_is_fresh() {
     }
     let diff = similar::TextDiff::from_lines(&committed, &generated)
         .unified_diff()
-        .header("schema/outrig.schema.json (committed)", "generated")
+        .header(&format!("{relative} (committed)"), "generated")
         .to_string();
-    panic!(
-        "schema/outrig.schema.json is stale; run `OUTRIG_UPDATE_SCHEMA=1 cargo test` to \
-         rewrite it\n{diff}"
-    );
+    panic!("{relative} is stale; run `OUTRIG_UPDATE_SCHEMA=1 cargo test` to rewrite it\n{diff}");
 }
 
 #[test]

@@ -1,0 +1,600 @@
+//! The desired state: what the config asks for, as resources with stable addresses and
+//! content identities. Reading Containerfiles and hashing build contexts happens here;
+//! comparing happens in [`super::diff`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::context::{self, IgnoreRules};
+use crate::config::env_ref::{self, Piece};
+use crate::config::model::{Access, NetworkMode, PullPolicy};
+use crate::config::resolve::{Config, ImageSource};
+use crate::error::Error;
+use crate::podman::{PodmanCommand, labels};
+
+/// Everything a session of this project will build and run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct Desired {
+    pub project: String,
+    /// Project name plus a hash of its directory: what container labels are matched on.
+    pub project_id: String,
+    pub agent: Option<String>,
+    pub images: BTreeMap<String, ImageSpec>,
+    /// Sandboxes by image name.
+    pub sandboxes: BTreeMap<String, SandboxSpec>,
+    /// Servers by `<image>.<server>`.
+    pub servers: BTreeMap<String, ServerSpec>,
+    pub agents: BTreeMap<String, AgentSpec>,
+}
+
+/// A value from the config: literal, or a template with `${VAR}` references, which is
+/// shown as written and identified by a fingerprint of its resolved value, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Value {
+    Literal(String),
+    Secret {
+        /// The value as written, e.g. `${API_TOKEN}`.
+        template: String,
+        /// Truncated keyed BLAKE3 of the resolved value.
+        fingerprint: String,
+    },
+}
+
+impl Value {
+    pub fn shown(&self) -> String {
+        match self {
+            Value::Literal(text) => text.clone(),
+            Value::Secret {
+                template,
+                fingerprint,
+            } => format!("{template} (fingerprint {fingerprint})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct ImageSpec {
+    pub name: String,
+    /// The reference `apply` uses: `localhost/outrig-<name>:<hash>` for built images, the
+    /// configured reference for existing ones.
+    pub reference: String,
+    pub pull: PullPolicy,
+    pub build: Option<BuildSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct BuildSpec {
+    /// Containerfile path relative to the project root.
+    pub containerfile: String,
+    pub containerfile_text: String,
+    /// Context directory relative to the project root.
+    pub context: String,
+    pub ignore_file: Option<String>,
+    pub context_files: usize,
+    pub context_bytes: u64,
+    pub build_args: BTreeMap<String, Value>,
+    pub target: Option<String>,
+    /// Hashes of each input; together they make the tag.
+    pub containerfile_hash: String,
+    pub context_hash: String,
+    pub args_hash: String,
+    /// Per-file fingerprints of the context, to name what changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context_manifest: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct SandboxSpec {
+    pub image: String,
+    pub network: NetworkMode,
+    pub workspace_host: String,
+    pub workspace_mount: String,
+    pub workspace_access: Access,
+    pub mounts: Vec<MountSpec>,
+    pub tmpfs: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub no_new_privileges: bool,
+    pub read_only: bool,
+    pub pids_limit: u32,
+    pub memory: String,
+    pub cpus: Option<f64>,
+    pub rootless: bool,
+    /// Hash of the run settings above, stored as a container label.
+    pub config_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct MountSpec {
+    pub source: String,
+    pub target: String,
+    pub access: Access,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct ServerSpec {
+    pub image: String,
+    pub name: String,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, Value>,
+    pub workdir: String,
+    pub startup_timeout_ms: u64,
+    pub call_timeout_ms: u64,
+    pub result_max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct AgentSpec {
+    pub name: String,
+    pub image: String,
+    pub model: String,
+    pub identifier: String,
+    pub provider: String,
+    pub base_url: String,
+    /// The variable holding the key, as `${VAR}`; never the key.
+    pub api_key: Option<String>,
+    pub tools: Option<Vec<String>>,
+    pub tool_call_max: u32,
+    pub tool_result_max: u32,
+}
+
+/// What the desired state depends on besides the config.
+pub struct Inputs<'a> {
+    /// Look up a host environment variable (injected for tests).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether podman runs rootless (chooses the user-namespace mode).
+    pub rootless: bool,
+    /// Threads for hashing build contexts.
+    pub hash_threads: usize,
+}
+
+/// Which part of the config a plan covers.
+pub fn select<'c>(
+    config: &'c Config,
+    agent: Option<&str>,
+) -> Result<(Option<String>, Vec<&'c str>), Error> {
+    let agent = agent
+        .map(str::to_string)
+        .or_else(|| config.default_agent.clone());
+    match agent {
+        Some(name) => {
+            let Some(found) = config.agents.get(&name) else {
+                let known: Vec<String> = config.agents.keys().cloned().collect();
+                return Err(Error::new(format!("no agent named `{name}`")).hint(
+                    match crate::config::suggest::did_you_mean(&name, &known) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!(
+                            "agents: {}",
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    },
+                ));
+            };
+            Ok((Some(name), vec![found.image.as_str()]))
+        }
+        None => Ok((
+            None,
+            config
+                .images
+                .iter()
+                .filter(|(_, image)| !image.servers.is_empty())
+                .map(|(name, _)| name.as_str())
+                .collect(),
+        )),
+    }
+}
+
+/// Compute the desired state for `agent` (or the default agent, or every image with
+/// servers).
+pub fn desired(config: &Config, agent: Option<&str>, inputs: &Inputs) -> Result<Desired, Error> {
+    let (agent, images) = select(config, agent)?;
+    let mut missing_variables = Vec::new();
+    let mut resolve = |template: &str| -> Value {
+        let references = env_ref::references(template);
+        if references.is_empty() {
+            return Value::Literal(unescape(template));
+        }
+        let mut resolved = String::new();
+        for piece in env_ref::parse(template).unwrap_or_default() {
+            match piece {
+                Piece::Literal(text) => resolved.push_str(&text),
+                Piece::Reference(name) => match (inputs.env)(&name) {
+                    Some(value) => resolved.push_str(&value),
+                    None => missing_variables.push(name),
+                },
+            }
+        }
+        Value::Secret {
+            template: template.to_string(),
+            fingerprint: fingerprint(&resolved),
+        }
+    };
+    let relative = |path: &Path| {
+        path.strip_prefix(&config.root)
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    ".".into()
+                } else {
+                    p.display().to_string()
+                }
+            })
+            .unwrap_or_else(|_| path.display().to_string())
+    };
+    let mut desired = Desired {
+        project: config.project.clone(),
+        project_id: project_id(&config.project, &config.root),
+        agent: agent.clone(),
+        images: BTreeMap::new(),
+        sandboxes: BTreeMap::new(),
+        servers: BTreeMap::new(),
+        agents: BTreeMap::new(),
+    };
+    for name in images {
+        let image = &config.images[name];
+        let spec = match &image.source {
+            ImageSource::Existing { reference } => ImageSpec {
+                name: name.to_string(),
+                reference: reference.clone(),
+                pull: image.pull,
+                build: None,
+            },
+            ImageSource::Build {
+                containerfile,
+                context: context_dir,
+                build_args,
+                target,
+            } => {
+                let containerfile_text = std::fs::read_to_string(containerfile).map_err(|e| {
+                    Error::new(format!("cannot read the Containerfile of image `{name}`"))
+                        .cause(format!("`{}`: {e}", containerfile.display()))
+                })?;
+                let rules = IgnoreRules::load(context_dir).map_err(|e| {
+                    Error::new(format!("cannot read the build context of image `{name}`"))
+                        .cause(e.to_string())
+                })?;
+                let digest =
+                    context::digest(context_dir, &rules, inputs.hash_threads).map_err(|e| {
+                        Error::new(format!("cannot read the build context of image `{name}`"))
+                            .cause(e.to_string())
+                    })?;
+                let build_args: BTreeMap<String, Value> = build_args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), resolve(v)))
+                    .collect();
+                let containerfile_hash = short_hash(containerfile_text.as_bytes());
+                let args_hash = short_hash(
+                    serde_json::to_string(&(&build_args, target, image.pull))
+                        .expect("serialisable")
+                        .as_bytes(),
+                );
+                let context_hash = digest.digest[..16].to_string();
+                let tag_hash = short_hash(
+                    format!(
+                        "outrig-image-v1 {name} {containerfile_hash} {context_hash} {args_hash}"
+                    )
+                    .as_bytes(),
+                );
+                ImageSpec {
+                    name: name.to_string(),
+                    reference: format!("localhost/outrig-{name}:{tag_hash}"),
+                    pull: image.pull,
+                    build: Some(BuildSpec {
+                        containerfile: relative(containerfile),
+                        containerfile_text,
+                        context: relative(context_dir),
+                        ignore_file: rules.source.clone(),
+                        context_files: digest.files,
+                        context_bytes: digest.bytes,
+                        build_args,
+                        target: target.clone(),
+                        containerfile_hash,
+                        context_hash,
+                        args_hash,
+                        context_manifest: digest.manifest,
+                    }),
+                }
+            }
+        };
+        desired.images.insert(name.to_string(), spec);
+        let mut sandbox = SandboxSpec {
+            image: name.to_string(),
+            network: image.network,
+            workspace_host: config.workspace.host_path.display().to_string(),
+            workspace_mount: config.workspace.mount.clone(),
+            workspace_access: config.workspace.access,
+            mounts: image
+                .mounts
+                .iter()
+                .map(|m| MountSpec {
+                    source: m.source.display().to_string(),
+                    target: m.target.clone(),
+                    access: m.access,
+                })
+                .collect(),
+            tmpfs: image.tmpfs.clone(),
+            cap_add: image.cap_add.clone(),
+            cap_drop: image.cap_drop.clone(),
+            no_new_privileges: image.no_new_privileges,
+            read_only: image.read_only,
+            pids_limit: image.pids_limit,
+            memory: image.memory.clone(),
+            cpus: image.cpus,
+            rootless: inputs.rootless,
+            config_hash: String::new(),
+        };
+        sandbox.config_hash = short_hash(
+            serde_json::to_string(&sandbox)
+                .expect("serialisable")
+                .as_bytes(),
+        );
+        desired.sandboxes.insert(name.to_string(), sandbox);
+        for (server_name, server) in &image.servers {
+            let spec = ServerSpec {
+                image: name.to_string(),
+                name: server_name.clone(),
+                command: server.command.clone(),
+                env: server
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), resolve(v)))
+                    .collect(),
+                workdir: server.workdir.clone(),
+                startup_timeout_ms: server.startup_timeout.as_millis() as u64,
+                call_timeout_ms: server.call_timeout.as_millis() as u64,
+                result_max_bytes: server.result_max_bytes,
+            };
+            desired
+                .servers
+                .insert(format!("{name}.{server_name}"), spec);
+        }
+    }
+    if let Some(agent_name) = &agent {
+        let agent = &config.agents[agent_name];
+        let model = &config.models[&agent.model];
+        let provider = &config.providers[&model.provider];
+        if let Some(variable) = &provider.api_key_variable
+            && (inputs.env)(variable).is_none()
+        {
+            missing_variables.push(variable.clone());
+        }
+        desired.agents.insert(
+            agent_name.clone(),
+            AgentSpec {
+                name: agent_name.clone(),
+                image: agent.image.clone(),
+                model: model.name.clone(),
+                identifier: model.identifier.clone(),
+                provider: provider.name.clone(),
+                base_url: provider.base_url.clone(),
+                api_key: provider
+                    .api_key_variable
+                    .as_ref()
+                    .map(|v| format!("${{{v}}}")),
+                tools: agent.tools.clone(),
+                tool_call_max: agent.tool_call_max,
+                tool_result_max: agent.tool_result_max,
+            },
+        );
+    }
+    if !missing_variables.is_empty() {
+        missing_variables.sort();
+        missing_variables.dedup();
+        let list: Vec<String> = missing_variables.iter().map(|v| format!("`{v}`")).collect();
+        return Err(Error::new(format!(
+            "environment variable{} {} {} not set",
+            if list.len() == 1 { "" } else { "s" },
+            list.join(", "),
+            if list.len() == 1 { "is" } else { "are" }
+        ))
+        .hint("the config references them as `${VAR}`; export them before planning"));
+    }
+    Ok(desired)
+}
+
+/// `$$` → `$` in a literal value.
+fn unescape(template: &str) -> String {
+    template.replace("$$", "$")
+}
+
+/// A short, stable hash of bytes (16 hex digits of BLAKE3).
+pub fn short_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..16].to_string()
+}
+
+/// The fingerprint of a secret value: keyed so it is not a plain hash of the secret, and
+/// short, so it identifies a change without helping to guess the value.
+pub fn fingerprint(value: &str) -> String {
+    let key = blake3::derive_key("outrig 2026 secret fingerprint v1", b"");
+    blake3::keyed_hash(&key, value.as_bytes()).to_hex()[..12].to_string()
+}
+
+/// The project's identity on this machine: its name and a hash of its directory.
+pub fn project_id(project: &str, root: &Path) -> String {
+    format!(
+        "{project}-{}",
+        &short_hash(root.as_os_str().as_encoded_bytes())[..8]
+    )
+}
+
+impl Desired {
+    /// The podman command that builds `image` (secrets passed by name only).
+    pub fn build_command(
+        &self,
+        engine: &crate::config::resolve::Engine,
+        root: &Path,
+        image: &ImageSpec,
+    ) -> Option<PodmanCommand> {
+        let build = image.build.as_ref()?;
+        let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args)
+            .arg("build")
+            .arg(format!("--pull={}", pull_flag(image.pull)))
+            .args(["--tag", &image.reference])
+            .args([
+                "--file",
+                &root.join(&build.containerfile).display().to_string(),
+            ]);
+        for (key, value) in [
+            (labels::PROJECT, self.project.as_str()),
+            (labels::IMAGE, image.name.as_str()),
+            (
+                labels::CONTAINERFILE_HASH,
+                build.containerfile_hash.as_str(),
+            ),
+            (labels::CONTEXT_HASH, build.context_hash.as_str()),
+            (labels::ARGS_HASH, build.args_hash.as_str()),
+        ] {
+            command = command.args(["--label", &format!("{key}={value}")]);
+        }
+        if let Some(target) = &build.target {
+            command = command.args(["--target", target]);
+        }
+        for (name, value) in &build.build_args {
+            command = match value {
+                Value::Literal(text) => command.args(["--build-arg", &format!("{name}={text}")]),
+                // The value reaches podman through its environment only.
+                Value::Secret { .. } => command.args(["--build-arg", name]),
+            };
+        }
+        Some(command.arg(root.join(&build.context).display().to_string()))
+    }
+
+    /// The podman command that starts the sandbox of `image` for `session`.
+    pub fn run_command(
+        &self,
+        engine: &crate::config::resolve::Engine,
+        image: &str,
+        session: &str,
+    ) -> Option<PodmanCommand> {
+        let sandbox = self.sandboxes.get(image)?;
+        let reference = &self.images.get(image)?.reference;
+        let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args)
+            .args(["run", "--detach", "--init", "--pull=never"])
+            .args(["--name", &container_name(&self.project, image, session)]);
+        for (key, value) in [
+            (labels::PROJECT, self.project.as_str()),
+            (labels::PROJECT_ID, self.project_id.as_str()),
+            (labels::SESSION, session),
+            (labels::SANDBOX, image),
+            (labels::CONFIG_HASH, sandbox.config_hash.as_str()),
+        ] {
+            command = command.args(["--label", &format!("{key}={value}")]);
+        }
+        // podman's default network is named `podman`; `default` is outrig's word for it.
+        command = command.arg(match sandbox.network {
+            NetworkMode::None => "--network=none",
+            NetworkMode::Default => "--network=podman",
+        });
+        for cap in &sandbox.cap_drop {
+            command = command.arg(format!("--cap-drop={cap}"));
+        }
+        for cap in &sandbox.cap_add {
+            command = command.arg(format!("--cap-add={cap}"));
+        }
+        if sandbox.no_new_privileges {
+            command = command.arg("--security-opt=no-new-privileges");
+        }
+        if sandbox.read_only {
+            command = command.arg("--read-only");
+        }
+        command = command
+            .arg(format!("--pids-limit={}", sandbox.pids_limit))
+            .arg(format!("--memory={}", sandbox.memory));
+        if let Some(cpus) = sandbox.cpus {
+            command = command.arg(format!("--cpus={cpus}"));
+        }
+        if sandbox.rootless {
+            command = command.arg("--userns=keep-id");
+        }
+        let mount = |source: &str, target: &str, access: Access| {
+            let mut spec = format!("type=bind,source={source},target={target}");
+            if access == Access::ReadOnly {
+                spec.push_str(",readonly=true");
+            }
+            spec
+        };
+        let workspace = mount(
+            &sandbox.workspace_host,
+            &sandbox.workspace_mount,
+            sandbox.workspace_access,
+        );
+        command = command.args(["--mount", &workspace]);
+        for extra in &sandbox.mounts {
+            let spec = mount(&extra.source, &extra.target, extra.access);
+            command = command.args(["--mount", &spec]);
+        }
+        for path in &sandbox.tmpfs {
+            command = command.arg(format!("--tmpfs={path}"));
+        }
+        Some(command.args([reference.as_str(), "sleep", "infinity"]))
+    }
+
+    /// The podman command that starts server `key` (`<image>.<server>`) in its sandbox.
+    /// Secret values are added by the caller through the process environment.
+    pub fn exec_command(
+        &self,
+        engine: &crate::config::resolve::Engine,
+        key: &str,
+        session: &str,
+    ) -> Option<PodmanCommand> {
+        let server = self.servers.get(key)?;
+        let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args).args([
+            "exec",
+            "--interactive",
+            "--workdir",
+            &server.workdir,
+        ]);
+        for (name, value) in &server.env {
+            command = match value {
+                Value::Literal(text) => command.args(["--env", &format!("{name}={text}")]),
+                Value::Secret { .. } => command.args(["--env", name]),
+            };
+        }
+        Some(
+            command
+                .arg(container_name(&self.project, &server.image, session))
+                .args(server.command.iter().cloned()),
+        )
+    }
+}
+
+/// The container name of a sandbox.
+pub fn container_name(project: &str, image: &str, session: &str) -> String {
+    format!("outrig-{project}-{image}-{session}")
+}
+
+fn pull_flag(pull: PullPolicy) -> &'static str {
+    match pull {
+        PullPolicy::Never => "never",
+        PullPolicy::Missing => "missing",
+        PullPolicy::Always => "always",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_stable_and_hide_the_value() {
+        let print = fingerprint("s3cr3t-value");
+        assert_eq!(print, fingerprint("s3cr3t-value"));
+        assert_ne!(print, fingerprint("s3cr3t-valuf"));
+        assert!(!print.contains("s3cr3t"));
+        assert_eq!(print.len(), 12);
+    }
+}

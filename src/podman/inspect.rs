@@ -1,0 +1,140 @@
+//! The state podman reports, read in two calls: every image, and every container carrying
+//! this project's label. Only the fields outrig uses are parsed.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::command::PodmanCommand;
+use super::labels;
+use super::runtime::{ProcessError, Runtime};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub struct ObservedImage {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Names", default, deserialize_with = "null_as_default")]
+    pub names: Vec<String>,
+    #[serde(rename = "Labels", default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub struct ObservedContainer {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Names", default, deserialize_with = "null_as_default")]
+    pub names: Vec<String>,
+    #[serde(rename = "Image", default)]
+    pub image: String,
+    #[serde(rename = "State", default)]
+    pub state: String,
+    #[serde(rename = "Labels", default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ObservedContainer {
+    pub fn name(&self) -> &str {
+        self.names.first().map_or(self.id.as_str(), String::as_str)
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// What podman has, as far as a plan is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub images: Vec<ObservedImage>,
+    pub containers: Vec<ObservedContainer>,
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Why the state could not be read.
+#[derive(Debug)]
+pub enum ObserveError {
+    Process(ProcessError),
+    Parse { command: String, error: String },
+}
+
+/// Read images and this project's containers: two podman calls.
+pub fn observe(
+    runtime: &Runtime,
+    base: &PodmanCommand,
+    project_id: &str,
+) -> Result<Observed, ObserveError> {
+    let images_command = base.clone().args(["images", "--format", "json"]);
+    let containers_command = base.clone().args([
+        "ps",
+        "--all",
+        "--format",
+        "json",
+        "--filter",
+        &format!("label={}={project_id}", labels::PROJECT_ID),
+    ]);
+    // The two queries are independent: run them side by side.
+    let (images, containers) = std::thread::scope(|scope| {
+        let images = scope.spawn(|| runtime.run(&images_command));
+        let containers = runtime.run(&containers_command);
+        (images.join().expect("podman query thread"), containers)
+    });
+    let images = images.map_err(ObserveError::Process)?;
+    let containers = containers.map_err(ObserveError::Process)?;
+    let parse = |command: &PodmanCommand, text: &str| -> Result<serde_json::Value, ObserveError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(serde_json::Value::Array(Vec::new()));
+        }
+        serde_json::from_str(text).map_err(|e| ObserveError::Parse {
+            command: command.to_string(),
+            error: e.to_string(),
+        })
+    };
+    let images: Vec<ObservedImage> =
+        serde_json::from_value(parse(&images_command, &images.stdout)?).map_err(|e| {
+            ObserveError::Parse {
+                command: images_command.to_string(),
+                error: e.to_string(),
+            }
+        })?;
+    let containers: Vec<ObservedContainer> =
+        serde_json::from_value(parse(&containers_command, &containers.stdout)?).map_err(|e| {
+            ObserveError::Parse {
+                command: containers_command.to_string(),
+                error: e.to_string(),
+            }
+        })?;
+    Ok(Observed { images, containers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_podman_4_json() {
+        let images: Vec<ObservedImage> = serde_json::from_str(
+            r#"[{"Id":"d25","ParentId":"","RepoTags":null,"Names":["localhost/outrig-tools:abc"],
+                 "Labels":{"org.outrig.image":"tools"},"Size":1},
+                {"Id":"f8d","Names":null,"Labels":null}]"#,
+        )
+        .unwrap();
+        assert_eq!(images[0].names, vec!["localhost/outrig-tools:abc"]);
+        assert!(images[1].names.is_empty());
+        let containers: Vec<ObservedContainer> = serde_json::from_str(
+            r#"[{"Id":"43a","Image":"localhost/x:y","Names":["outrig-p-tools-s1"],"State":"exited",
+                 "Labels":{"org.outrig.session":"s1"},"Pid":0}]"#,
+        )
+        .unwrap();
+        assert_eq!(containers[0].name(), "outrig-p-tools-s1");
+        assert_eq!(containers[0].label("org.outrig.session"), Some("s1"));
+    }
+}
