@@ -11,6 +11,7 @@ mod context;
 mod cli;
 mod examples;
 mod init;
+mod plan;
 mod podman;
 mod schema;
 mod validate;

@@ -269,3 +269,178 @@ fn rand_suffix() -> String {
         .subsec_nanos();
     format!("{nanos:08x}")
 }
+
+/// Whether podman and the base image are here (the vendored servers are not needed).
+fn podman_prerequisites() -> bool {
+    let missing = if Runtime.run(&podman(&["--version"])).is_err() {
+        Some("podman is not installed (run scripts/setup-podman.sh)".to_string())
+    } else if Runtime
+        .run(&podman(&["image", "exists", BASE_IMAGE]))
+        .is_err()
+    {
+        Some(format!(
+            "the base image {BASE_IMAGE} is missing (run scripts/setup-podman.sh)"
+        ))
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("real-podman tests must run in CI, but {why}")
+        }
+        Some(why) => {
+            eprintln!("SKIPPED real-podman test: {why}");
+            false
+        }
+    }
+}
+
+/// `outrig plan` against real podman: a fresh project builds; once built, no image steps;
+/// an mtime-only touch and a change to a `.containerignore`d file change nothing; one
+/// changed byte rebuilds exactly one image; an orphaned labelled container is removed.
+#[test]
+fn plan_tracks_real_podman_state() {
+    if !podman_prerequisites() {
+        return;
+    }
+    let project = format!("e2e-plan-{}", rand_suffix());
+    let context = crate::context::TestContext::new();
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{project}\"\n\n[images.tools]\ncontainerfile = \"sandbox/Containerfile\"\n\n\
+             [images.tools.mcp.cat]\ncommand = [\"cat\"]\n\n\
+             [images.other]\ncontainerfile = \"other/Containerfile\"\n\n\
+             [images.other.mcp.cat]\ncommand = [\"cat\"]\n"
+        ),
+    );
+    context.write(
+        "sandbox/Containerfile",
+        format!("FROM {BASE_IMAGE}\nCOPY app.txt /app.txt\n"),
+    );
+    context.write("sandbox/app.txt", "version 1\n");
+    context.write("sandbox/.containerignore", "scratch.txt\n");
+    context.write("sandbox/scratch.txt", "ignored\n");
+    context.write(
+        "other/Containerfile",
+        format!("FROM {BASE_IMAGE}\nRUN true\n"),
+    );
+    let _cleanup = Cleanup(vec![
+        podman(&["rm", "--force", "--time", "0", &format!("outrig-{project}-orphan")]),
+        // every image this test built carries its project label
+        PodmanCommand::new("sh", &[]).args([
+            "-c",
+            &format!("podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi --force"),
+        ]),
+    ]);
+    let plan = |context: &crate::context::TestContext| -> Value {
+        let run = context.run(&["plan", "--json"]);
+        assert_eq!(run.status, 0, "{}", run.all());
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let image_steps = |plan: &Value| -> Vec<(String, String)> {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["address"].as_str().unwrap().starts_with("image."))
+            .filter(|s| s["action"] != "no_op")
+            .map(|s| {
+                (
+                    s["address"].as_str().unwrap().to_string(),
+                    s["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let build_all = |plan: &Value| {
+        for step in plan["steps"].as_array().unwrap() {
+            if step["address"].as_str().unwrap().starts_with("image.") && step["action"] != "no_op"
+            {
+                let command = step["command"].as_str().unwrap();
+                Runtime
+                    .run(
+                        &PodmanCommand::new("sh", &[])
+                            .args(["-c", &format!("{command} >/dev/null")]),
+                    )
+                    .unwrap_or_else(|e| panic!("planned build failed: {e}"));
+            }
+        }
+    };
+
+    let fresh = plan(&context);
+    assert_eq!(
+        image_steps(&fresh),
+        vec![
+            ("image.other".into(), "create".into()),
+            ("image.tools".into(), "create".into())
+        ]
+    );
+    build_all(&fresh);
+    let built = plan(&context);
+    assert!(image_steps(&built).is_empty(), "{built:#}");
+
+    // mtime only
+    let file = std::fs::File::options()
+        .append(true)
+        .open(context.path().join("sandbox/app.txt"))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
+    assert!(image_steps(&plan(&context)).is_empty());
+    // an ignored file
+    context.write("sandbox/scratch.txt", "changed, but ignored\n");
+    assert!(image_steps(&plan(&context)).is_empty());
+    // one byte
+    context.write("sandbox/app.txt", "version 2\n");
+    let changed = plan(&context);
+    assert_eq!(
+        image_steps(&changed),
+        vec![("image.tools".into(), "replace".into())]
+    );
+    let step = changed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["address"] == "image.tools")
+        .unwrap();
+    assert!(
+        step["reason"].as_str().unwrap().contains("build context"),
+        "{step}"
+    );
+
+    // an orphan: a labelled container whose session is gone
+    let project_id = changed["desired"]["project_id"].as_str().unwrap();
+    Runtime
+        .run(&podman(&[
+            "create",
+            "--pull=never",
+            "--name",
+            &format!("outrig-{project}-orphan"),
+            "--label",
+            &format!("org.outrig.project-id={project_id}"),
+            "--label",
+            "org.outrig.session=20200101T000000-gone",
+            BASE_IMAGE,
+            "true",
+        ]))
+        .unwrap();
+    let orphaned = plan(&context);
+    let removal = orphaned["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"] == "remove")
+        .unwrap_or_else(|| panic!("no removal in {orphaned:#}"));
+    assert_eq!(
+        removal["address"],
+        format!("container.outrig-{project}-orphan")
+    );
+    assert!(
+        removal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("20200101T000000-gone")
+    );
+}

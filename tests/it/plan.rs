@@ -1,0 +1,417 @@
+//! `outrig plan` as a whole binary, against a fake `podman` that answers from files and
+//! logs every call.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::context::{TestContext, repo_root};
+
+/// A fake podman: `images` and `ps` print `images.json` / `containers.json` from its
+/// directory, `fail` (if present) makes every call fail, and each call is logged.
+fn fake_podman(dir: &Path) -> PathBuf {
+    let script = dir.join("podman");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+d='{dir}'
+printf '%s\n' "$*" >> "$d/calls.log"
+if [ -f "$d/fail" ]; then echo "Error: cannot connect to podman: no such socket" >&2; exit 125; fi
+case "$1" in
+  images) cat "$d/images.json" 2>/dev/null || echo '[]' ;;
+  ps) cat "$d/containers.json" 2>/dev/null || echo '[]' ;;
+  --version) echo 'podman version 4.3.1' ;;
+  *) echo "fake podman: unexpected $*" >&2; exit 2 ;;
+esac
+"#,
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+struct Project {
+    context: TestContext,
+    fake: PathBuf,
+}
+
+const CONFIG: &str = r#"project = "demo"
+default-agent = "coder"
+
+[images.tools]
+containerfile = "sandbox/Containerfile"
+build-args = { TOKEN = "${API_TOKEN}", PLAIN = "x" }
+
+[images.tools.mcp.time]
+command = ["python3", "-m", "mcp_server_time"]
+env = { API_TOKEN = "${API_TOKEN}" }
+
+[providers.local]
+base-url = "http://127.0.0.1:8080/v1"
+api-key = "${API_TOKEN}"
+
+[models.small]
+provider = "local"
+identifier = "m"
+
+[agents.coder]
+model = "small"
+image = "tools"
+tools = ["time__*"]
+"#;
+
+const SECRET: &str = "s3cr3t-value";
+
+impl Project {
+    fn new() -> Project {
+        let context = TestContext::new();
+        let fake_dir = context.path().join(".fake");
+        std::fs::create_dir_all(&fake_dir).unwrap();
+        let fake = fake_podman(&fake_dir);
+        let sessions = context.path().join(".sessions");
+        let context = context
+            .env("OUTRIG_PODMAN", fake.to_str().unwrap())
+            .env("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap())
+            .env("API_TOKEN", SECRET);
+        context.write("outrig.toml", CONFIG);
+        context.write(
+            "sandbox/Containerfile",
+            "FROM localhost/outrig-base:bookworm\nCOPY app.py /app.py\n",
+        );
+        context.write("sandbox/app.py", "print('hello')\n");
+        Project {
+            context,
+            fake: fake_dir,
+        }
+    }
+
+    fn plan_json(&self) -> Value {
+        let run = self.context.run(&["plan", "--json"]);
+        assert_eq!(run.status, 0, "{}", run.all());
+        serde_json::from_str(&run.stdout).unwrap()
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.fake.join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn fresh_project_plans_a_build_and_exits_2_with_detailed_exitcode() {
+    let project = Project::new();
+    let run = project.context.run(&["plan"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert!(run.stdout.contains("+ image.tools"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("image missing: build it"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("Plan: 1 to build, 1 to start, 1 server, 0 to remove"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Security"), "{}", run.stdout);
+    let run = project.context.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.status, 2, "{}", run.all());
+    // Observed state is read in exactly two podman calls per plan.
+    let calls = project.calls();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(calls[0].starts_with("images") || calls[0].starts_with("ps"));
+}
+
+#[test]
+fn current_images_and_a_matching_session_mean_no_changes() {
+    let project = Project::new();
+    let plan = project.plan_json();
+    let reference = plan["desired"]["images"]["tools"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let build = &plan["desired"]["images"]["tools"]["build"];
+    std::fs::write(
+        project.fake.join("images.json"),
+        serde_json::json!([{
+            "Id": "abc123",
+            "Names": [reference],
+            "Labels": {
+                "org.outrig.project": "demo",
+                "org.outrig.image": "tools",
+                "org.outrig.containerfile-hash": build["containerfile_hash"],
+                "org.outrig.context-hash": build["context_hash"],
+                "org.outrig.args-hash": build["args_hash"],
+            }
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    // Images are current, but nothing was applied yet: still changes (everything is new).
+    let run = project.context.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.status, 2, "{}", run.all());
+    assert!(run.stdout.contains("up to date"), "{}", run.stdout);
+    // A session that applied exactly this desired state.
+    let session = project
+        .context
+        .path()
+        .join(".sessions/20261125T090000-ab12");
+    std::fs::create_dir_all(&session).unwrap();
+    std::fs::write(
+        session.join("session.json"),
+        serde_json::json!({
+            "format_version": 1,
+            "id": "20261125T090000-ab12",
+            "project": "demo",
+            "project_id": plan["desired"]["project_id"],
+            "status": "finished",
+            "desired": plan["desired"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = project.context.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("Security"),
+        "nothing changed: {}",
+        run.stdout
+    );
+
+    // One byte in the context: exactly one rebuild, naming the file.
+    project.context.write("sandbox/app.py", "print('hellO')\n");
+    let plan = project.plan_json();
+    let replaced: Vec<&Value> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["action"] == "replace" || s["action"] == "create" && s["address"] == "image.tools"
+        })
+        .collect();
+    assert_eq!(replaced.len(), 1, "{plan:#}");
+    assert_eq!(replaced[0]["action"], "replace");
+    assert!(
+        replaced[0]["reason"].as_str().unwrap().contains("`app.py`"),
+        "{}",
+        replaced[0]["reason"]
+    );
+}
+
+#[test]
+fn json_and_saved_plans_match_the_committed_schema() {
+    let project = Project::new();
+    let run = project
+        .context
+        .run(&["plan", "--json", "--out", "saved.json"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let saved = std::fs::read_to_string(project.context.path().join("saved.json")).unwrap();
+    assert_eq!(saved, run.stdout);
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schema/plan.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let plan: Value = serde_json::from_str(&saved).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&plan)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(plan["format_version"], 1);
+    assert!(plan["config_digest"].as_str().unwrap().len() >= 16);
+    assert!(plan["observed_fingerprint"].as_str().unwrap().len() >= 16);
+}
+
+#[test]
+fn secrets_appear_in_no_plan_output() {
+    let project = Project::new();
+    let human = project.context.run(&["plan"]);
+    let json = project
+        .context
+        .run(&["plan", "--json", "--out", "saved.json"]);
+    let saved = std::fs::read_to_string(project.context.path().join("saved.json")).unwrap();
+    for text in [human.all(), json.all(), saved] {
+        assert!(!text.contains(SECRET), "secret leaked:\n{text}");
+    }
+    // The build passes the secret argument by name only.
+    assert!(
+        human.stdout.contains("--build-arg TOKEN "),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("--build-arg PLAIN=x"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("--env API_TOKEN "),
+        "{}",
+        human.stdout
+    );
+    // An unset variable is an error that names it and nothing else.
+    let context = TestContext::new()
+        .env(
+            "OUTRIG_PODMAN",
+            project.fake.join("podman").to_str().unwrap(),
+        )
+        .env("OTHER", SECRET);
+    context.write("outrig.toml", CONFIG);
+    context.write("sandbox/Containerfile", "FROM x\n");
+    let run = context.run(&["plan"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("`API_TOKEN` is not set"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains(SECRET));
+}
+
+#[test]
+fn a_changed_secret_changes_the_fingerprint_not_the_output() {
+    let project = Project::new();
+    let first = project.plan_json();
+    let context = &project.context;
+    let second: Value = {
+        let run = crate::context::outrig_command(
+            context.path(),
+            &[
+                (
+                    "OUTRIG_PODMAN".into(),
+                    project.fake.join("podman").display().to_string(),
+                ),
+                (
+                    "OUTRIG_SESSION_ROOT".into(),
+                    context.path().join(".sessions").display().to_string(),
+                ),
+                ("API_TOKEN".into(), "another-value".into()),
+            ],
+        )
+        .args(["plan", "--json"])
+        .output()
+        .unwrap();
+        serde_json::from_slice(&run.stdout).unwrap()
+    };
+    let tag = |plan: &Value| {
+        plan["desired"]["images"]["tools"]["reference"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(
+        tag(&first),
+        tag(&second),
+        "a build argument's secret value is part of the image identity"
+    );
+    assert_ne!(first["config_digest"], second["config_digest"]);
+}
+
+#[test]
+fn orphaned_containers_are_planned_for_removal() {
+    let project = Project::new();
+    let plan = project.plan_json();
+    let project_id = plan["desired"]["project_id"].as_str().unwrap().to_string();
+    std::fs::write(
+        project.fake.join("containers.json"),
+        serde_json::json!([{
+            "Id": "c1",
+            "Names": ["outrig-demo-tools-20261101T000000-dead"],
+            "Image": "localhost/outrig-tools:x",
+            "State": "exited",
+            "Labels": {"org.outrig.project-id": project_id, "org.outrig.session": "20261101T000000-dead"}
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    let run = project.context.run(&["plan"]);
+    assert!(
+        run.stdout
+            .contains("- container.outrig-demo-tools-20261101T000000-dead"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("orphaned container from session 20261101T000000-dead"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("podman rm --force --time 0 outrig-demo-tools-20261101T000000-dead"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 to remove"), "{}", run.stdout);
+    assert!(
+        project
+            .calls()
+            .iter()
+            .any(|c| c.contains(&format!("label=org.outrig.project-id={project_id}")))
+    );
+}
+
+#[test]
+fn podman_missing_or_failing_is_a_clear_error() {
+    let project = Project::new();
+    let context = TestContext::new()
+        .env("OUTRIG_PODMAN", "/nonexistent/podman")
+        .env("API_TOKEN", SECRET);
+    context.write("outrig.toml", CONFIG);
+    context.write("sandbox/Containerfile", "FROM x\n");
+    let run = context.run(&["plan"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(run.stderr.contains("was not found"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: install podman"),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(project.fake.join("fail"), "").unwrap();
+    let run = project.context.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("podman could not report"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("cannot connect to podman"),
+        "stderr tail shown: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("exited with status 125"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unknown_agent_is_an_error_with_a_suggestion() {
+    let project = Project::new();
+    let run = project.context.run(&["plan", "--agent", "codr"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("no agent named `codr`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `coder`?"),
+        "{}",
+        run.stderr
+    );
+}
