@@ -11,9 +11,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use outrig::plan::context::{IgnoreRules, digest};
+
+mod support;
+use support::{measure, ms};
 
 fn main() {
     context_hashing();
@@ -172,21 +174,4 @@ fn plan_against_queries() {
             "podman images -q --filter label=org.outrig.project=full-example | xargs -r podman rmi --force >/dev/null",
         ])
         .status();
-}
-
-fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
-    f();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    (times[runs / 2], times[(runs * 95 / 100).min(runs - 1)])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }

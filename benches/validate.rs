@@ -8,7 +8,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+
+mod support;
+use support::{measure, ms};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -52,24 +54,6 @@ fn main() {
             ms(in_process.1)
         );
     }
-}
-
-/// Median and 95th percentile of `runs` timed calls, after one warm-up.
-fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
-    f();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    (times[runs / 2], times[(runs * 95 / 100).min(runs - 1)])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:7.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// A valid config of about `bytes` bytes: many images, each with servers, mounts and an
