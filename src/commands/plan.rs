@@ -34,11 +34,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, cwd: &Path) -> Result<ExitStatu
     } else {
         anstream::print!("{}", render::human(&plan));
         if let Some(path) = &args.out {
-            anstream::eprintln!(
-                "saved the plan to `{}`; `outrig apply {}` runs exactly this",
-                path.display(),
-                path.display()
-            );
+            anstream::eprintln!("saved the plan to `{}`", path.display());
         }
     }
     Ok(if args.detailed_exitcode && plan.summary.has_changes {
@@ -99,7 +95,7 @@ pub fn compute(
 
 /// Whether podman runs rootless: as a non-root user on this machine.
 fn rootless() -> bool {
-    // SAFETY-free check: the effective uid is readable from /proc without libc.
+    // The effective uid, read from /proc (no libc call needed).
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

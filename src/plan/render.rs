@@ -110,10 +110,10 @@ pub fn summary_line(plan: &Plan) -> String {
         plural(s.servers, "server", "servers")
     );
     if s.has_changes {
-        let changed = if s.changed > 0 {
-            format!(" ({} changed since the last apply)", s.changed)
-        } else {
-            String::new()
+        let changed = match (&plan.last_applied_session, s.changed) {
+            (None, _) => " (nothing applied yet)".to_string(),
+            (Some(_), 0) => String::new(),
+            (Some(_), n) => format!(" ({n} changed since the last apply)"),
         };
         format!(
             "Plan: {} to build, {runs}, {} to remove{changed}.",
