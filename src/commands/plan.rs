@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::config;
 use crate::error::{Error, ExitStatus};
+use crate::plan::context::ManifestCache;
 use crate::plan::desired::{self, Inputs};
 use crate::plan::{Plan, diff, render};
 use crate::podman::inspect::{self, ObserveError};
@@ -70,6 +71,10 @@ pub fn compute(
         hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
     let desired = desired::desired(config, agent, &inputs)?;
+    let manifests = ManifestCache::new();
+    for build in desired.images.values().filter_map(|i| i.build.as_ref()) {
+        manifests.store(&build.context_hash, &build.context_manifest);
+    }
     let observed = inspect::observe(&Runtime, &base, &desired.project_id)
         .map_err(|e| observe_error(e, &engine.podman))?;
     let root = session::root(session_root, config.session_root.as_deref());
@@ -90,6 +95,7 @@ pub fn compute(
         engine: &engine,
         root: &config.root,
         config_text: &loaded.source.text,
+        manifests: &|hash| manifests.load(hash),
     })
 }
 

@@ -320,6 +320,55 @@ pub fn changed_paths(
     changed
 }
 
+/// Manifests of build contexts by context hash, cached under
+/// `$XDG_CACHE_HOME/outrig/contexts` (else `~/.cache/outrig/contexts`), so a plan can name
+/// the files that changed since an image was built. Losing the cache only loses the names.
+pub struct ManifestCache {
+    dir: Option<PathBuf>,
+}
+
+impl ManifestCache {
+    /// The cache in its usual place, if there is a home for it.
+    pub fn new() -> ManifestCache {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
+        ManifestCache {
+            dir: base.map(|b| b.join("outrig/contexts")),
+        }
+    }
+
+    fn path(&self, hash: &str) -> Option<PathBuf> {
+        // Hashes are hex; anything else cannot be a file name of ours.
+        if hash.is_empty() || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.dir.as_ref().map(|d| d.join(format!("{hash}.json")))
+    }
+
+    /// Store a manifest unless it is already there. Failing to write is not an error.
+    pub fn store(&self, hash: &str, manifest: &BTreeMap<String, String>) {
+        if let Some(path) = self.path(hash)
+            && !path.exists()
+            && let Ok(text) = serde_json::to_vec(manifest)
+        {
+            let _ = crate::fs::write_atomic(&path, &text);
+        }
+    }
+
+    pub fn load(&self, hash: &str) -> Option<BTreeMap<String, String>> {
+        let text = std::fs::read(self.path(hash)?).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+}
+
+impl Default for ManifestCache {
+    fn default() -> Self {
+        ManifestCache::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

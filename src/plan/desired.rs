@@ -85,8 +85,10 @@ pub struct BuildSpec {
     pub containerfile_hash: String,
     pub context_hash: String,
     pub args_hash: String,
-    /// Per-file fingerprints of the context, to name what changed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Per-file fingerprints of the context, to name what changed. Kept out of plans and
+    /// records (it can list thousands of files); the manifest cache holds it instead.
+    #[serde(skip)]
+    #[schemars(skip)]
     pub context_manifest: BTreeMap<String, String>,
 }
 

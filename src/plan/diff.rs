@@ -29,6 +29,8 @@ pub struct Inputs<'a> {
     pub root: &'a Path,
     /// The config file's bytes, for the config digest.
     pub config_text: &'a str,
+    /// The manifest of an earlier build context by its hash, if cached.
+    pub manifests: &'a dyn Fn(&str) -> Option<BTreeMap<String, String>>,
 }
 
 /// Compute the plan.
@@ -289,10 +291,11 @@ fn image_step(
             );
         }
     }
-    if earlier.labels.get(labels::CONTEXT_HASH) != Some(&build.context_hash) {
-        let files = old_build
-            .filter(|o| !o.context_manifest.is_empty())
-            .map(|o| super::context::changed_paths(&o.context_manifest, &build.context_manifest))
+    if let Some(earlier_context) = earlier.labels.get(labels::CONTEXT_HASH)
+        && earlier_context != &build.context_hash
+    {
+        let files = (inputs.manifests)(earlier_context)
+            .map(|old| super::context::changed_paths(&old, &build.context_manifest))
             .unwrap_or_default();
         changed.push(match files.len() {
             0 => format!("build context `{}` changed", build.context),

@@ -73,7 +73,9 @@ impl Project {
         std::fs::create_dir_all(&fake_dir).unwrap();
         let fake = fake_podman(&fake_dir);
         let sessions = context.path().join(".sessions");
+        let cache = context.path().join(".cache");
         let context = context
+            .env("XDG_CACHE_HOME", cache.to_str().unwrap())
             .env("OUTRIG_PODMAN", fake.to_str().unwrap())
             .env("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap())
             .env("API_TOKEN", SECRET);
