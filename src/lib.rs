@@ -3,7 +3,8 @@
 //!
 //! # Module map
 //!
-//! The layering is `config → plan → apply → podman`; a module only uses those to its right.
+//! The layering is `config → plan → apply → podman`; a module only uses those to its right
+//! (`session` and `mcp` sit beside `apply`).
 //!
 //! - [`cli`]: clap types only.
 //! - [`commands`]: one thin file per subcommand: load → core → view.
@@ -11,8 +12,11 @@
 //!   (syntax → schema → semantic) with diagnostics, and resolution into [`config::Config`].
 //! - [`schema`]: the JSON Schema, generated from the wire types; `schema/outrig.schema.json`
 //!   is its committed copy.
-//! - [`podman`]: commands as plain data, and the runtime — the only code that starts
-//!   processes.
+//! - [`plan`]: desired state, build-context hashing, the pure plan function, its views.
+//! - [`session`]: the session store (records of applies).
+//! - [`mcp`]: the MCP client used to talk to servers inside a sandbox.
+//! - [`podman`]: commands as plain data, podman's JSON, and the runtime — the only code
+//!   that starts processes.
 //! - [`error`]: the error users see, and the exit statuses.
 //! - [`fs`]: atomic file writes.
 //!
@@ -20,12 +24,15 @@
 //!
 //! - `outrig.toml` at the project root (found by walking up from the working directory).
 //! - `.outrig/outrig.schema.json`, written by `outrig init` for editor completion.
+//! - `$XDG_CACHE_HOME/outrig/contexts/<hash>.json`: build-context manifests (plan).
+//! - `<session root>/<id>/session.json`: session records (read by plan).
 
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fs;
+pub mod mcp;
 pub mod plan;
 pub mod podman;
 pub mod schema;

@@ -107,6 +107,32 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Start a long-running command (`podman exec --interactive ...`) for async use, with
+    /// piped stdin and stdout; stderr goes to `stderr` (a log file, or null). The child is
+    /// killed if its handle is dropped.
+    pub fn spawn_stdio(
+        &self,
+        command: &PodmanCommand,
+        stderr: Stdio,
+    ) -> Result<tokio::process::Child, ProcessError> {
+        tokio::process::Command::new(&command.program)
+            .args(command.argv())
+            .envs(command.process_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| ProcessError {
+                command: command.to_string(),
+                status: None,
+                stderr_tail: error.to_string(),
+                not_found: error.kind() == std::io::ErrorKind::NotFound,
+            })
+    }
+}
+
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();

@@ -6,13 +6,11 @@
 //! and the vendored servers (scripts/vendor-mcp-servers.sh). Outside CI a missing piece
 //! skips the test with a message; in CI (`CI` set) it fails.
 
-use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use outrig::podman::{PodmanCommand, Runtime};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::context::repo_root;
 
@@ -67,103 +65,44 @@ impl Drop for Cleanup {
     }
 }
 
-/// A line-delimited JSON-RPC peer over a child's stdio, matching replies by id.
-struct Peer {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Peer {
-    fn start(command: &PodmanCommand) -> Peer {
-        let mut child = Runtime
-            .spawn_interactive(command, Stdio::inherit())
-            .expect("podman exec starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Peer {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn send(&mut self, message: Value) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{message}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The reply with this id; notifications and other messages are skipped.
-    fn reply(&mut self, id: u64) -> Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no reply to request {id} within 60 s"));
-            let Ok(message) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if message.get("id") == Some(&json!(id)) {
-                return message;
-            }
-        }
-    }
-
-    /// Close stdin and wait for the server to exit on its own.
-    fn finish(mut self) -> std::process::ExitStatus {
-        drop(self.stdin.take());
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("the server did not exit within 10 s of its stdin closing");
-    }
-}
-
-fn list_tools(container: &str, env: &[&str], server: &[&str]) -> Vec<String> {
+/// Start a server with `podman exec --interactive` and list its tools with outrig's MCP
+/// client (which probes `server/discover` and falls back to `initialize`). Returns the tool
+/// names and the negotiated protocol version; the server must then exit on its own when
+/// its stdin closes.
+fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, String) {
     let mut args = vec!["exec", "--interactive", "--workdir", "/workspace"];
     for variable in env {
         args.extend(["--env", variable]);
     }
     args.push(container);
     args.extend_from_slice(server);
-    let mut peer = Peer::start(&podman(&args));
-    peer.send(json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "outrig-test", "version": "0"}
-        }
-    }));
-    let initialized = peer.reply(1);
-    assert!(
-        initialized["result"]["protocolVersion"].is_string(),
-        "{initialized}"
-    );
-    peer.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    peer.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}));
-    let listed = peer.reply(2);
-    let status = peer.finish();
-    assert!(status.success(), "server exited with {status}");
-    listed["result"]["tools"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no tools in {listed}"))
-        .iter()
-        .map(|tool| tool["name"].as_str().unwrap().to_string())
-        .collect()
+    let command = podman(&args);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut child = Runtime
+            .spawn_stdio(&command, Stdio::inherit())
+            .expect("podman exec starts");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let connection = outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        let tools = connection
+            .list_tools(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        let version = connection.protocol_version.clone();
+        connection.close().await;
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("the server exits within 10 s of its stdin closing")
+            .unwrap();
+        assert!(status.success(), "server exited with {status}");
+        (tools.iter().map(|t| t.name.to_string()).collect(), version)
+    })
 }
 
 #[test]
@@ -218,11 +157,13 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
         ]))
         .unwrap_or_else(|e| panic!("run failed: {e}"));
 
-    let time_tools = list_tools(
+    let (time_tools, time_version) = list_tools(
         &container,
         &["PYTHONPATH=/opt/mcp/python"],
         &["python3", "-m", "mcp_server_time"],
     );
+    assert!(!time_version.is_empty());
+    eprintln!("mcp-server-time negotiated protocol {time_version}");
     assert!(
         time_tools.contains(&"get_current_time".to_string()),
         "{time_tools:?}"
@@ -232,7 +173,7 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
         "{time_tools:?}"
     );
 
-    let fs_tools = list_tools(
+    let (fs_tools, fs_version) = list_tools(
         &container,
         &[],
         &[
@@ -241,6 +182,7 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
             "/workspace",
         ],
     );
+    eprintln!("server-filesystem negotiated protocol {fs_version}");
     for tool in ["read_text_file", "list_directory"] {
         assert!(
             fs_tools.contains(&tool.to_string()),
