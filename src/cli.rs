@@ -64,6 +64,38 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Show what `outrig apply` would build, start, expose and remove, and why
     Plan(PlanArgs),
+    /// Carry out the plan: build images, start the sandbox and its MCP servers, record a
+    /// session, tear down (unless --keep)
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `outrig plan --out`; refused when the config or podman's state
+    /// changed since it was made
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: Option<PathBuf>,
+
+    /// Apply without asking (needed when stdin is not a terminal)
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Leave the sandbox running after the servers answered
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Agent to apply (default: `default-agent`; without one, every image with servers)
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+
+    /// Directory of session records (default: config `session-root`, else
+    /// $XDG_DATA_HOME/outrig/sessions)
+    #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]
+    pub session_root: Option<PathBuf>,
+
+    /// Record this session in DIR (empty or new), linked from the session root
+    #[arg(long, value_name = "DIR")]
+    pub session_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

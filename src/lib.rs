@@ -27,6 +27,7 @@
 //! - `$XDG_CACHE_HOME/outrig/contexts/<hash>.json`: build-context manifests (plan).
 //! - `<session root>/<id>/session.json`: session records (read by plan).
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -80,5 +81,6 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Validate(args) => commands::validate::run(&cli.global, args, &cwd),
         Command::Schema(args) => commands::schema::run(args),
         Command::Plan(args) => commands::plan::run(&cli.global, args, &cwd),
+        Command::Apply(args) => commands::apply::run(&cli.global, args, &cwd),
     }
 }

@@ -21,7 +21,8 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, cwd: &Path) -> Result<ExitStatu
         args.agent.as_deref(),
         args.session_root.as_deref(),
         cwd,
-    )?;
+    )?
+    .plan;
     if let Some(path) = &args.out {
         crate::fs::write_atomic(path, render::json(&plan).as_bytes()).map_err(|e| {
             Error::new(format!("cannot write the plan to `{}`", path.display()))
@@ -45,13 +46,23 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, cwd: &Path) -> Result<ExitStatu
     })
 }
 
+/// A plan and what is needed to carry it out.
+pub struct Computed {
+    pub plan: Plan,
+    pub engine: crate::config::resolve::Engine,
+    /// The project root (where outrig.toml is).
+    pub root: std::path::PathBuf,
+    pub config_path: std::path::PathBuf,
+    pub session_root: std::path::PathBuf,
+}
+
 /// Compute the plan for the config found from `cwd`.
 pub fn compute(
     global: &GlobalArgs,
     agent: Option<&str>,
     session_root: Option<&Path>,
     cwd: &Path,
-) -> Result<Plan, Error> {
+) -> Result<Computed, Error> {
     let loaded = config::load(global.config.as_deref(), cwd)?;
     for warning in &loaded.warnings {
         if warning.code != "unset-variable" {
@@ -87,7 +98,7 @@ pub fn compute(
     let last = records
         .iter()
         .find(|r| r.desired.is_some() && r.status != session::Status::Failed);
-    diff::plan(&diff::Inputs {
+    let plan = diff::plan(&diff::Inputs {
         desired: &desired,
         observed: &observed,
         last_applied: last.and_then(|r| r.desired.as_ref().map(|d| (r.id.as_str(), d))),
@@ -96,6 +107,13 @@ pub fn compute(
         root: &config.root,
         config_text: &loaded.source.text,
         manifests: &|hash| manifests.load(hash),
+    })?;
+    Ok(Computed {
+        plan,
+        engine,
+        root: config.root.clone(),
+        config_path: config.path.clone(),
+        session_root: root,
     })
 }
 

@@ -250,7 +250,7 @@ pub fn check_file(path: &Path, cwd: &Path) -> Result<Checked, Error> {
 }
 
 /// Find, read, check and resolve the config. Invalid configs become
-/// [`Error::InvalidConfig`] carrying every diagnostic.
+/// an [`Error`] carrying every diagnostic.
 pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Loaded, Error> {
     let path = locate(explicit, cwd)?;
     let path = std::path::absolute(&path).unwrap_or(path);

@@ -408,6 +408,19 @@ pub fn desired(config: &Config, agent: Option<&str>, inputs: &Inputs) -> Result<
     Ok(desired)
 }
 
+/// The resolved value of a template, reading `${VAR}` from `env`; `None` when a variable
+/// is unset. Only called at the moment a value is handed to podman's environment.
+pub fn resolve_template(template: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let mut resolved = String::new();
+    for piece in env_ref::parse(template).ok()? {
+        match piece {
+            Piece::Literal(text) => resolved.push_str(&text),
+            Piece::Reference(name) => resolved.push_str(&env(&name)?),
+        }
+    }
+    Some(resolved)
+}
+
 /// `$$` → `$` in a literal value.
 fn unescape(template: &str) -> String {
     template.replace("$$", "$")

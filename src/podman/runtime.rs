@@ -84,6 +84,39 @@ impl Runtime {
         }
     }
 
+    /// Run to completion with stdout and stderr appended to `log`; a non-zero exit is an
+    /// error carrying the log's tail.
+    pub fn run_logged(
+        &self,
+        command: &PodmanCommand,
+        log: &std::path::Path,
+    ) -> Result<(), ProcessError> {
+        let mut expression = duct::cmd(&command.program, command.argv())
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_path(log)
+            .unchecked();
+        for (name, value) in &command.process_env {
+            expression = expression.env(name, value);
+        }
+        let output = expression.run().map_err(|error| ProcessError {
+            command: command.to_string(),
+            status: None,
+            stderr_tail: error.to_string(),
+            not_found: error.kind() == std::io::ErrorKind::NotFound,
+        })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        Err(ProcessError {
+            command: command.to_string(),
+            status: output.status.code(),
+            stderr_tail: tail(&text, STDERR_TAIL_LINES),
+            not_found: false,
+        })
+    }
+
     /// Start a long-running command (`podman exec -i ...`) with piped stdin and stdout;
     /// stderr goes to `stderr` (a log file, or null).
     pub fn spawn_interactive(

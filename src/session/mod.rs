@@ -28,7 +28,8 @@ pub enum Status {
     Interrupted,
 }
 
-/// The parts of `session.json` that planning reads.
+/// `session.json`: what a session did, written at its start and after every step, so a
+/// crash leaves a readable record. Fields added later default when reading older records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub format_version: u32,
@@ -42,6 +43,170 @@ pub struct Record {
     /// The desired state as applied.
     #[serde(default)]
     pub desired: Option<Desired>,
+    #[serde(default)]
+    pub outrig_version: String,
+    #[serde(default)]
+    pub config_path: String,
+    #[serde(default)]
+    pub config_digest: String,
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// RFC 3339, UTC.
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Every step run, in order.
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    /// Sandbox containers by image name.
+    #[serde(default)]
+    pub containers: std::collections::BTreeMap<String, ContainerRecord>,
+    /// Servers by `<image>.<server>`.
+    #[serde(default)]
+    pub servers: std::collections::BTreeMap<String, ServerRecord>,
+}
+
+/// One step as it ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub address: String,
+    pub action: String,
+    /// The podman command line, secrets masked (they are never on it).
+    pub command: Option<String>,
+    pub status: StepStatus,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub name: String,
+    pub id: String,
+    pub image: String,
+    #[serde(default)]
+    pub removed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerRecord {
+    pub protocol_version: String,
+    pub server_name: Option<String>,
+    pub server_version: Option<String>,
+    pub tools: Vec<ToolRecord>,
+    /// Where its stderr went, relative to the session directory.
+    pub stderr_log: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolRecord {
+    pub name: String,
+    /// BLAKE3 (16 hex digits) of the tool's whole definition as the server gave it.
+    pub definition_hash: String,
+}
+
+/// A session being recorded.
+pub struct Session {
+    pub dir: std::path::PathBuf,
+    pub record: Record,
+}
+
+/// The current time as RFC 3339 UTC.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string()
+}
+
+impl Session {
+    /// Start a session: a new directory `<root>/<id>` (or the explicit, empty `dir`,
+    /// linked from the root as `<root>/<id>`), with `logs/`, and a first record.
+    pub fn create(
+        root: &Path,
+        explicit: Option<&Path>,
+        project: &str,
+        project_id: &str,
+    ) -> std::io::Result<Session> {
+        std::fs::create_dir_all(root)?;
+        let (id, dir) = loop {
+            let id = format!(
+                "{}-{:04x}",
+                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S"),
+                rand::random::<u16>()
+            );
+            let link = root.join(&id);
+            match explicit {
+                None => match std::fs::create_dir(&link) {
+                    Ok(()) => break (id, link),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                },
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)?;
+                    if std::fs::read_dir(dir)?.next().is_some() {
+                        return Err(std::io::Error::other(format!(
+                            "`{}` is not empty",
+                            dir.display()
+                        )));
+                    }
+                    let dir = std::path::absolute(dir)?;
+                    match std::os::unix::fs::symlink(&dir, &link) {
+                        Ok(()) => break (id, dir),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        };
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let session = Session {
+            dir,
+            record: Record {
+                format_version: FORMAT_VERSION,
+                id,
+                project: project.to_string(),
+                project_id: project_id.to_string(),
+                status: Status::Running,
+                pid: Some(std::process::id()),
+                desired: None,
+                outrig_version: env!("CARGO_PKG_VERSION").to_string(),
+                config_path: String::new(),
+                config_digest: String::new(),
+                agent: None,
+                started_at: now(),
+                ended_at: None,
+                exit_code: None,
+                steps: Vec::new(),
+                containers: Default::default(),
+                servers: Default::default(),
+            },
+        };
+        session.save()?;
+        Ok(session)
+    }
+
+    /// Write the record atomically.
+    pub fn save(&self) -> std::io::Result<()> {
+        let mut text = serde_json::to_vec_pretty(&self.record).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        crate::fs::write_atomic(&self.dir.join(RECORD_FILE), &text)
+    }
+
+    pub fn log_path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join("logs").join(name)
+    }
 }
 
 impl Record {

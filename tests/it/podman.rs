@@ -361,3 +361,198 @@ fn plan_tracks_real_podman_state() {
             .contains("20200101T000000-gone")
     );
 }
+
+/// `outrig apply` with real podman and real servers: every server answers and its tools are
+/// recorded; nothing is left running; a second plan has no changes; a secret reaches the
+/// server but no record, log, output or `podman inspect`; `--keep` leaves only the sandbox.
+#[test]
+fn apply_runs_real_servers_and_records_the_session() {
+    if !prerequisites(true) {
+        return;
+    }
+    let secret = "s3cr3t-value";
+    let project = format!("e2e-apply-{}", rand_suffix());
+    let sandbox = repo_root().join("examples/quickstart/sandbox/Containerfile");
+    let context = crate::context::TestContext::new().env("API_TOKEN", secret);
+    let sessions = context.path().join("sessions");
+    let sessions_arg = sessions.to_str().unwrap().to_string();
+    context.write(
+        "outrig.toml",
+        format!(
+            r#"project = "{project}"
+
+[images.tools]
+containerfile = "{}"
+
+[images.tools.mcp.time]
+command = ["python3", "-m", "mcp_server_time"]
+env = {{ PYTHONPATH = "/opt/mcp/python", API_TOKEN = "${{API_TOKEN}}" }}
+
+[images.tools.mcp.fs]
+command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js", "/workspace"]
+"#,
+            sandbox.display()
+        ),
+    );
+    context.write("notes.txt", "a file in the workspace\n");
+    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!("podman ps -aq --filter label=org.outrig.project={project} | xargs -r podman rm --force --time 0"),
+    ])]);
+    let containers = || {
+        Runtime
+            .run(&podman(&[
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=org.outrig.project={project}"),
+            ]))
+            .unwrap()
+            .stdout
+    };
+
+    // Without a terminal and without --auto-approve: refused, nothing started.
+    let refused = context.run(&["apply", "--session-root", &sessions_arg]);
+    assert_eq!(refused.status, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("--auto-approve"),
+        "{}",
+        refused.stderr
+    );
+    assert!(containers().trim().is_empty());
+
+    let run = context.run(&["apply", "--auto-approve", "--session-root", &sessions_arg]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert!(!run.all().contains(secret));
+    assert!(
+        containers().trim().is_empty(),
+        "left behind: {}",
+        containers()
+    );
+    let ids = outrig::session::ids(&sessions);
+    assert_eq!(ids.len(), 1);
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(sessions.join(&ids[0]).join("session.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["status"], "finished");
+    assert_eq!(record["exit_code"], 0);
+    let tools = |key: &str| -> Vec<String> {
+        record["servers"][key]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools for {key} in {record:#}"))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(tools("tools.time").contains(&"get_current_time".to_string()));
+    assert!(tools("tools.fs").contains(&"read_text_file".to_string()));
+    assert!(
+        !record["servers"]["tools.time"]["protocol_version"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(record["containers"]["tools"]["removed"], true);
+    for entry in walk(&sessions.join(&ids[0])) {
+        let text = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&text).contains(secret),
+            "secret in {}",
+            entry.display()
+        );
+    }
+
+    // The same state again: nothing to do.
+    let plan = context.run(&[
+        "plan",
+        "--detailed-exitcode",
+        "--session-root",
+        &sessions_arg,
+    ]);
+    assert_eq!(plan.status, 0, "{}", plan.all());
+    assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
+
+    // --keep: the sandbox stays, without any server process in it, and the secret is not
+    // in its configuration.
+    let kept = context.run(&[
+        "apply",
+        "--auto-approve",
+        "--keep",
+        "--session-root",
+        &sessions_arg,
+    ]);
+    assert_eq!(kept.status, 0, "{}", kept.all());
+    let name = containers();
+    let name = name.trim();
+    assert!(!name.is_empty(), "the kept sandbox is gone");
+    let inspect = Runtime.run(&podman(&["inspect", name])).unwrap().stdout;
+    assert!(!inspect.contains(secret), "secret in podman inspect");
+    let processes = Runtime
+        .run(&podman(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/environ | tr '\\0' '\\n'",
+        ]))
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    assert!(
+        !processes.contains("OUTRIG_SERVER="),
+        "a server is still running: {processes}"
+    );
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A saved plan is refused once the Containerfile changed.
+#[test]
+fn a_stale_saved_plan_is_refused() {
+    if !prerequisites(false) {
+        return;
+    }
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    let sessions_arg = sessions.to_str().unwrap().to_string();
+    context.write(
+        "outrig.toml",
+        format!("project = \"e2e-stale-{}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n[images.tools.mcp.cat]\ncommand = [\"cat\"]\n", rand_suffix()),
+    );
+    context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
+    let saved = context.run(&[
+        "plan",
+        "--out",
+        "plan.json",
+        "--session-root",
+        &sessions_arg,
+    ]);
+    assert_eq!(saved.status, 0, "{}", saved.all());
+    context.write("Containerfile", format!("FROM {BASE_IMAGE}\nRUN true\n"));
+    let run = context.run(&[
+        "apply",
+        "plan.json",
+        "--auto-approve",
+        "--session-root",
+        &sessions_arg,
+    ]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(run.stderr.contains("is stale"), "{}", run.stderr);
+    assert!(
+        outrig::session::ids(&sessions).is_empty(),
+        "no session was started"
+    );
+}

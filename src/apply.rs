@@ -1,0 +1,341 @@
+//! Carrying out a plan: build and pull images, remove orphans, start the sandbox, start
+//! every MCP server in it and prove it answers, record everything in the session, and tear
+//! down (unless kept). Runs podman only through [`crate::podman::Runtime`].
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::config::resolve::Engine;
+use crate::error::Error;
+use crate::mcp::client::{self, Connection};
+use crate::plan::desired::{Value, resolve_template, short_hash};
+use crate::plan::{Action, Plan};
+use crate::podman::{PodmanCommand, Runtime};
+use crate::session::{
+    ContainerRecord, ServerRecord, Session, StepRecord, StepStatus, ToolRecord, now,
+};
+
+/// A server started for the session.
+struct RunningServer {
+    key: String,
+    child: tokio::process::Child,
+    connection: Option<Connection>,
+}
+
+/// What apply needs besides the plan.
+pub struct Context<'a> {
+    pub engine: &'a Engine,
+    pub root: &'a std::path::Path,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Leave the sandbox running after the servers were proven.
+    pub keep: bool,
+}
+
+/// Apply `plan` in `session`. On error the session is torn down before returning.
+pub async fn apply(plan: &Plan, session: &mut Session, context: &Context<'_>) -> Result<(), Error> {
+    let mut servers: Vec<RunningServer> = Vec::new();
+    let result = run_steps(plan, session, context, &mut servers).await;
+    let keep = context.keep && result.is_ok();
+    teardown(plan, session, context, &mut servers, keep).await;
+    result
+}
+
+fn progress(address: &str, message: &str) {
+    anstream::eprintln!("  {address}: {message}");
+}
+
+/// Run one podman command as a recorded step.
+async fn step<T>(
+    session: &mut Session,
+    address: &str,
+    action: Action,
+    command: Option<&PodmanCommand>,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, Error> {
+    let started = Instant::now();
+    session.record.steps.push(StepRecord {
+        address: address.to_string(),
+        action: format!("{action:?}").to_lowercase(),
+        command: command.map(|c| c.to_string()),
+        status: StepStatus::Running,
+        started_at: now(),
+        duration_ms: 0,
+        error: None,
+    });
+    let _ = session.save();
+    let result = work.await;
+    let last = session.record.steps.last_mut().expect("just pushed");
+    last.duration_ms = started.elapsed().as_millis() as u64;
+    let outcome = match result {
+        Ok(value) => {
+            last.status = StepStatus::Done;
+            progress(
+                address,
+                &format!("done in {:.1} s", started.elapsed().as_secs_f64()),
+            );
+            Ok(value)
+        }
+        Err(message) => {
+            last.status = StepStatus::Failed;
+            last.error = Some(message.clone());
+            Err(Error::new(format!("`{address}` failed")).cause(message))
+        }
+    };
+    let _ = session.save();
+    outcome
+}
+
+/// Put secret values on the command's process environment (never its arguments).
+fn with_secrets(
+    mut command: PodmanCommand,
+    values: &BTreeMap<String, Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PodmanCommand, String> {
+    for (name, value) in values {
+        if let Value::Secret { template, .. } = value {
+            let resolved = resolve_template(template, env)
+                .ok_or_else(|| format!("a variable in `{name}` ({template}) is not set"))?;
+            command.process_env.push((name.clone(), resolved));
+        }
+    }
+    Ok(command)
+}
+
+async fn run_blocking(command: PodmanCommand) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        Runtime
+            .run(&command)
+            .map(|o| o.stdout)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn run_steps(
+    plan: &Plan,
+    session: &mut Session,
+    context: &Context<'_>,
+    servers: &mut Vec<RunningServer>,
+) -> Result<(), Error> {
+    let desired = &plan.desired;
+    let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args);
+    let session_id = session.record.id.clone();
+    for planned in &plan.steps {
+        let address = planned.address.as_str();
+        if let Some(name) = address.strip_prefix("image.") {
+            let image = &desired.images[name];
+            match (planned.action, &image.build) {
+                (Action::Create | Action::Replace, Some(build)) => {
+                    let command = desired
+                        .build_command(context.engine, context.root, image)
+                        .expect("a built image has a build command");
+                    let command = with_secrets(command, &build.build_args, context.env)
+                        .map_err(Error::new)?;
+                    let log = session.log_path(&format!("build-{name}.log"));
+                    progress(address, &format!("building (log: {})", log.display()));
+                    let shown = command.clone();
+                    step(session, address, planned.action, Some(&shown), async move {
+                        tokio::task::spawn_blocking(move || Runtime.run_logged(&command, &log))
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| e.to_string())
+                    })
+                    .await?;
+                }
+                (Action::Create, None) => {
+                    let command = base.clone().args(["pull", &image.reference]);
+                    progress(address, "pulling");
+                    step(
+                        session,
+                        address,
+                        planned.action,
+                        Some(&command),
+                        run_blocking(command.clone()),
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+        } else if address.starts_with("container.") && planned.action == Action::Remove {
+            let name = address.trim_start_matches("container.");
+            let command = base.clone().args(["rm", "--force", "--time", "0", name]);
+            progress(address, "removing orphan");
+            step(
+                session,
+                address,
+                planned.action,
+                Some(&command),
+                run_blocking(command.clone()),
+            )
+            .await?;
+        } else if let Some(image) = address.strip_prefix("sandbox.") {
+            let command = desired
+                .run_command(context.engine, image, &session_id)
+                .expect("a planned sandbox has a run command");
+            progress(address, "starting");
+            let name = crate::plan::desired::container_name(&desired.project, image, &session_id);
+            // Recorded before it starts, so a crash still names what to clean up.
+            session.record.containers.insert(
+                image.to_string(),
+                ContainerRecord {
+                    name: name.clone(),
+                    id: String::new(),
+                    image: desired.images[image].reference.clone(),
+                    removed: false,
+                },
+            );
+            let id = step(
+                session,
+                address,
+                planned.action,
+                Some(&command),
+                run_blocking(command.clone()),
+            )
+            .await?;
+            if let Some(record) = session.record.containers.get_mut(image) {
+                record.id = id.trim().to_string();
+            }
+            let _ = session.save();
+        } else if let Some(key) = address.strip_prefix("mcp.") {
+            let server = &desired.servers[key];
+            let mut command = desired
+                .exec_command(context.engine, key, &session_id)
+                .expect("a planned server has an exec command");
+            // A marker to find the process inside the container at teardown.
+            command.args.insert(2, "--env".into());
+            command.args.insert(3, format!("OUTRIG_SERVER={key}"));
+            let command = with_secrets(command, &server.env, context.env).map_err(Error::new)?;
+            let log_name = format!("{key}.stderr");
+            let log = std::fs::File::create(session.log_path(&log_name))
+                .map_err(|e| Error::new("cannot create a server log").cause(e.to_string()))?;
+            let startup = Duration::from_millis(server.startup_timeout_ms);
+            progress(address, "starting");
+            let shown = command.clone();
+            let stderr_log = session.log_path(&log_name);
+            let started = step(session, address, planned.action, Some(&shown), async {
+                let mut child = Runtime
+                    .spawn_stdio(&command, Stdio::from(log))
+                    .map_err(|e| e.to_string())?;
+                let stdout = child.stdout.take().expect("piped");
+                let stdin = child.stdin.take().expect("piped");
+                let connected = client::connect(stdout, stdin, startup).await;
+                let connection = match connected {
+                    Ok(connection) => connection,
+                    Err(error) => {
+                        let exited =
+                            tokio::time::timeout(Duration::from_millis(500), child.wait()).await;
+                        let status = match exited {
+                            Ok(Ok(status)) => format!(" (the server exited: {status})"),
+                            _ => String::new(),
+                        };
+                        let tail = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                        let tail = crate::podman::runtime::tail(&tail, 15);
+                        let _ = child.kill().await;
+                        return Err(format!("{error}{status}\n--- stderr\n{tail}"));
+                    }
+                };
+                let tools = connection
+                    .list_tools(startup)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((child, connection, tools))
+            })
+            .await?;
+            let (child, connection, tools) = started;
+            let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+            progress(
+                address,
+                &format!(
+                    "protocol {}, {} tools: {}",
+                    connection.protocol_version,
+                    tools.len(),
+                    names.join(", ")
+                ),
+            );
+            session.record.servers.insert(
+                key.to_string(),
+                ServerRecord {
+                    protocol_version: connection.protocol_version.clone(),
+                    server_name: connection.server.as_ref().map(|s| s.0.clone()),
+                    server_version: connection.server.as_ref().map(|s| s.1.clone()),
+                    tools: tools
+                        .iter()
+                        .map(|tool| ToolRecord {
+                            name: tool.name.to_string(),
+                            definition_hash: short_hash(
+                                serde_json::to_string(tool).unwrap_or_default().as_bytes(),
+                            ),
+                        })
+                        .collect(),
+                    stderr_log: format!("logs/{log_name}"),
+                },
+            );
+            let _ = session.save();
+            servers.push(RunningServer {
+                key: key.to_string(),
+                child,
+                connection: Some(connection),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Stop servers (close stdin, wait, then kill inside the container) and remove the
+/// sandbox containers unless `keep`.
+async fn teardown(
+    plan: &Plan,
+    session: &mut Session,
+    context: &Context<'_>,
+    servers: &mut Vec<RunningServer>,
+    keep: bool,
+) {
+    let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args);
+    for server in servers.iter_mut() {
+        if let Some(connection) = server.connection.take() {
+            connection.close().await;
+        }
+    }
+    for server in servers.iter_mut() {
+        let exited = tokio::time::timeout(Duration::from_secs(2), server.child.wait()).await;
+        if exited.is_err() {
+            // Killing `podman exec` alone would leave the server running in the container.
+            let image = server.key.split('.').next().unwrap_or_default();
+            if let Some(container) = session.record.containers.get(image) {
+                let script = format!(
+                    "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx 'OUTRIG_SERVER={}'; then kill -KILL ${{p#/proc/}}; fi; done",
+                    server.key
+                );
+                let _ =
+                    run_blocking(
+                        base.clone()
+                            .args(["exec", &container.name, "sh", "-c", &script]),
+                    )
+                    .await;
+            }
+            let _ = server.child.kill().await;
+        }
+    }
+    servers.clear();
+    if keep {
+        return;
+    }
+    let _ = plan;
+    let names: Vec<(String, String)> = session
+        .record
+        .containers
+        .iter()
+        .map(|(k, c)| (k.clone(), c.name.clone()))
+        .collect();
+    for (image, name) in names {
+        let removed = run_blocking(base.clone().args(["rm", "--force", "--time", "0", &name]))
+            .await
+            .is_ok();
+        if let Some(record) = session.record.containers.get_mut(&image) {
+            record.removed = removed;
+        }
+    }
+    let _ = session.save();
+}
