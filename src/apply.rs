@@ -32,10 +32,87 @@ pub struct Context<'a> {
     pub keep: bool,
 }
 
-/// Apply `plan` in `session`. On error the session is torn down before returning.
-pub async fn apply(plan: &Plan, session: &mut Session, context: &Context<'_>) -> Result<(), Error> {
+/// Why an apply stopped before finishing.
+#[derive(Debug)]
+pub enum Stop {
+    Failed(Error),
+    Interrupted(Signal),
+}
+
+/// A signal that ends an apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+    HangUp,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::HangUp => "SIGHUP",
+        }
+    }
+
+    pub fn exit_status(self) -> crate::error::ExitStatus {
+        match self {
+            Signal::Interrupt => crate::error::ExitStatus::Interrupted,
+            Signal::Terminate => crate::error::ExitStatus::Terminated,
+            Signal::HangUp => crate::error::ExitStatus::HungUp,
+        }
+    }
+}
+
+/// Listeners for SIGINT, SIGTERM and SIGHUP.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hang_up: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hang_up: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.interrupt.recv() => Signal::Interrupt,
+            _ = self.terminate.recv() => Signal::Terminate,
+            _ = self.hang_up.recv() => Signal::HangUp,
+        }
+    }
+}
+
+/// Apply `plan` in `session`. Whatever happens — success, a failed step, SIGINT, SIGTERM or
+/// SIGHUP — what was started is torn down (unless kept after success) before returning. A
+/// second signal during teardown exits at once.
+pub async fn apply(plan: &Plan, session: &mut Session, context: &Context<'_>) -> Result<(), Stop> {
+    let mut signals = Signals::new()
+        .map_err(|e| Stop::Failed(Error::new("cannot listen for signals").cause(e.to_string())))?;
     let mut servers: Vec<RunningServer> = Vec::new();
-    let result = run_steps(plan, session, context, &mut servers).await;
+    let result = tokio::select! {
+        result = run_steps(plan, session, context, &mut servers) => result.map_err(Stop::Failed),
+        signal = signals.next() => Err(Stop::Interrupted(signal)),
+    };
+    if let Err(Stop::Interrupted(signal)) = &result {
+        anstream::eprintln!(
+            "\n{}: stopping the servers and removing the sandbox (send it again to exit at once)",
+            signal.name()
+        );
+        tokio::spawn(async move {
+            let again = signals.next().await;
+            anstream::eprintln!("{}: exiting without finishing the teardown", again.name());
+            std::process::exit(again.exit_status() as i32);
+        });
+    }
     let keep = context.keep && result.is_ok();
     teardown(plan, session, context, &mut servers, keep).await;
     result

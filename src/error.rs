@@ -14,6 +14,12 @@ pub enum ExitStatus {
     Failure = 1,
     /// `plan --detailed-exitcode` only: the plan has changes.
     ChangesPending = 2,
+    /// Stopped by SIGHUP (128 + 1).
+    HungUp = 129,
+    /// Stopped by SIGINT, Ctrl-C (128 + 2).
+    Interrupted = 130,
+    /// Stopped by SIGTERM (128 + 15).
+    Terminated = 143,
 }
 
 /// An error with causes and a hint, in the style of uv and cargo.

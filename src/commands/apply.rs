@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::apply;
+use crate::apply::{self, Stop};
 use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::error::{Error, ExitStatus};
 use crate::plan::{Plan, render};
@@ -57,17 +57,29 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
     let result = runtime.block_on(apply::apply(&plan, &mut session, &context));
     session.record.ended_at = Some(now());
     session.record.pid = None;
-    let (status, code) = match (&result, args.keep) {
-        (Ok(()), true) => (Status::Kept, 0),
-        (Ok(()), false) => (Status::Finished, 0),
-        (Err(_), _) => (Status::Failed, 1),
+    let (status, exit) = match (&result, args.keep) {
+        (Ok(()), true) => (Status::Kept, ExitStatus::Success),
+        (Ok(()), false) => (Status::Finished, ExitStatus::Success),
+        (Err(Stop::Failed(_)), _) => (Status::Failed, ExitStatus::Failure),
+        (Err(Stop::Interrupted(signal)), _) => (Status::Interrupted, signal.exit_status()),
     };
     session.record.status = status;
-    session.record.exit_code = Some(code);
+    session.record.exit_code = Some(exit as i32);
     session
         .save()
         .map_err(|e| Error::new("cannot write the session record").cause(e.to_string()))?;
-    result?;
+    match result {
+        Err(Stop::Failed(error)) => return Err(error),
+        Err(Stop::Interrupted(signal)) => {
+            anstream::eprintln!(
+                "interrupted by {}: session {} recorded, sandbox removed",
+                signal.name(),
+                session.record.id
+            );
+            return Ok(exit);
+        }
+        Ok(()) => {}
+    }
     let tools: usize = session.record.servers.values().map(|s| s.tools.len()).sum();
     anstream::eprintln!(
         "applied: {} server(s) answered with {tools} tools; {}",

@@ -556,3 +556,90 @@ fn a_stale_saved_plan_is_refused() {
         "no session was started"
     );
 }
+
+/// SIGINT while a server is starting: exit 130, the record finalized as interrupted, and
+/// no container or server process left behind.
+#[test]
+fn sigint_during_apply_tears_down_and_records() {
+    if !prerequisites(false) {
+        return;
+    }
+    let project = format!("e2e-sigint-{}", rand_suffix());
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
+             [images.tools.mcp.slow]\ncommand = [\"sh\", \"-c\", \"sleep 60\"]\nstartup-timeout = \"90s\"\n"
+        ),
+    );
+    context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
+    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter label=org.outrig.project={project} | xargs -r podman rm --force --time 0; \
+             podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi --force"
+        ),
+    ])]);
+    let containers = || {
+        Runtime
+            .run(&podman(&[
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=org.outrig.project={project}"),
+            ]))
+            .unwrap()
+            .stdout
+    };
+    let mut child = crate::context::outrig_command(context.path(), &[])
+        .args(["apply", "--auto-approve", "--session-root"])
+        .arg(&sessions)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the sandbox is up and the slow server is starting.
+    let started = std::time::Instant::now();
+    while containers().trim().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the sandbox never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(_status) = child.try_wait().unwrap() {
+                break child.wait_with_output().unwrap();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "apply did not stop within 30 s of SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("SIGINT"), "{stderr}");
+    assert!(
+        containers().trim().is_empty(),
+        "left behind: {}",
+        containers()
+    );
+    let ids = outrig::session::ids(&sessions);
+    let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
+    assert_eq!(record.status, outrig::session::Status::Interrupted);
+    assert_eq!(record.exit_code, Some(130));
+    assert!(record.ended_at.is_some());
+}
