@@ -248,9 +248,18 @@ async fn run_steps(
             )
             .await?;
         } else if let Some(image) = address.strip_prefix("sandbox.") {
-            let command = desired
+            let mut command = desired
                 .run_command(context.engine, image, &session_id)
                 .expect("a planned sandbox has a run command");
+            command.args.insert(1, "--label".into());
+            command.args.insert(
+                2,
+                format!(
+                    "{}={}",
+                    crate::podman::labels::SESSION_DIR,
+                    session.dir.display()
+                ),
+            );
             progress(address, "starting");
             let name = crate::plan::desired::container_name(&desired.project, image, &session_id);
             // Recorded before it starts, so a crash still names what to clean up.

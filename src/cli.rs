@@ -67,6 +67,69 @@ pub enum Command {
     /// Carry out the plan: build images, start the sandbox and its MCP servers, record a
     /// session, tear down (unless --keep)
     Apply(ApplyArgs),
+    /// List recorded sessions, newest first
+    Ls(LsArgs),
+    /// Show a session's logs (build output, server stderr)
+    Logs(LogsArgs),
+    /// Delete a session's record
+    Discard(DiscardArgs),
+    /// Remove this project's kept sandboxes
+    Destroy(SessionRootArgs),
+    /// Remove old session records and stray outrig containers whose session is gone
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionRootArgs {
+    /// Directory of session records (default: config `session-root`, else
+    /// $XDG_DATA_HOME/outrig/sessions)
+    #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]
+    pub session_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print the list as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub root: SessionRootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Session id (as `outrig ls` shows it)
+    pub session: String,
+
+    /// Only this server's stderr (`time` or `tools.time`); default: every log
+    pub server: Option<String>,
+
+    /// Keep printing as the logs grow, until the session ends
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+
+    #[command(flatten)]
+    pub root: SessionRootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscardArgs {
+    /// Session id (as `outrig ls` shows it)
+    pub session: String,
+
+    #[command(flatten)]
+    pub root: SessionRootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Remove records of sessions that ended longer ago than this (`30d`, `12h`)
+    #[arg(long, value_name = "AGE", default_value = "30d")]
+    pub older_than: String,
+
+    #[command(flatten)]
+    pub root: SessionRootArgs,
 }
 
 #[derive(Debug, Args)]

@@ -82,5 +82,10 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Schema(args) => commands::schema::run(args),
         Command::Plan(args) => commands::plan::run(&cli.global, args, &cwd),
         Command::Apply(args) => commands::apply::run(&cli.global, args, &cwd),
+        Command::Ls(args) => commands::ls::run(&cli.global, args, &cwd),
+        Command::Logs(args) => commands::logs::run(&cli.global, args, &cwd),
+        Command::Discard(args) => commands::discard::run(&cli.global, args, &cwd),
+        Command::Destroy(args) => commands::destroy::run(&cli.global, args, &cwd),
+        Command::Clean(args) => commands::clean::run(&cli.global, args, &cwd),
     }
 }

@@ -18,6 +18,8 @@ pub mod labels {
     pub const CONTEXT_HASH: &str = "org.outrig.context-hash";
     pub const ARGS_HASH: &str = "org.outrig.args-hash";
     pub const SESSION: &str = "org.outrig.session";
+    /// The session's directory, so `clean` can find its record in any session root.
+    pub const SESSION_DIR: &str = "org.outrig.session-dir";
     pub const SANDBOX: &str = "org.outrig.sandbox";
     pub const CONFIG_HASH: &str = "org.outrig.config-hash";
 }

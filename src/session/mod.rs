@@ -276,3 +276,57 @@ pub fn records(root: &Path, project_id: &str) -> Vec<Record> {
         .filter(|r| r.project_id == project_id)
         .collect()
 }
+
+/// The directory of session `id` under `root` (following a `--session-dir` link).
+pub fn locate(root: &Path, id: &str) -> Result<PathBuf, crate::error::Error> {
+    let valid = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let dir = root.join(id);
+    if !valid || !dir.exists() {
+        let known = ids(root);
+        return Err(
+            crate::error::Error::new(format!("no session `{id}` in `{}`", root.display())).hint(
+                match known.first() {
+                    Some(newest) => format!("`outrig ls` lists them; the newest is {newest}"),
+                    None => "there are no sessions yet".into(),
+                },
+            ),
+        );
+    }
+    Ok(dir)
+}
+
+/// Delete session `id`: its directory, or the linked `--session-dir` and the link.
+pub fn remove(root: &Path, id: &str) -> std::io::Result<()> {
+    let entry = root.join(id);
+    let metadata = std::fs::symlink_metadata(&entry)?;
+    if metadata.file_type().is_symlink() {
+        if let Ok(target) = std::fs::read_link(&entry) {
+            let target = if target.is_absolute() {
+                target
+            } else {
+                root.join(target)
+            };
+            if target.join(RECORD_FILE).exists() {
+                std::fs::remove_dir_all(&target)?;
+            }
+        }
+        std::fs::remove_file(&entry)
+    } else {
+        std::fs::remove_dir_all(&entry)
+    }
+}
+
+/// Mark a kept session's sandbox as gone.
+pub fn mark_destroyed(root: &Path, id: &str) {
+    let dir = root.join(id);
+    if let Ok(mut record) = read(&dir)
+        && record.status == Status::Kept
+    {
+        record.status = Status::Finished;
+        for container in record.containers.values_mut() {
+            container.removed = true;
+        }
+        let session = Session { dir, record };
+        let _ = session.save();
+    }
+}

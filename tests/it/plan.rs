@@ -21,6 +21,7 @@ if [ -f "$d/fail" ]; then echo "Error: cannot connect to podman: no such socket"
 case "$1" in
   images) cat "$d/images.json" 2>/dev/null || echo '[]' ;;
   ps) cat "$d/containers.json" 2>/dev/null || echo '[]' ;;
+  rm) echo "$5" ;;
   --version) echo 'podman version 4.3.1' ;;
   *) echo "fake podman: unexpected $*" >&2; exit 2 ;;
 esac
@@ -416,4 +417,121 @@ fn an_unknown_agent_is_an_error_with_a_suggestion() {
         "{}",
         run.stderr
     );
+}
+
+fn write_session(root: &Path, id: &str, status: &str, ended: &str) {
+    let dir = root.join(id);
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(
+        dir.join("session.json"),
+        serde_json::json!({
+            "format_version": 1, "id": id, "project": "demo", "project_id": "demo-x",
+            "status": status, "started_at": "2026-01-01T00:00:00Z", "ended_at": ended,
+            "exit_code": 0,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("logs/tools.time.stderr"),
+        "time server says hello\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn ls_logs_discard_and_clean_work_on_records() {
+    let project = Project::new();
+    let root = project.context.path().join(".sessions");
+    write_session(
+        &root,
+        "20260101T000000-aaaa",
+        "finished",
+        "2026-01-01T00:00:05Z",
+    );
+    write_session(
+        &root,
+        "20260102T000000-bbbb",
+        "kept",
+        "2026-01-02T00:00:05Z",
+    );
+    std::fs::create_dir_all(root.join("20260103T000000-cccc")).unwrap();
+    std::fs::write(root.join("20260103T000000-cccc/session.json"), "{ not json").unwrap();
+
+    let run = project.context.run(&["ls"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[1].starts_with("20260103T000000-cccc") && lines[1].contains("unreadable"),
+        "{}",
+        run.stdout
+    );
+    assert!(lines[2].contains("kept"), "{}", run.stdout);
+    assert!(
+        lines[3].contains("finished") && lines[3].contains("5.0s"),
+        "{}",
+        run.stdout
+    );
+
+    let run = project
+        .context
+        .run(&["logs", "20260101T000000-aaaa", "time"]);
+    assert_eq!(run.stdout, "time server says hello\n", "{}", run.all());
+    let run = project
+        .context
+        .run(&["logs", "20260101T000000-aaaa", "nope"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("servers with logs: tools.time"),
+        "{}",
+        run.stderr
+    );
+    let run = project.context.run(&["logs", "no-such-session"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("no session `no-such-session`"),
+        "{}",
+        run.stderr
+    );
+
+    // A stray container of a session that is gone is removed; a kept one is not.
+    std::fs::write(
+        project.fake.join("containers.json"),
+        serde_json::json!([
+            {"Id": "c1", "Names": ["outrig-demo-tools-gone"], "State": "exited",
+             "Labels": {"org.outrig.session": "20251201T000000-gone"}},
+            {"Id": "c2", "Names": ["outrig-demo-tools-kept"], "State": "running",
+             "Labels": {"org.outrig.session": "20260102T000000-bbbb"}}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let run = project.context.run(&["clean", "--older-than", "1d"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let calls = project.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c == "rm --force --time 0 outrig-demo-tools-gone"),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.contains("outrig-demo-tools-kept")),
+        "{calls:?}"
+    );
+    assert!(
+        !root.join("20260101T000000-aaaa").exists(),
+        "old finished record removed"
+    );
+    assert!(
+        root.join("20260102T000000-bbbb").exists(),
+        "kept record stays"
+    );
+
+    let run = project.context.run(&["discard", "20260102T000000-bbbb"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert!(!root.join("20260102T000000-bbbb").exists());
+    let run = project.context.run(&["clean", "--older-than", "soon"]);
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("not an age"), "{}", run.stderr);
 }

@@ -115,7 +115,8 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
     let container = format!("outrig-e2e-{unique}");
     let _cleanup = Cleanup(vec![
         podman(&["rm", "--force", "--time", "0", &container]),
-        podman(&["rmi", "--force", &tag]),
+        // No --force: that would also remove containers of other tests using the image.
+        podman(&["rmi", &tag]),
     ]);
     let context = repo_root().join("examples/quickstart/sandbox");
     let context = context.to_str().unwrap();
@@ -484,9 +485,10 @@ command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-file
         &sessions_arg,
     ]);
     assert_eq!(kept.status, 0, "{}", kept.all());
-    let name = containers();
-    let name = name.trim();
-    assert!(!name.is_empty(), "the kept sandbox is gone");
+    let listing = containers();
+    let ids: Vec<&str> = listing.split_whitespace().collect();
+    assert_eq!(ids.len(), 1, "exactly the kept sandbox: {listing}");
+    let name = ids[0];
     let inspect = Runtime.run(&podman(&["inspect", name])).unwrap().stdout;
     assert!(!inspect.contains(secret), "secret in podman inspect");
     let processes = Runtime
@@ -502,6 +504,40 @@ command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-file
     assert!(
         !processes.contains("OUTRIG_SERVER="),
         "a server is still running: {processes}"
+    );
+
+    // `outrig ls` shows both sessions; `outrig destroy` removes the kept sandbox.
+    let listed = context.run(&["ls", "--session-root", &sessions_arg]);
+    assert_eq!(listed.status, 0, "{}", listed.all());
+    assert!(
+        listed.stdout.contains("kept") && listed.stdout.contains("finished"),
+        "{}",
+        listed.stdout
+    );
+    let destroyed = context.run(&["destroy", "--session-root", &sessions_arg]);
+    assert_eq!(destroyed.status, 0, "{}", destroyed.all());
+    assert!(
+        containers().trim().is_empty(),
+        "destroy left: {}",
+        containers()
+    );
+    let listed = context.run(&["ls", "--json", "--session-root", &sessions_arg]);
+    let rows: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "finished"),
+        "{rows:#}"
+    );
+    // Logs of a server, by its short name.
+    let newest = rows[0]["id"].as_str().unwrap();
+    let logs = context.run(&["logs", newest, "fs", "--session-root", &sessions_arg]);
+    assert_eq!(logs.status, 0, "{}", logs.all());
+    assert!(
+        logs.stdout.contains("Secure MCP Filesystem Server"),
+        "{}",
+        logs.stdout
     );
 }
 

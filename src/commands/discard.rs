@@ -1,0 +1,28 @@
+//! `outrig discard <sid>`: delete a session's record (never a running session's).
+
+use std::path::Path;
+
+use crate::cli::{DiscardArgs, GlobalArgs};
+use crate::error::{Error, ExitStatus};
+use crate::session;
+
+pub fn run(global: &GlobalArgs, args: &DiscardArgs, cwd: &Path) -> Result<ExitStatus, Error> {
+    let root = super::session_root(global, &args.root, cwd);
+    let dir = session::locate(&root, &args.session)?;
+    if let Ok(record) = session::read(&dir)
+        && record.status == session::Status::Running
+        && record.owns_containers()
+    {
+        return Err(Error::new(format!(
+            "session {} is still running (pid {})",
+            args.session,
+            record.pid.unwrap_or(0)
+        ))
+        .hint("stop it first (Ctrl-C in its terminal, or `kill -TERM <pid>`)"));
+    }
+    session::remove(&root, &args.session).map_err(|e| {
+        Error::new(format!("cannot remove session {}", args.session)).cause(e.to_string())
+    })?;
+    anstream::eprintln!("discarded session {}", args.session);
+    Ok(ExitStatus::Success)
+}
