@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 /// Median and 95th percentile of `runs` timed calls, after one warm-up call.
+#[allow(dead_code)]
 pub fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
     f();
     let mut times: Vec<Duration> = (0..runs)

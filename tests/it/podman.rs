@@ -245,11 +245,19 @@ fn plan_tracks_real_podman_state() {
         format!("FROM {BASE_IMAGE}\nRUN true\n"),
     );
     let _cleanup = Cleanup(vec![
-        podman(&["rm", "--force", "--time", "0", &format!("outrig-{project}-orphan")]),
+        podman(&[
+            "rm",
+            "--force",
+            "--time",
+            "0",
+            &format!("outrig-{project}-orphan"),
+        ]),
         // every image this test built carries its project label
         PodmanCommand::new("sh", &[]).args([
             "-c",
-            &format!("podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi --force"),
+            &format!(
+                "podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi"
+            ),
         ]),
     ]);
     let plan = |context: &crate::context::TestContext| -> Value {
@@ -398,7 +406,7 @@ command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-file
     context.write("notes.txt", "a file in the workspace\n");
     let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
         "-c",
-        &format!("podman ps -aq --filter label=org.outrig.project={project} | xargs -r podman rm --force --time 0"),
+        &format!("podman ps -aq --filter label=org.outrig.project={project} --filter label=org.outrig.sandbox | xargs -r podman rm --force --time 0"),
     ])]);
     let containers = || {
         Runtime
@@ -614,8 +622,8 @@ fn sigint_during_apply_tears_down_and_records() {
     let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
         "-c",
         &format!(
-            "podman ps -aq --filter label=org.outrig.project={project} | xargs -r podman rm --force --time 0; \
-             podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi --force"
+            "podman ps -aq --filter label=org.outrig.project={project} --filter label=org.outrig.sandbox | xargs -r podman rm --force --time 0; \
+             podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi"
         ),
     ])]);
     let containers = || {
@@ -678,4 +686,142 @@ fn sigint_during_apply_tears_down_and_records() {
     assert_eq!(record.status, outrig::session::Status::Interrupted);
     assert_eq!(record.exit_code, Some(130));
     assert!(record.ended_at.is_some());
+}
+
+/// `kill -9` of outrig mid-apply leaves its sandbox; `outrig clean` then removes it, and no
+/// server process survives in any container.
+#[test]
+fn clean_after_kill_9_leaves_nothing() {
+    if !prerequisites(false) {
+        return;
+    }
+    let project = format!("e2e-kill-{}", rand_suffix());
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
+             [images.tools.mcp.slow]\ncommand = [\"sh\", \"-c\", \"sleep 60\"]\nstartup-timeout = \"90s\"\n"
+        ),
+    );
+    context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
+    let filter = format!("label=org.outrig.project={project}");
+    let sandboxes = format!("{filter} --filter label=org.outrig.sandbox");
+    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter {sandboxes} | xargs -r podman rm --force --time 0; \
+             podman images -q --filter {filter} | xargs -r podman rmi"
+        ),
+    ])]);
+    let containers = || {
+        Runtime
+            .run(&podman(&[
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &filter,
+                "--filter",
+                "label=org.outrig.sandbox",
+            ]))
+            .unwrap()
+            .stdout
+    };
+    let mut child = crate::context::outrig_command(context.path(), &[])
+        .args(["apply", "--auto-approve", "--session-root"])
+        .arg(&sessions)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while containers().trim().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the sandbox never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!containers().trim().is_empty(), "kill -9 cannot tear down");
+    let run = context.run(&["clean", "--session-root", sessions.to_str().unwrap()]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert!(
+        containers().trim().is_empty(),
+        "clean left: {}",
+        containers()
+    );
+    // The killed session's record is still there and readable.
+    let ids = outrig::session::ids(&sessions);
+    let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
+    assert_eq!(record.status, outrig::session::Status::Running);
+    assert!(!record.owns_containers(), "its process is gone");
+}
+
+/// A server that cannot start fails the apply with its exit status and stderr, and
+/// nothing is left running.
+#[test]
+fn a_failing_server_fails_the_apply_cleanly() {
+    if !prerequisites(false) {
+        return;
+    }
+    let project = format!("e2e-fail-{}", rand_suffix());
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
+             [images.tools.mcp.broken]\ncommand = [\"sh\", \"-c\", \"echo 'cannot open config' >&2; exit 3\"]\n"
+        ),
+    );
+    context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
+    let filter = format!("label=org.outrig.project={project}");
+    let sandboxes = format!("{filter} --filter label=org.outrig.sandbox");
+    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter {sandboxes} | xargs -r podman rm --force --time 0; \
+             podman images -q --filter {filter} | xargs -r podman rmi"
+        ),
+    ])]);
+    let run = context.run(&[
+        "apply",
+        "--auto-approve",
+        "--session-root",
+        sessions.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("`mcp.tools.broken` failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("cannot open config"),
+        "stderr tail shown: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("exit status: 3"), "{}", run.stderr);
+    let left = Runtime
+        .run(&podman(&[
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=org.outrig.sandbox",
+        ]))
+        .unwrap()
+        .stdout;
+    assert!(left.trim().is_empty(), "left behind: {left}");
+    let ids = outrig::session::ids(&sessions);
+    let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
+    assert_eq!(record.status, outrig::session::Status::Failed);
+    assert_eq!(record.exit_code, Some(1));
 }

@@ -1,0 +1,155 @@
+//! `cargo bench --bench apply`: `outrig apply` on the quick-start example with its image
+//! cached — time until every server has answered and listed its tools (`--keep`, so the
+//! teardown is not counted) and outrig's peak RSS — against the floor: the same
+//! `podman run`, `podman exec` and MCP handshake done directly, one after another. Needs
+//! podman, the base image and the vendored servers; skipped without them.
+
+// A benchmark runs the binaries it measures.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use outrig::podman::{PodmanCommand, Runtime};
+
+mod support;
+use support::ms;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("examples/quickstart");
+    let outrig = env!("CARGO_BIN_EXE_outrig");
+    if !root
+        .join("examples/quickstart/sandbox/vendor/.recipe")
+        .is_file()
+        || !Command::new("podman")
+            .args(["image", "exists", "localhost/outrig-base:bookworm"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        println!("apply vs floor: SKIPPED (needs podman, the base image and vendored servers)");
+        return;
+    }
+    let sessions = tempfile::tempdir().unwrap();
+    let session_root = sessions.path().to_str().unwrap().to_string();
+    let destroy = || {
+        let _ = Command::new(outrig)
+            .args(["destroy", "--session-root", &session_root])
+            .current_dir(&example)
+            .stderr(Stdio::null())
+            .status();
+    };
+    // Warm-up: builds the image if needed.
+    let status = Command::new(outrig)
+        .args(["apply", "--auto-approve", "--session-root", &session_root])
+        .current_dir(&example)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let runs = 5;
+    let mut applies = Vec::new();
+    let mut peak_rss_kb = 0u64;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let output = Command::new("/usr/bin/time")
+            .args([
+                "-f",
+                "%M",
+                outrig,
+                "apply",
+                "--auto-approve",
+                "--keep",
+                "--session-root",
+                &session_root,
+            ])
+            .current_dir(&example)
+            .output()
+            .unwrap();
+        applies.push(started.elapsed());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if let Some(kb) = stderr
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse::<u64>().ok())
+        {
+            peak_rss_kb = peak_rss_kb.max(kb);
+        }
+        destroy();
+    }
+    // The floor: the plan's own commands, run directly.
+    let plan: serde_json::Value = serde_json::from_slice(
+        &Command::new(outrig)
+            .args(["plan", "--json", "--session-root", &session_root])
+            .current_dir(&example)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut floors = Vec::new();
+    for round in 0..runs {
+        let session = format!("bench{round}");
+        let started = Instant::now();
+        for step in plan["steps"].as_array().unwrap() {
+            let address = step["address"].as_str().unwrap();
+            let Some(command) = step["command"].as_str() else {
+                continue;
+            };
+            let command = command.replace("<session>", &session);
+            if address.starts_with("sandbox.") {
+                Runtime
+                    .run(&PodmanCommand::new("sh", &[]).args(["-c", &command]))
+                    .expect("podman run");
+            } else if address.starts_with("mcp.") {
+                let exec = PodmanCommand::new("sh", &[]).args(["-c", &format!("exec {command}")]);
+                runtime.block_on(async {
+                    let mut child = Runtime.spawn_stdio(&exec, Stdio::null()).unwrap();
+                    let stdout = child.stdout.take().unwrap();
+                    let stdin = child.stdin.take().unwrap();
+                    let connection =
+                        outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60))
+                            .await
+                            .unwrap();
+                    connection
+                        .list_tools(Duration::from_secs(30))
+                        .await
+                        .unwrap();
+                    connection.close().await;
+                    let _ = child.wait().await;
+                });
+            }
+        }
+        floors.push(started.elapsed());
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!("podman rm --force --time 0 outrig-quickstart-tools-{session} >/dev/null"),
+            ])
+            .status();
+    }
+    applies.sort();
+    floors.sort();
+    let apply = applies[runs / 2];
+    let floor = floors[runs / 2];
+    println!(
+        "apply --keep (images cached) until every server answered: median {} (min {}, max {}); \
+         floor (podman run + exec + handshake directly): median {}; ratio {:.2}x; outrig peak RSS {:.1} MB",
+        ms(apply),
+        ms(applies[0]),
+        ms(applies[runs - 1]),
+        ms(floor),
+        apply.as_secs_f64() / floor.as_secs_f64(),
+        peak_rss_kb as f64 / 1024.0
+    );
+}
