@@ -416,6 +416,8 @@ command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-file
                 "--quiet",
                 "--filter",
                 &format!("label=org.outrig.project={project}"),
+                "--filter",
+                "label=org.outrig.sandbox",
             ]))
             .unwrap()
             .stdout
@@ -634,6 +636,8 @@ fn sigint_during_apply_tears_down_and_records() {
                 "--quiet",
                 "--filter",
                 &format!("label=org.outrig.project={project}"),
+                "--filter",
+                "label=org.outrig.sandbox",
             ]))
             .unwrap()
             .stdout
@@ -824,4 +828,117 @@ fn a_failing_server_fails_the_apply_cleanly() {
     let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
     assert_eq!(record.status, outrig::session::Status::Failed);
     assert_eq!(record.exit_code, Some(1));
+}
+
+/// A failing build names the step, shows the build log's tail, and tags nothing.
+#[test]
+fn a_failing_build_shows_its_log_and_tags_nothing() {
+    if !prerequisites(false) {
+        return;
+    }
+    let project = format!("e2e-build-{}", rand_suffix());
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    context.write(
+        "outrig.toml",
+        format!("project = \"{project}\"\n[images.broken]\ncontainerfile = \"Containerfile\"\n[images.broken.mcp.cat]\ncommand = [\"cat\"]\n"),
+    );
+    context.write(
+        "Containerfile",
+        format!("FROM {BASE_IMAGE}\nRUN echo 'compiling the tools' && echo 'fatal: missing header' >&2 && false\n"),
+    );
+    let run = context.run(&[
+        "apply",
+        "--auto-approve",
+        "--session-root",
+        sessions.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("`image.broken` failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("fatal: missing header"),
+        "log tail shown: {}",
+        run.stderr
+    );
+    let images = Runtime
+        .run(&podman(&[
+            "images",
+            "--quiet",
+            "--filter",
+            &format!("label=org.outrig.project={project}"),
+        ]))
+        .unwrap()
+        .stdout;
+    assert!(
+        images.trim().is_empty(),
+        "a failed build left an image: {images}"
+    );
+    let ids = outrig::session::ids(&sessions);
+    let log =
+        std::fs::read_to_string(sessions.join(&ids[0]).join("logs/build-broken.log")).unwrap();
+    assert!(log.contains("compiling the tools"), "{log}");
+}
+
+/// Two applies of one project at once: distinct sessions and sandboxes, both succeed.
+#[test]
+fn concurrent_applies_get_their_own_sessions() {
+    if !prerequisites(true) {
+        return;
+    }
+    let project = format!("e2e-twice-{}", rand_suffix());
+    let sandbox = repo_root().join("examples/quickstart/sandbox/Containerfile");
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{project}\"\n[images.tools]\ncontainerfile = \"{}\"\n\
+             [images.tools.mcp.time]\ncommand = [\"python3\", \"-m\", \"mcp_server_time\"]\n\
+             env = {{ PYTHONPATH = \"/opt/mcp/python\" }}\n",
+            sandbox.display()
+        ),
+    );
+    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter label=org.outrig.project={project} --filter label=org.outrig.sandbox | xargs -r podman rm --force --time 0"
+        ),
+    ])]);
+    // Build first, so both applies only start sandboxes.
+    let first = context.run(&[
+        "apply",
+        "--auto-approve",
+        "--session-root",
+        sessions.to_str().unwrap(),
+    ]);
+    assert_eq!(first.status, 0, "{}", first.all());
+    let spawn = || {
+        crate::context::outrig_command(context.path(), &[])
+            .args(["apply", "--auto-approve", "--session-root"])
+            .arg(&sessions)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let ids = outrig::session::ids(&sessions);
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    for id in &ids {
+        let record = outrig::session::read(&sessions.join(id)).unwrap();
+        assert_eq!(record.status, outrig::session::Status::Finished, "{id}");
+        assert_eq!(record.servers["tools.time"].tools.len(), 2, "{id}");
+    }
 }
