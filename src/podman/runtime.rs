@@ -3,7 +3,7 @@
 // This is the one place allowed to (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use super::command::PodmanCommand;
 
@@ -42,6 +42,18 @@ impl std::fmt::Display for ProcessError {
 
 impl std::error::Error for ProcessError {}
 
+impl ProcessError {
+    /// The command could not be started at all.
+    fn not_started(command: &PodmanCommand, error: &std::io::Error) -> ProcessError {
+        ProcessError {
+            command: command.to_string(),
+            status: None,
+            stderr_tail: error.to_string(),
+            not_found: error.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+}
+
 /// Captured output of a finished command.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -64,12 +76,9 @@ impl Runtime {
         for (name, value) in &command.process_env {
             expression = expression.env(name, value);
         }
-        let output = expression.run().map_err(|error| ProcessError {
-            command: command.to_string(),
-            status: None,
-            stderr_tail: error.to_string(),
-            not_found: error.kind() == std::io::ErrorKind::NotFound,
-        })?;
+        let output = expression
+            .run()
+            .map_err(|error| ProcessError::not_started(command, &error))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         if output.status.success() {
@@ -99,12 +108,9 @@ impl Runtime {
         for (name, value) in &command.process_env {
             expression = expression.env(name, value);
         }
-        let output = expression.run().map_err(|error| ProcessError {
-            command: command.to_string(),
-            status: None,
-            stderr_tail: error.to_string(),
-            not_found: error.kind() == std::io::ErrorKind::NotFound,
-        })?;
+        let output = expression
+            .run()
+            .map_err(|error| ProcessError::not_started(command, &error))?;
         if output.status.success() {
             return Ok(());
         }
@@ -115,28 +121,6 @@ impl Runtime {
             stderr_tail: tail(&text, STDERR_TAIL_LINES),
             not_found: false,
         })
-    }
-
-    /// Start a long-running command (`podman exec -i ...`) with piped stdin and stdout;
-    /// stderr goes to `stderr` (a log file, or null).
-    pub fn spawn_interactive(
-        &self,
-        command: &PodmanCommand,
-        stderr: Stdio,
-    ) -> Result<Child, ProcessError> {
-        std::process::Command::new(&command.program)
-            .args(command.argv())
-            .envs(command.process_env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|error| ProcessError {
-                command: command.to_string(),
-                status: None,
-                stderr_tail: error.to_string(),
-                not_found: error.kind() == std::io::ErrorKind::NotFound,
-            })
     }
 }
 
@@ -157,12 +141,7 @@ impl Runtime {
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|error| ProcessError {
-                command: command.to_string(),
-                status: None,
-                stderr_tail: error.to_string(),
-                not_found: error.kind() == std::io::ErrorKind::NotFound,
-            })
+            .map_err(|error| ProcessError::not_started(command, &error))
     }
 }
 
