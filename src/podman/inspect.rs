@@ -65,6 +65,23 @@ pub enum ObserveError {
     Parse { command: String, error: String },
 }
 
+/// `podman images`, asked again when it tripped over an image another process removed
+/// while it was listing (podman 4 then fails the whole listing with "image not known").
+fn list_images(
+    runtime: &Runtime,
+    command: &PodmanCommand,
+) -> Result<super::runtime::Output, ProcessError> {
+    let mut attempt = 0;
+    loop {
+        match runtime.run(command) {
+            Err(error) if attempt < 3 && error.stderr_tail.contains("image not known") => {
+                attempt += 1
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Read images and this project's containers: two podman calls.
 pub fn observe(
     runtime: &Runtime,
@@ -82,7 +99,7 @@ pub fn observe(
     ]);
     // The two queries are independent: run them side by side.
     let (images, containers) = std::thread::scope(|scope| {
-        let images = scope.spawn(|| runtime.run(&images_command));
+        let images = scope.spawn(|| list_images(runtime, &images_command));
         let containers = runtime.run(&containers_command);
         (images.join().expect("podman query thread"), containers)
     });
