@@ -408,20 +408,7 @@ command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-file
         "-c",
         &format!("podman ps -aq --filter label=org.outrig.project={project} --filter label=org.outrig.sandbox | xargs -r podman rm --force --time 0"),
     ])]);
-    let containers = || {
-        Runtime
-            .run(&podman(&[
-                "ps",
-                "--all",
-                "--quiet",
-                "--filter",
-                &format!("label=org.outrig.project={project}"),
-                "--filter",
-                "label=org.outrig.sandbox",
-            ]))
-            .unwrap()
-            .stdout
-    };
+    let containers = || sandboxes(&project);
 
     // Without a terminal and without --auto-approve: refused, nothing started.
     let refused = context.run(&["apply", "--session-root", &sessions_arg]);
@@ -603,6 +590,80 @@ fn a_stale_saved_plan_is_refused() {
     );
 }
 
+/// A project whose only server never answers (`sleep 60`), with `outrig apply` started on
+/// it and the sandbox up: the state in which interruption and `kill -9` are tested.
+struct SlowApply {
+    context: crate::context::TestContext,
+    sessions: std::path::PathBuf,
+    project: String,
+    child: std::process::Child,
+    _cleanup: Cleanup,
+}
+
+impl SlowApply {
+    fn start(prefix: &str, output: fn() -> Stdio) -> SlowApply {
+        let project = format!("{prefix}-{}", rand_suffix());
+        let context = crate::context::TestContext::new();
+        let sessions = context.path().join("sessions");
+        context.write(
+            "outrig.toml",
+            format!(
+                "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
+                 [images.tools.mcp.slow]\ncommand = [\"sh\", \"-c\", \"sleep 60\"]\nstartup-timeout = \"90s\"\n"
+            ),
+        );
+        context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
+        let cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+            "-c",
+            &format!(
+                "podman ps -aq --filter label=org.outrig.project={project} --filter label=org.outrig.sandbox | xargs -r podman rm --force --time 0; \
+                 podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi"
+            ),
+        ])]);
+        let child = crate::context::outrig_command(context.path(), &[])
+            .args(["apply", "--auto-approve", "--session-root"])
+            .arg(&sessions)
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap();
+        let slow = SlowApply {
+            context,
+            sessions,
+            project,
+            child,
+            _cleanup: cleanup,
+        };
+        // Wait until the sandbox is up and the slow server is starting.
+        let started = std::time::Instant::now();
+        while sandboxes(&slow.project).trim().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the sandbox never started"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        slow
+    }
+}
+
+/// A project's sandboxes (only containers outrig started: see `org.outrig.sandbox`).
+fn sandboxes(project: &str) -> String {
+    Runtime
+        .run(&podman(&[
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label=org.outrig.project={project}"),
+            "--filter",
+            "label=org.outrig.sandbox",
+        ]))
+        .unwrap()
+        .stdout
+}
+
 /// SIGINT while a server is starting: exit 130, the record finalized as interrupted, and
 /// no container or server process left behind.
 #[test]
@@ -610,55 +671,15 @@ fn sigint_during_apply_tears_down_and_records() {
     if !prerequisites(false) {
         return;
     }
-    let project = format!("e2e-sigint-{}", rand_suffix());
-    let context = crate::context::TestContext::new();
-    let sessions = context.path().join("sessions");
-    context.write(
-        "outrig.toml",
-        format!(
-            "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
-             [images.tools.mcp.slow]\ncommand = [\"sh\", \"-c\", \"sleep 60\"]\nstartup-timeout = \"90s\"\n"
-        ),
-    );
-    context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
-    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
-        "-c",
-        &format!(
-            "podman ps -aq --filter label=org.outrig.project={project} --filter label=org.outrig.sandbox | xargs -r podman rm --force --time 0; \
-             podman images -q --filter label=org.outrig.project={project} | xargs -r podman rmi"
-        ),
-    ])]);
-    let containers = || {
-        Runtime
-            .run(&podman(&[
-                "ps",
-                "--all",
-                "--quiet",
-                "--filter",
-                &format!("label=org.outrig.project={project}"),
-                "--filter",
-                "label=org.outrig.sandbox",
-            ]))
-            .unwrap()
-            .stdout
-    };
-    let mut child = crate::context::outrig_command(context.path(), &[])
-        .args(["apply", "--auto-approve", "--session-root"])
-        .arg(&sessions)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the sandbox is up and the slow server is starting.
-    let started = std::time::Instant::now();
-    while containers().trim().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the sandbox never started"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let slow = SlowApply::start("e2e-sigint", Stdio::piped);
+    let SlowApply {
+        sessions,
+        project,
+        mut child,
+        _cleanup,
+        ..
+    } = slow;
+    let containers = || sandboxes(&project);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -699,56 +720,15 @@ fn clean_after_kill_9_leaves_nothing() {
     if !prerequisites(false) {
         return;
     }
-    let project = format!("e2e-kill-{}", rand_suffix());
-    let context = crate::context::TestContext::new();
-    let sessions = context.path().join("sessions");
-    context.write(
-        "outrig.toml",
-        format!(
-            "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
-             [images.tools.mcp.slow]\ncommand = [\"sh\", \"-c\", \"sleep 60\"]\nstartup-timeout = \"90s\"\n"
-        ),
-    );
-    context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
-    let filter = format!("label=org.outrig.project={project}");
-    let sandboxes = format!("{filter} --filter label=org.outrig.sandbox");
-    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
-        "-c",
-        &format!(
-            "podman ps -aq --filter {sandboxes} | xargs -r podman rm --force --time 0; \
-             podman images -q --filter {filter} | xargs -r podman rmi"
-        ),
-    ])]);
-    let containers = || {
-        Runtime
-            .run(&podman(&[
-                "ps",
-                "--all",
-                "--quiet",
-                "--filter",
-                &filter,
-                "--filter",
-                "label=org.outrig.sandbox",
-            ]))
-            .unwrap()
-            .stdout
-    };
-    let mut child = crate::context::outrig_command(context.path(), &[])
-        .args(["apply", "--auto-approve", "--session-root"])
-        .arg(&sessions)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while containers().trim().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the sandbox never started"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let slow = SlowApply::start("e2e-kill", Stdio::null);
+    let SlowApply {
+        context,
+        sessions,
+        project,
+        mut child,
+        _cleanup,
+    } = slow;
+    let containers = || sandboxes(&project);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!containers().trim().is_empty(), "kill -9 cannot tear down");
