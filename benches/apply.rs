@@ -117,10 +117,14 @@ fn main() {
                     let mut child = Runtime.spawn_stdio(&exec, Stdio::null()).unwrap();
                     let stdout = child.stdout.take().unwrap();
                     let stdin = child.stdin.take().unwrap();
-                    let connection =
-                        outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60))
-                            .await
-                            .unwrap();
+                    let connection = outrig::mcp::client::connect(
+                        stdout,
+                        stdin,
+                        Duration::from_secs(60),
+                        1 << 20,
+                    )
+                    .await
+                    .unwrap();
                     connection
                         .list_tools(Duration::from_secs(30))
                         .await

@@ -19,8 +19,26 @@ use crate::session::{
 /// A server started for the session.
 struct RunningServer {
     key: String,
+    /// The container it runs in.
+    container: String,
     child: tokio::process::Child,
     connection: Option<Connection>,
+    tools: Vec<rmcp::model::Tool>,
+}
+
+/// A server that answered, handed to what runs in the session (the gateway, the agent).
+#[derive(Clone)]
+pub struct Backend {
+    /// `<image>.<server>`.
+    pub key: String,
+    /// The server's name in the config.
+    pub server: String,
+    pub peer: rmcp::service::Peer<rmcp::RoleClient>,
+    /// Its tools as it listed them.
+    pub tools: Vec<rmcp::model::Tool>,
+    pub call_timeout: Duration,
+    /// Where its stderr goes, relative to the session directory.
+    pub stderr_log: String,
 }
 
 /// What apply needs besides the plan.
@@ -30,6 +48,9 @@ pub struct Context<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Leave the sandbox running after the servers were proven.
     pub keep: bool,
+    /// A kept sandbox to start the servers in (`outrig mcp --attach`): image and container
+    /// name. It is never removed by this session.
+    pub attach: Option<(String, String)>,
 }
 
 /// Why an apply stopped before finishing.
@@ -91,15 +112,28 @@ impl Signals {
     }
 }
 
-/// Apply `plan` in `session`. Whatever happens — success, a failed step, SIGINT, SIGTERM or
-/// SIGHUP — what was started is torn down (unless kept after success) before returning. A
-/// second signal during teardown exits at once.
-pub async fn apply(plan: &Plan, session: &mut Session, context: &Context<'_>) -> Result<(), Stop> {
+/// Apply `plan` in `session`, then hand the servers that answered to `work` (which returns
+/// when the session's job is done). Whatever happens — success, a failed step, SIGINT,
+/// SIGTERM or SIGHUP — what was started is torn down (unless kept after success) before
+/// returning. A second signal during teardown exits at once.
+pub async fn apply<W>(
+    plan: &Plan,
+    session: &mut Session,
+    context: &Context<'_>,
+    work: W,
+) -> Result<(), Stop>
+where
+    W: AsyncFnOnce(&mut Session, Vec<Backend>) -> Result<(), Error>,
+{
     let mut signals = Signals::new()
         .map_err(|e| Stop::Failed(Error::new("cannot listen for signals").cause(e.to_string())))?;
     let mut servers: Vec<RunningServer> = Vec::new();
     let result = tokio::select! {
-        result = run_steps(plan, session, context, &mut servers) => result.map_err(Stop::Failed),
+        result = async {
+            run_steps(plan, session, context, &mut servers).await?;
+            let backends = backends(plan, session, &servers);
+            work(session, backends).await
+        } => result.map_err(Stop::Failed),
         signal = signals.next() => Err(Stop::Interrupted(signal)),
     };
     if let Err(Stop::Interrupted(signal)) = &result {
@@ -116,6 +150,30 @@ pub async fn apply(plan: &Plan, session: &mut Session, context: &Context<'_>) ->
     let keep = context.keep && result.is_ok();
     teardown(plan, session, context, &mut servers, keep).await;
     result
+}
+
+/// The servers that answered, in plan order.
+fn backends(plan: &Plan, session: &Session, servers: &[RunningServer]) -> Vec<Backend> {
+    servers
+        .iter()
+        .filter_map(|server| {
+            let spec = plan.desired.servers.get(&server.key)?;
+            let connection = server.connection.as_ref()?;
+            Some(Backend {
+                key: server.key.clone(),
+                server: spec.name.clone(),
+                peer: connection.peer(),
+                tools: server.tools.clone(),
+                call_timeout: Duration::from_millis(spec.call_timeout_ms),
+                stderr_log: session
+                    .record
+                    .servers
+                    .get(&server.key)
+                    .map(|r| r.stderr_log.clone())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 fn progress(address: &str, message: &str) {
@@ -286,12 +344,24 @@ async fn run_steps(
             let _ = session.save();
         } else if let Some(key) = address.strip_prefix("mcp.") {
             let server = &desired.servers[key];
+            let container = match (
+                &context.attach,
+                session.record.containers.get(&server.image),
+            ) {
+                (Some((image, name)), _) if *image == server.image => name.clone(),
+                (_, Some(record)) => record.name.clone(),
+                _ => {
+                    return Err(Error::new(format!("`{address}` has no sandbox to run in")));
+                }
+            };
             let mut command = desired
-                .exec_command(context.engine, key, &session_id)
+                .exec_command(context.engine, key, &container)
                 .expect("a planned server has an exec command");
             // A marker to find the process inside the container at teardown.
             command.args.insert(2, "--env".into());
-            command.args.insert(3, format!("OUTRIG_SERVER={key}"));
+            command
+                .args
+                .insert(3, format!("OUTRIG_SERVER={key}@{session_id}"));
             let command = with_secrets(command, &server.env, context.env).map_err(Error::new)?;
             let log_name = format!("{key}.stderr");
             let log = std::fs::File::create(session.log_path(&log_name))
@@ -306,7 +376,8 @@ async fn run_steps(
                     .map_err(|e| e.to_string())?;
                 let stdout = child.stdout.take().expect("piped");
                 let stdin = child.stdin.take().expect("piped");
-                let connected = client::connect(stdout, stdin, startup).await;
+                let connected =
+                    client::connect(stdout, stdin, startup, server.result_max_bytes as usize).await;
                 let connection = match connected {
                     Ok(connection) => connection,
                     Err(error) => {
@@ -356,13 +427,16 @@ async fn run_steps(
                         })
                         .collect(),
                     stderr_log: format!("logs/{log_name}"),
+                    exited: None,
                 },
             );
             let _ = session.save();
             servers.push(RunningServer {
                 key: key.to_string(),
+                container,
                 child,
                 connection: Some(connection),
+                tools,
             });
         }
     }
@@ -388,19 +462,16 @@ async fn teardown(
         let exited = tokio::time::timeout(Duration::from_secs(2), server.child.wait()).await;
         if exited.is_err() {
             // Killing `podman exec` alone would leave the server running in the container.
-            let image = server.key.split('.').next().unwrap_or_default();
-            if let Some(container) = session.record.containers.get(image) {
-                let script = format!(
-                    "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx 'OUTRIG_SERVER={}'; then kill -KILL ${{p#/proc/}}; fi; done",
-                    server.key
-                );
-                let _ =
-                    run_blocking(
-                        base.clone()
-                            .args(["exec", &container.name, "sh", "-c", &script]),
-                    )
-                    .await;
-            }
+            let script = format!(
+                "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx 'OUTRIG_SERVER={}@{}'; then kill -KILL ${{p#/proc/}}; fi; done",
+                server.key, session.record.id
+            );
+            let _ =
+                run_blocking(
+                    base.clone()
+                        .args(["exec", &server.container, "sh", "-c", &script]),
+                )
+                .await;
             let _ = server.child.kill().await;
         }
     }

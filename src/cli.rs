@@ -67,6 +67,9 @@ pub enum Command {
     /// Carry out the plan: build images, start the sandbox and its MCP servers, record a
     /// session, tear down (unless --keep)
     Apply(ApplyArgs),
+    /// Serve the sandbox's MCP tools as one MCP server on stdio, for Claude Code, Codex,
+    /// Cursor, VS Code or any MCP client
+    Mcp(McpArgs),
     /// List recorded sessions, newest first
     Ls(LsArgs),
     /// Show a session's logs (build output, server stderr)
@@ -159,6 +162,58 @@ pub struct ApplyArgs {
     /// Record this session in DIR (empty or new), linked from the session root
     #[arg(long, value_name = "DIR")]
     pub session_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Serve this agent's image, limited to the agent's `tools` allow-list (default:
+    /// `default-agent`; without one, the only image that has servers)
+    #[arg(long, value_name = "NAME", conflicts_with = "image")]
+    pub agent: Option<String>,
+
+    /// Serve every server of this image
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+
+    /// Only publish tools matching GLOB (`<server>__<tool>` with `*` and `?`; repeatable,
+    /// narrows the agent's allow-list further)
+    #[arg(long = "tools", value_name = "GLOB")]
+    pub tools: Vec<String>,
+
+    /// Start the servers in a sandbox kept by `outrig apply --keep` (its session id or
+    /// container name) instead of a new sandbox; it stays up afterwards
+    #[arg(long, value_name = "SESSION|CONTAINER")]
+    pub attach: Option<String>,
+
+    /// Build or pull images that are not current, instead of refusing to start
+    #[arg(long)]
+    pub build: bool,
+
+    /// Print the snippet that registers this server with CLIENT, and exit
+    #[arg(long, value_enum, value_name = "CLIENT")]
+    pub print_config: Option<McpClient>,
+
+    /// Directory of session records (default: config `session-root`, else
+    /// $XDG_DATA_HOME/outrig/sessions)
+    #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]
+    pub session_root: Option<PathBuf>,
+
+    /// Record this session in DIR (empty or new), linked from the session root
+    #[arg(long, value_name = "DIR")]
+    pub session_dir: Option<PathBuf>,
+}
+
+/// MCP clients `outrig mcp --print-config` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum McpClient {
+    /// Claude Code: `.mcp.json` at the project root
+    ClaudeCode,
+    /// Codex: `~/.codex/config.toml`
+    Codex,
+    /// Cursor: `.cursor/mcp.json`
+    Cursor,
+    /// VS Code: `.vscode/mcp.json`
+    Vscode,
 }
 
 #[derive(Debug, Args)]

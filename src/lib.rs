@@ -82,6 +82,7 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Schema(args) => commands::schema::run(args),
         Command::Plan(args) => commands::plan::run(&cli.global, args, &cwd),
         Command::Apply(args) => commands::apply::run(&cli.global, args, &cwd),
+        Command::Mcp(args) => commands::mcp::run(&cli.global, args, &cwd),
         Command::Ls(args) => commands::ls::run(&cli.global, args, &cwd),
         Command::Logs(args) => commands::logs::run(&cli.global, args, &cwd),
         Command::Discard(args) => commands::discard::run(&cli.global, args, &cwd),

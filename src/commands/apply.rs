@@ -8,12 +8,12 @@ use crate::apply::{self, Stop};
 use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::error::{Error, ExitStatus};
 use crate::plan::{Plan, render};
-use crate::session::{Session, Status, now};
+use crate::session::Status;
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStatus, Error> {
     let computed = super::plan::compute(
         global,
-        args.agent.as_deref(),
+        crate::plan::desired::Target::Agent(args.agent.as_deref()),
         args.session_root.as_deref(),
         cwd,
     )?;
@@ -25,18 +25,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
     if !args.auto_approve {
         confirm()?;
     }
-    let mut session = Session::create(
-        &computed.session_root,
-        args.session_dir.as_deref(),
-        &plan.desired.project,
-        &plan.desired.project_id,
-    )
-    .map_err(|e| Error::new("cannot create the session record").cause(e.to_string()))?;
-    session.record.desired = Some(plan.desired.clone());
-    session.record.agent = plan.agent.clone();
-    session.record.config_digest = plan.config_digest.clone();
-    session.record.config_path = computed.config_path.display().to_string();
-    let _ = session.save();
+    let mut session = super::begin_session(&computed, &plan, args.session_dir.as_deref(), "apply")?;
     anstream::eprintln!(
         "\nsession {} ({})",
         session.record.id,
@@ -48,26 +37,21 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
         root: &computed.root,
         env: &env,
         keep: args.keep,
+        attach: None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new("cannot start the async runtime").cause(e.to_string()))?;
-    let result = runtime.block_on(apply::apply(&plan, &mut session, &context));
-    session.record.ended_at = Some(now());
-    session.record.pid = None;
-    let (status, exit) = match (&result, args.keep) {
-        (Ok(()), true) => (Status::Kept, ExitStatus::Success),
-        (Ok(()), false) => (Status::Finished, ExitStatus::Success),
-        (Err(Stop::Failed(_)), _) => (Status::Failed, ExitStatus::Failure),
-        (Err(Stop::Interrupted(signal)), _) => (Status::Interrupted, signal.exit_status()),
-    };
-    session.record.status = status;
-    session.record.exit_code = Some(exit as i32);
-    session
-        .save()
-        .map_err(|e| Error::new("cannot write the session record").cause(e.to_string()))?;
+    let runtime = super::runtime()?;
+    let result = runtime.block_on(apply::apply(&plan, &mut session, &context, async |_, _| {
+        Ok(())
+    }));
+    let exit = super::finish_session(
+        &mut session,
+        &result,
+        if args.keep {
+            Status::Kept
+        } else {
+            Status::Finished
+        },
+    )?;
     match result {
         Err(Stop::Failed(error)) => return Err(error),
         Err(Stop::Interrupted(signal)) => {

@@ -9,7 +9,7 @@ use crate::cli::{GlobalArgs, PlanArgs};
 use crate::config;
 use crate::error::{Error, ExitStatus};
 use crate::plan::context::ManifestCache;
-use crate::plan::desired::{self, Inputs};
+use crate::plan::desired::{self, Inputs, Target};
 use crate::plan::{Plan, diff, render};
 use crate::podman::inspect::{self, ObserveError};
 use crate::podman::{PodmanCommand, Runtime};
@@ -18,7 +18,7 @@ use crate::session;
 pub fn run(global: &GlobalArgs, args: &PlanArgs, cwd: &Path) -> Result<ExitStatus, Error> {
     let plan = compute(
         global,
-        args.agent.as_deref(),
+        Target::Agent(args.agent.as_deref()),
         args.session_root.as_deref(),
         cwd,
     )?
@@ -54,12 +54,14 @@ pub struct Computed {
     pub root: std::path::PathBuf,
     pub config_path: std::path::PathBuf,
     pub session_root: std::path::PathBuf,
+    /// The resolved config the plan was made from.
+    pub config: crate::config::Config,
 }
 
 /// Compute the plan for the config found from `cwd`.
 pub fn compute(
     global: &GlobalArgs,
-    agent: Option<&str>,
+    target: Target<'_>,
     session_root: Option<&Path>,
     cwd: &Path,
 ) -> Result<Computed, Error> {
@@ -81,7 +83,7 @@ pub fn compute(
         rootless: rootless(),
         hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
-    let desired = desired::desired(config, agent, &inputs)?;
+    let desired = desired::desired(config, target, &inputs)?;
     let manifests = ManifestCache::new();
     for build in desired.images.values().filter_map(|i| i.build.as_ref()) {
         manifests.store(&build.context_hash, &build.context_manifest);
@@ -114,6 +116,7 @@ pub fn compute(
         root: config.root.clone(),
         config_path: config.path.clone(),
         session_root: root,
+        config: loaded.config,
     })
 }
 

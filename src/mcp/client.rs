@@ -8,6 +8,8 @@ use rmcp::model::{ProtocolVersion, Tool};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::transport::BoundedStdio;
+
 /// A connected server.
 pub struct Connection {
     service: RunningService<RoleClient, ()>,
@@ -38,10 +40,12 @@ impl std::fmt::Display for ClientError {
 impl std::error::Error for ClientError {}
 
 /// Connect over a server's stdout (`reader`) and stdin (`writer`), within `timeout`.
+/// Replies longer than `max_message` bytes are truncated (see [`super::transport`]).
 pub async fn connect<R, W>(
     reader: R,
     writer: W,
     timeout: Duration,
+    max_message: usize,
 ) -> Result<Connection, ClientError>
 where
     R: AsyncRead + Send + Unpin + 'static,
@@ -53,7 +57,7 @@ where
     };
     let service = tokio::time::timeout(
         timeout,
-        ().serve_with_lifecycle((reader, writer), lifecycle),
+        ().serve_with_lifecycle(BoundedStdio::new(reader, writer, max_message), lifecycle),
     )
     .await
     .map_err(|_| ClientError::Timeout {
@@ -87,6 +91,11 @@ impl Connection {
                 after: timeout,
             })?
             .map_err(|e| ClientError::Protocol(format!("tools/list failed: {e}")))
+    }
+
+    /// A handle for requests; cheap to clone, usable from many tasks at once.
+    pub fn peer(&self) -> rmcp::service::Peer<RoleClient> {
+        self.service.peer().clone()
     }
 
     /// End the session: stop the client, which closes the server's stdin.

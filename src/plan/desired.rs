@@ -162,10 +162,35 @@ pub struct Inputs<'a> {
 }
 
 /// Which part of the config a plan covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// The named agent; without a name the default agent, or without one every image
+    /// that has servers.
+    Agent(Option<&'a str>),
+    /// One image and its servers, no agent.
+    Image(&'a str),
+}
+
+/// The agent and images a target covers.
 pub fn select<'c>(
     config: &'c Config,
-    agent: Option<&str>,
+    target: Target<'_>,
 ) -> Result<(Option<String>, Vec<&'c str>), Error> {
+    let agent = match target {
+        Target::Agent(agent) => agent,
+        Target::Image(name) => {
+            let Some((found, _)) = config.images.get_key_value(name) else {
+                let known: Vec<String> = config.images.keys().cloned().collect();
+                return Err(Error::new(format!("no image named `{name}`")).hint(
+                    match crate::config::suggest::did_you_mean(name, &known) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("images: {}", known.join(", ")),
+                    },
+                ));
+            };
+            return Ok((None, vec![found.as_str()]));
+        }
+    };
     let agent = agent
         .map(str::to_string)
         .or_else(|| config.default_agent.clone());
@@ -203,8 +228,8 @@ pub fn select<'c>(
 
 /// Compute the desired state for `agent` (or the default agent, or every image with
 /// servers).
-pub fn desired(config: &Config, agent: Option<&str>, inputs: &Inputs) -> Result<Desired, Error> {
-    let (agent, images) = select(config, agent)?;
+pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<Desired, Error> {
+    let (agent, images) = select(config, target)?;
     let mut missing_variables = Vec::new();
     let mut resolve = |template: &str| -> Value {
         let references = env_ref::references(template);
@@ -564,7 +589,7 @@ impl Desired {
         &self,
         engine: &crate::config::resolve::Engine,
         key: &str,
-        session: &str,
+        container: &str,
     ) -> Option<PodmanCommand> {
         let server = self.servers.get(key)?;
         let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args).args([
@@ -579,11 +604,7 @@ impl Desired {
                 Value::Secret { .. } => command.args(["--env", name]),
             };
         }
-        Some(
-            command
-                .arg(container_name(&self.project, &server.image, session))
-                .args(server.command.iter().cloned()),
-        )
+        Some(command.arg(container).args(server.command.iter().cloned()))
     }
 }
 

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use similar::TextDiff;
 
-use super::desired::{AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, Value, short_hash};
+use super::desired::{
+    AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, Value, container_name, short_hash,
+};
 use super::{Action, Direction, FORMAT_VERSION, Plan, SecurityDelta, Step, Summary};
 use crate::config::model::{Access, NetworkMode, PullPolicy};
 use crate::config::resolve::Engine;
@@ -86,7 +88,8 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
     }
     for (key, server) in &desired.servers {
         let old = last.and_then(|l| l.servers.get(key));
-        let command = desired.exec_command(inputs.engine, key, SESSION_PLACEHOLDER);
+        let container = container_name(&desired.project, &server.image, SESSION_PLACEHOLDER);
+        let command = desired.exec_command(inputs.engine, key, &container);
         let (action, reason, diff) = match (last, old) {
             (_, Some(old)) if old == server => (
                 Action::Create,
@@ -97,9 +100,10 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
                 Action::Update,
                 format!("{} changed", server_changes(old, server).join(", ")),
                 unified(
-                    &args_text(
-                        last.and_then(|l| l.exec_command(inputs.engine, key, SESSION_PLACEHOLDER)),
-                    ),
+                    &args_text(last.and_then(|l| {
+                        let container = container_name(&l.project, &old.image, SESSION_PLACEHOLDER);
+                        l.exec_command(inputs.engine, key, &container)
+                    })),
                     &args_text(command.clone()),
                     "exec (last applied)",
                     "exec (planned)",

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::Desired;
 
+pub mod log;
+
 /// Version of `session.json`.
 pub const FORMAT_VERSION: u32 = 1;
 pub const RECORD_FILE: &str = "session.json";
@@ -67,6 +69,22 @@ pub struct Record {
     /// Servers by `<image>.<server>`.
     #[serde(default)]
     pub servers: std::collections::BTreeMap<String, ServerRecord>,
+    /// What the session ran: `apply` or `mcp`.
+    #[serde(default = "default_command")]
+    pub command: String,
+    /// The kept sandbox container this session started its servers in (`outrig mcp
+    /// --attach`); it belongs to another session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached_to: Option<String>,
+    /// The agent's model (`<name>` and the provider's identifier) and provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+fn default_command() -> String {
+    "apply".to_string()
 }
 
 /// One step as it ran.
@@ -107,6 +125,9 @@ pub struct ServerRecord {
     pub tools: Vec<ToolRecord>,
     /// Where its stderr went, relative to the session directory.
     pub stderr_log: String,
+    /// Set when the server exited while the session was using it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +212,10 @@ impl Session {
                 steps: Vec::new(),
                 containers: Default::default(),
                 servers: Default::default(),
+                command: default_command(),
+                attached_to: None,
+                model: None,
+                provider: None,
             },
         };
         session.save()?;

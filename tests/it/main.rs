@@ -10,6 +10,7 @@ mod context;
 
 mod cli;
 mod examples;
+mod gateway;
 mod init;
 mod plan;
 mod podman;

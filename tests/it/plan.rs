@@ -535,3 +535,84 @@ fn ls_logs_discard_and_clean_work_on_records() {
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("not an age"), "{}", run.stderr);
 }
+
+/// `outrig mcp` never makes a client wait on a build: with the image not built it fails at
+/// once, naming `outrig apply`, starts nothing and asks podman only what plan asks.
+#[test]
+fn mcp_refuses_to_start_while_a_build_is_pending() {
+    let project = Project::new();
+    let run = project.context.run(&["mcp"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stdout.is_empty(),
+        "stdout is the protocol's: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("image `tools` must be built before its tools can be served"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("outrig apply"), "{}", run.stderr);
+    assert!(run.stderr.contains("outrig mcp --build"), "{}", run.stderr);
+    assert!(!run.all().contains(SECRET));
+    let calls = project.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.starts_with("images") || c.starts_with("ps")),
+        "{calls:?}"
+    );
+}
+
+/// `--print-config` prints a snippet each client reads, with absolute paths, and the
+/// variables the servers need passed through by name (never their values).
+#[test]
+fn mcp_prints_the_config_snippet_for_each_client() {
+    let project = Project::new();
+    let root = std::fs::canonicalize(project.context.path()).unwrap();
+    for client in ["claude-code", "cursor", "vscode", "codex"] {
+        let run = project.context.run(&["mcp", "--print-config", client]);
+        assert_eq!(run.status, 0, "{client}: {}", run.all());
+        assert!(!run.all().contains(SECRET));
+        let (command, args, env): (String, Vec<String>, String) = if client == "codex" {
+            let doc: toml_edit::DocumentMut = run.stdout.parse().unwrap();
+            let server = &doc["mcp_servers"]["outrig-demo"];
+            (
+                server["command"].as_str().unwrap().to_string(),
+                server["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect(),
+                server["env_vars"].to_string(),
+            )
+        } else {
+            let json: Value = serde_json::from_str(&run.stdout).unwrap();
+            let key = if client == "vscode" {
+                "servers"
+            } else {
+                "mcpServers"
+            };
+            let server = &json[key]["outrig-demo"];
+            assert_eq!(server["type"], "stdio");
+            (
+                server["command"].as_str().unwrap().to_string(),
+                serde_json::from_value(server["args"].clone()).unwrap(),
+                server["env"].to_string(),
+            )
+        };
+        assert!(Path::new(&command).is_absolute(), "{command}");
+        assert!(command.ends_with("outrig"), "{command}");
+        let config = std::fs::canonicalize(&args[1]).unwrap();
+        assert_eq!(args[0], "--config");
+        assert_eq!(config, root.join("outrig.toml"));
+        assert_eq!(args[2], "mcp");
+        assert!(env.contains("API_TOKEN"), "{client}: {env}");
+    }
+    let bad = project.context.run(&["mcp", "--print-config", "emacs"]);
+    assert_eq!(bad.status, 1);
+    assert!(bad.stderr.contains("claude-code"), "{}", bad.stderr);
+}

@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use crate::context::repo_root;
 
-const BASE_IMAGE: &str = "localhost/outrig-base:bookworm";
+pub const BASE_IMAGE: &str = "localhost/outrig-base:bookworm";
 
-fn podman(args: &[&str]) -> PodmanCommand {
+pub fn podman(args: &[&str]) -> PodmanCommand {
     PodmanCommand::new(
         std::env::var("OUTRIG_PODMAN").unwrap_or_else(|_| "podman".into()),
         &[],
@@ -26,7 +26,7 @@ fn podman(args: &[&str]) -> PodmanCommand {
 
 /// Whether the real-podman tests can run here (with the vendored MCP servers too, when
 /// `servers`); panics in CI when they cannot.
-fn prerequisites(servers: bool) -> bool {
+pub fn prerequisites(servers: bool) -> bool {
     let vendor = repo_root().join("examples/quickstart/sandbox/vendor/.recipe");
     let missing = if Runtime.run(&podman(&["--version"])).is_err() {
         Some("podman is not installed (run scripts/setup-podman.sh)".to_string())
@@ -55,7 +55,7 @@ fn prerequisites(servers: bool) -> bool {
 }
 
 /// Removes what a test created, even when it fails.
-struct Cleanup(Vec<PodmanCommand>);
+pub struct Cleanup(pub Vec<PodmanCommand>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -87,9 +87,10 @@ fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, S
             .expect("podman exec starts");
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take().unwrap();
-        let connection = outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        let connection =
+            outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)
+                .await
+                .unwrap_or_else(|e| panic!("{command}: {e}"));
         let tools = connection
             .list_tools(Duration::from_secs(30))
             .await
@@ -205,7 +206,7 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
     assert!(!processes.contains("mcp_server_time"), "{processes}");
 }
 
-fn rand_suffix() -> String {
+pub fn rand_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -649,7 +650,7 @@ impl SlowApply {
 }
 
 /// A project's sandboxes (only containers outrig started: see `org.outrig.sandbox`).
-fn sandboxes(project: &str) -> String {
+pub fn sandboxes(project: &str) -> String {
     Runtime
         .run(&podman(&[
             "ps",

@@ -1,0 +1,396 @@
+//! `outrig mcp`: start (or attach to) the sandbox of one image, start its MCP servers, and
+//! serve their tools as one MCP server on stdio until the client closes it. Builds nothing
+//! unless `--build`: a client must never wait on an image build.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apply::{self, Stop};
+use crate::cli::{GlobalArgs, McpArgs, McpClient};
+use crate::config::Config;
+use crate::error::{Error, ExitStatus};
+use crate::mcp::gateway;
+use crate::mcp::toolbox::Toolbox;
+use crate::plan::desired::Target;
+use crate::plan::{Action, Plan};
+use crate::podman::{PodmanCommand, Runtime, labels};
+use crate::session::log::{AppendLog, Redactor};
+use crate::session::{self, Session, Status};
+
+pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus, Error> {
+    if let Some(client) = args.print_config {
+        return print_config(global, args, client, cwd);
+    }
+    let target = target(global, args, cwd)?;
+    let computed = super::plan::compute(global, target, args.session_root.as_deref(), cwd)?;
+    let config = &computed.config;
+    let (image, allow) = selection(config, args, &computed.plan)?;
+    let attach = match &args.attach {
+        Some(wanted) => Some(attached_container(
+            &computed,
+            wanted,
+            &image,
+            &computed.engine,
+        )?),
+        None => None,
+    };
+    let plan = narrow(&computed.plan, &image, args.build, attach.is_some())?;
+    let mut session = super::begin_session(&computed, &plan, args.session_dir.as_deref(), "mcp")?;
+    session.record.attached_to = attach.clone();
+    let _ = session.save();
+    anstream::eprintln!(
+        "outrig mcp: session {} ({})",
+        session.record.id,
+        session.dir.display()
+    );
+    let env = |name: &str| std::env::var(name).ok();
+    let redactor = Redactor::for_desired(&plan.desired, &env);
+    let events = Arc::new(
+        AppendLog::open(&session.log_path("outrig.log")).map_err(|e| {
+            Error::new("cannot create the session's event log").cause(e.to_string())
+        })?,
+    );
+    let audit = AppendLog::open(&session.log_path("tools.jsonl"))
+        .map_err(|e| Error::new("cannot create the session's tool log").cause(e.to_string()))?;
+    let context = apply::Context {
+        engine: &computed.engine,
+        root: &computed.root,
+        env: &env,
+        keep: false,
+        attach: attach.clone().map(|container| (image.clone(), container)),
+    };
+    let runtime = super::runtime()?;
+    let result = runtime.block_on(apply::apply(
+        &plan,
+        &mut session,
+        &context,
+        async |session: &mut Session, backends| {
+            let toolbox = Arc::new(Toolbox::new(
+                backends,
+                &allow,
+                Some(audit),
+                Some(events.clone()),
+                redactor,
+            ));
+            let message = format!(
+                "serving {} tools of {} servers on stdio",
+                toolbox.tools().len(),
+                toolbox.backends().len()
+            );
+            anstream::eprintln!("outrig mcp: {message}");
+            events.event(&message);
+            let served = gateway::serve_stdio(toolbox.clone(), events.clone()).await;
+            for key in toolbox.exited() {
+                if let Some(record) = session.record.servers.get_mut(key) {
+                    record.exited = Some("exited while the gateway was serving".to_string());
+                }
+            }
+            served.map_err(|e| Error::new("the MCP session with the client failed").cause(e))
+        },
+    ));
+    // stdin may still be read by a blocking thread; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    events.event("session ended");
+    let exit = super::finish_session(&mut session, &result, Status::Finished)?;
+    match result {
+        Err(Stop::Failed(error)) => Err(error),
+        Err(Stop::Interrupted(signal)) => {
+            anstream::eprintln!(
+                "outrig mcp: stopped by {}; session {} recorded",
+                signal.name(),
+                session.record.id
+            );
+            Ok(exit)
+        }
+        Ok(()) => {
+            anstream::eprintln!(
+                "outrig mcp: the client closed the session; session {} recorded",
+                session.record.id
+            );
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+/// What to plan for: the agent (named or default), or one image.
+fn target<'a>(global: &GlobalArgs, args: &'a McpArgs, cwd: &Path) -> Result<Target<'a>, Error> {
+    if let Some(image) = &args.image {
+        return Ok(Target::Image(image));
+    }
+    if args.agent.is_some() {
+        return Ok(Target::Agent(args.agent.as_deref()));
+    }
+    // Without a default agent, fall back to the only image with servers.
+    let loaded = crate::config::load(global.config.as_deref(), cwd)?;
+    if loaded.config.default_agent.is_some() {
+        return Ok(Target::Agent(None));
+    }
+    let with_servers: Vec<&String> = loaded
+        .config
+        .images
+        .iter()
+        .filter(|(_, i)| !i.servers.is_empty())
+        .map(|(n, _)| n)
+        .collect();
+    match with_servers.as_slice() {
+        [_] => Ok(Target::Agent(None)),
+        [] => Err(Error::new("no image in the config has MCP servers")
+            .hint("add `[images.<name>.mcp.<server>]` with a `command`")),
+        several => Err(
+            Error::new("several images have MCP servers; choose one").hint(format!(
+                "pass `--image NAME` ({}) or `--agent NAME`",
+                several
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+    }
+}
+
+/// The image to serve and the tool allow-list (the agent's, narrowed by `--tools`).
+fn selection(
+    config: &Config,
+    args: &McpArgs,
+    plan: &Plan,
+) -> Result<(String, Vec<Vec<String>>), Error> {
+    let agent = plan.agent.as_ref().and_then(|name| config.agents.get(name));
+    let image = match (&args.image, agent) {
+        (Some(image), _) => image.clone(),
+        (None, Some(agent)) => agent.image.clone(),
+        (None, None) => plan
+            .desired
+            .servers
+            .values()
+            .map(|s| s.image.clone())
+            .next()
+            .ok_or_else(|| Error::new("no image in the config has MCP servers"))?,
+    };
+    if !plan.desired.servers.values().any(|s| s.image == image) {
+        return Err(
+            Error::new(format!("image `{image}` has no MCP servers")).hint(format!(
+                "add `[images.{image}.mcp.<server>]` with a `command`"
+            )),
+        );
+    }
+    // Every list must match: the agent's allow-list, then `--tools`.
+    let mut allow: Vec<Vec<String>> = agent.and_then(|a| a.tools.clone()).into_iter().collect();
+    if !args.tools.is_empty() {
+        allow.push(args.tools.clone());
+    }
+    Ok((image, allow))
+}
+
+/// The part of `plan` this gateway carries out: the image's sandbox and servers, and its
+/// build or pull only with `--build`. Pending builds without it are an error.
+fn narrow(plan: &Plan, image: &str, build: bool, attach: bool) -> Result<Plan, Error> {
+    let image_address = format!("image.{image}");
+    let pending = plan.steps.iter().find(|s| {
+        s.address == image_address && matches!(s.action, Action::Create | Action::Replace)
+    });
+    if let (Some(step), false) = (pending, build) {
+        let what = if plan.desired.images[image].build.is_some() {
+            "built"
+        } else {
+            "pulled"
+        };
+        return Err(Error::new(format!(
+            "image `{image}` must be {what} before its tools can be served ({})",
+            step.reason
+        ))
+        .hint("run `outrig apply` first, or start the gateway with `outrig mcp --build`"));
+    }
+    let mut narrowed = plan.clone();
+    let server_prefix = format!("mcp.{image}.");
+    narrowed.steps.retain(|s| {
+        (s.address == image_address && build)
+            || (!attach && s.address == format!("sandbox.{image}"))
+            || s.address.starts_with(&server_prefix)
+    });
+    Ok(narrowed)
+}
+
+/// The container of a kept sandbox named by session id or container name.
+fn attached_container(
+    computed: &super::plan::Computed,
+    wanted: &str,
+    image: &str,
+    engine: &crate::config::resolve::Engine,
+) -> Result<String, Error> {
+    let project_id = &computed.plan.desired.project_id;
+    let from_session = session::records(&computed.session_root, project_id)
+        .into_iter()
+        .find(|r| r.id == wanted)
+        .map(|record| {
+            record
+                .containers
+                .get(image)
+                .filter(|c| !c.removed && record.status == Status::Kept)
+                .map(|c| c.name.clone())
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "session {wanted} has no kept sandbox of image `{image}` (it is {:?})",
+                        record.status
+                    ))
+                    .hint("keep one with `outrig apply --keep`")
+                })
+        });
+    let name = match from_session {
+        Some(found) => found?,
+        None => wanted.to_string(),
+    };
+    let format = format!(
+        "{{{{index .Config.Labels \"{}\"}}}} {{{{index .Config.Labels \"{}\"}}}} {{{{.State.Running}}}}",
+        labels::PROJECT_ID,
+        labels::SANDBOX
+    );
+    let command = PodmanCommand::new(engine.podman.clone(), &engine.global_args).args([
+        "container",
+        "inspect",
+        "--format",
+        &format,
+        &name,
+    ]);
+    let output = Runtime.run(&command).map_err(|e| {
+        Error::new(format!(
+            "`{wanted}` is neither a session nor a container of this project"
+        ))
+        .cause(e.to_string())
+        .hint("`outrig ls` lists sessions; kept ones say `kept`")
+    })?;
+    let fields: Vec<&str> = output.stdout.split_whitespace().collect();
+    match fields.as_slice() {
+        [id, sandbox, running] if id == project_id && *sandbox == image && *running == "true" => {
+            Ok(name)
+        }
+        [id, _, _] if id != project_id => Err(Error::new(format!(
+            "container `{name}` is not a sandbox of this project"
+        ))),
+        [_, sandbox, _] if *sandbox != image => Err(Error::new(format!(
+            "container `{name}` is a sandbox of image `{sandbox}`, not `{image}`"
+        ))
+        .hint(format!("pass `--image {sandbox}`"))),
+        _ => Err(Error::new(format!("container `{name}` is not running"))
+            .hint("start a new sandbox without `--attach`")),
+    }
+}
+
+/// `--print-config CLIENT`: the snippet that makes CLIENT start this gateway.
+fn print_config(
+    global: &GlobalArgs,
+    args: &McpArgs,
+    client: McpClient,
+    cwd: &Path,
+) -> Result<ExitStatus, Error> {
+    let loaded = crate::config::load(global.config.as_deref(), cwd)?;
+    let config = &loaded.config;
+    let program = std::env::current_exe()
+        .map_err(|e| Error::new("cannot find outrig's own path").cause(e.to_string()))?;
+    let mut command_args: Vec<String> = vec![
+        "--config".into(),
+        config.path.display().to_string(),
+        "mcp".into(),
+    ];
+    if let Some(agent) = &args.agent {
+        command_args.extend(["--agent".into(), agent.clone()]);
+    }
+    if let Some(image) = &args.image {
+        command_args.extend(["--image".into(), image.clone()]);
+    }
+    for pattern in &args.tools {
+        command_args.extend(["--tools".into(), pattern.clone()]);
+    }
+    // Variables the servers read through `${VAR}`: the client must pass them on.
+    let mut variables: Vec<String> = config
+        .images
+        .values()
+        .flat_map(|i| i.servers.values())
+        .flat_map(|s| s.env.values())
+        .flat_map(|v| crate::config::env_ref::references(v))
+        .collect();
+    variables.sort();
+    variables.dedup();
+    let name = format!("outrig-{}", config.project);
+    let program = program.display().to_string();
+    let text = snippet(client, &name, &program, &command_args, &variables);
+    print!("{text}");
+    anstream::eprintln!(
+        "{}",
+        match client {
+            McpClient::ClaudeCode => format!(
+                "put this in `.mcp.json` at the project root, or run: claude mcp add {name} -- {program} {}",
+                command_args.join(" ")
+            ),
+            McpClient::Codex => "add this to `~/.codex/config.toml`".to_string(),
+            McpClient::Cursor =>
+                "put this in `.cursor/mcp.json` (merge `mcpServers` with what is there)".to_string(),
+            McpClient::Vscode =>
+                "put this in `.vscode/mcp.json` (merge `servers` with what is there)".to_string(),
+        }
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn snippet(
+    client: McpClient,
+    name: &str,
+    program: &str,
+    args: &[String],
+    variables: &[String],
+) -> String {
+    let env = |form: &dyn Fn(&str) -> String| -> serde_json::Map<String, serde_json::Value> {
+        variables
+            .iter()
+            .map(|v| (v.clone(), serde_json::Value::String(form(v))))
+            .collect()
+    };
+    let json = |value: serde_json::Value| {
+        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        text.push('\n');
+        text
+    };
+    match client {
+        McpClient::ClaudeCode => json(serde_json::json!({
+            "mcpServers": { name: {
+                "type": "stdio", "command": program, "args": args,
+                "env": env(&|v| format!("${{{v}}}")),
+            }}
+        })),
+        McpClient::Cursor => json(serde_json::json!({
+            "mcpServers": { name: {
+                "type": "stdio", "command": program, "args": args,
+                "env": env(&|v| format!("${{env:{v}}}")),
+            }}
+        })),
+        McpClient::Vscode => json(serde_json::json!({
+            "servers": { name: {
+                "type": "stdio", "command": program, "args": args,
+                "env": env(&|v| format!("${{env:{v}}}")),
+            }}
+        })),
+        McpClient::Codex => {
+            let mut doc = toml_edit::DocumentMut::new();
+            let mut table = toml_edit::Table::new();
+            table.insert("command", toml_edit::value(program));
+            let mut list = toml_edit::Array::new();
+            for arg in args {
+                list.push(arg.as_str());
+            }
+            table.insert("args", toml_edit::value(list));
+            if !variables.is_empty() {
+                let mut forwarded = toml_edit::Array::new();
+                for v in variables {
+                    forwarded.push(v.as_str());
+                }
+                table.insert("env_vars", toml_edit::value(forwarded));
+            }
+            let mut servers = toml_edit::Table::new();
+            servers.set_implicit(true);
+            servers.insert(name, toml_edit::Item::Table(table));
+            doc.insert("mcp_servers", toml_edit::Item::Table(servers));
+            doc.to_string()
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The sandbox's tools as one set: every server's tools under their published names
+//! (`<server>__<tool>`), filtered by an allow-list, and calls routed to the right server
+//! with its timeout, cancellation, crash handling and an audit line in `logs/tools.jsonl`.
+//! Shared by the gateway (`outrig mcp`) and the agent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::ErrorData;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject, Tool};
+use rmcp::service::ServiceError;
+
+use super::names;
+use crate::apply::Backend;
+use crate::config::check::glob_match;
+use crate::plan::desired::short_hash;
+use crate::session::log::{AppendLog, Redactor, preview};
+
+/// Characters of arguments and results kept in an audit line's preview.
+const PREVIEW_CHARS: usize = 200;
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The tool answered.
+    Ok,
+    /// The tool answered with `isError`.
+    ToolError,
+    /// No such tool, or not allowed.
+    UnknownTool,
+    /// No answer within the server's `call-timeout`.
+    Timeout,
+    /// The caller cancelled it.
+    Cancelled,
+    /// The server is not running any more.
+    Unavailable,
+    /// The server answered with a protocol error.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::UnknownTool => "unknown_tool",
+            Outcome::Timeout => "timeout",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// A finished call.
+pub struct Called {
+    pub outcome: Outcome,
+    /// What the server answered (outcomes `Ok` and `ToolError`).
+    pub response: Option<CallToolResponse>,
+    /// The protocol error the server answered (outcome `Failed`).
+    pub error: Option<ErrorData>,
+    /// Why the call did not reach or finish at the server, for the caller.
+    pub message: Option<String>,
+}
+
+impl Called {
+    /// The answer as a tool result: the server's, or an error result explaining why there
+    /// is none.
+    pub fn into_result(self) -> Result<CallToolResponse, ErrorData> {
+        match (self.response, self.error, self.message) {
+            (Some(response), _, _) => Ok(response),
+            (None, Some(error), _) => Err(error),
+            (None, None, message) => Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                rmcp::model::ContentBlock::text(message.unwrap_or_default()),
+            ]))),
+        }
+    }
+}
+
+struct Route {
+    backend: usize,
+    tool: String,
+}
+
+/// The published tool set of a sandbox.
+pub struct Toolbox {
+    tools: Vec<Tool>,
+    routes: HashMap<String, Route>,
+    backends: Vec<Backend>,
+    gone: Vec<AtomicBool>,
+    audit: Option<AppendLog>,
+    events: Option<Arc<AppendLog>>,
+    redactor: Redactor,
+}
+
+impl Toolbox {
+    /// Publish the tools of `backends` that match every list in `allow` (globs over
+    /// `<server>__<tool>`; no lists allow all).
+    pub fn new(
+        backends: Vec<Backend>,
+        allow: &[Vec<String>],
+        audit: Option<AppendLog>,
+        events: Option<Arc<AppendLog>>,
+        redactor: Redactor,
+    ) -> Toolbox {
+        let pairs: Vec<(usize, &str, &Tool)> = backends
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| b.tools.iter().map(move |t| (i, b.server.as_str(), t)))
+            .collect();
+        let assigned = names::assign(pairs.iter().map(|(_, s, t)| (*s, t.name.as_ref())));
+        let by_pair: HashMap<(&str, &str), &str> = assigned
+            .iter()
+            .map(|(name, (s, t))| ((s.as_str(), t.as_str()), name.as_str()))
+            .collect();
+        let mut tools = Vec::new();
+        let mut routes = HashMap::new();
+        for (backend, server, tool) in &pairs {
+            let Some(&name) = by_pair.get(&(*server, tool.name.as_ref())) else {
+                continue;
+            };
+            if routes.contains_key(name) {
+                continue;
+            }
+            let plain = format!("{server}{}{}", names::SEPARATOR, tool.name);
+            let allowed = allow.iter().all(|patterns| {
+                patterns
+                    .iter()
+                    .any(|p| glob_match(p, &plain) || glob_match(p, name))
+            });
+            if !allowed {
+                continue;
+            }
+            let mut published = (*tool).clone();
+            published.name = name.to_string().into();
+            tools.push(published);
+            routes.insert(
+                name.to_string(),
+                Route {
+                    backend: *backend,
+                    tool: tool.name.to_string(),
+                },
+            );
+        }
+        let gone = backends.iter().map(|_| AtomicBool::new(false)).collect();
+        Toolbox {
+            tools,
+            routes,
+            backends,
+            gone,
+            audit,
+            events,
+            redactor,
+        }
+    }
+
+    /// The published tools, in server order.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    /// Servers found to have exited, by `<image>.<server>` key.
+    pub fn exited(&self) -> Vec<&str> {
+        self.backends
+            .iter()
+            .zip(&self.gone)
+            .filter(|(b, gone)| gone.load(Ordering::Relaxed) || b.peer.is_transport_closed())
+            .map(|(b, _)| b.key.as_str())
+            .collect()
+    }
+
+    /// Note servers that exited since the last look (in the event log and on stderr).
+    pub fn notice_exits(&self) {
+        for (index, backend) in self.backends.iter().enumerate() {
+            if backend.peer.is_transport_closed() {
+                self.mark_gone(index);
+            }
+        }
+    }
+
+    fn mark_gone(&self, index: usize) {
+        if self.gone[index].swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let backend = &self.backends[index];
+        let message = format!(
+            "server `{}` exited; its tools now answer with an error (its stderr: {})",
+            backend.server, backend.stderr_log
+        );
+        anstream::eprintln!("outrig: {message}");
+        if let Some(events) = &self.events {
+            events.event(&message);
+        }
+    }
+
+    /// Call the tool published as `name`. `cancelled` resolves when the caller gives up;
+    /// the server is then sent `notifications/cancelled`.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+        cancelled: impl Future<Output = ()>,
+    ) -> Called {
+        let started = Instant::now();
+        let Some(route) = self.routes.get(name) else {
+            let called = Called {
+                outcome: Outcome::UnknownTool,
+                response: None,
+                error: Some(ErrorData::invalid_params(
+                    format!("unknown tool `{name}`"),
+                    None,
+                )),
+                message: Some(format!("unknown tool `{name}`")),
+            };
+            self.audit(name, None, &arguments, &called, started.elapsed());
+            return called;
+        };
+        let backend = &self.backends[route.backend];
+        let called = if self.gone[route.backend].load(Ordering::Relaxed)
+            || backend.peer.is_transport_closed()
+        {
+            self.mark_gone(route.backend);
+            unavailable(backend)
+        } else {
+            let mut params = CallToolRequestParams::new(route.tool.clone());
+            params.arguments = arguments.clone();
+            let timeout = backend.call_timeout;
+            tokio::select! {
+                answer = backend.peer.call_tool_once(params) => match answer {
+                    Ok(response) => {
+                        let is_error = matches!(&response, CallToolResponse::Complete(r) if r.is_error == Some(true));
+                        Called {
+                            outcome: if is_error { Outcome::ToolError } else { Outcome::Ok },
+                            response: Some(response),
+                            error: None,
+                            message: None,
+                        }
+                    }
+                    Err(ServiceError::McpError(error)) => Called {
+                        outcome: Outcome::Failed,
+                        response: None,
+                        message: Some(format!("the server answered with an error: {}", error.message)),
+                        error: Some(error),
+                    },
+                    Err(ServiceError::TransportClosed | ServiceError::TransportSend(_)) => {
+                        self.mark_gone(route.backend);
+                        unavailable(backend)
+                    }
+                    Err(other) => Called {
+                        outcome: Outcome::Failed,
+                        response: None,
+                        error: None,
+                        message: Some(format!("the call to server `{}` failed: {other}", backend.server)),
+                    },
+                },
+                () = tokio::time::sleep(timeout) => Called {
+                    outcome: Outcome::Timeout,
+                    response: None,
+                    error: None,
+                    message: Some(format!(
+                        "`{name}` timed out: server `{}` gave no answer within its call-timeout of {}",
+                        backend.server,
+                        seconds(timeout)
+                    )),
+                },
+                () = cancelled => Called {
+                    outcome: Outcome::Cancelled,
+                    response: None,
+                    error: None,
+                    message: Some(format!("`{name}` was cancelled")),
+                },
+            }
+        };
+        self.audit(
+            name,
+            Some((backend, &route.tool)),
+            &arguments,
+            &called,
+            started.elapsed(),
+        );
+        called
+    }
+
+    fn audit(
+        &self,
+        name: &str,
+        target: Option<(&Backend, &str)>,
+        arguments: &Option<JsonObject>,
+        called: &Called,
+        elapsed: Duration,
+    ) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        let arguments = arguments
+            .as_ref()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .unwrap_or_default();
+        let result = match (&called.response, &called.error) {
+            (Some(response), _) => response_json(response),
+            (None, Some(error)) => serde_json::to_string(error).unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        let result_preview = match &called.response {
+            Some(CallToolResponse::Complete(r)) => text_of(r),
+            _ => called.message.clone().unwrap_or_default(),
+        };
+        audit.json(&serde_json::json!({
+            "ts": crate::session::now(),
+            "name": name,
+            "server": target.map(|(b, _)| b.server.as_str()),
+            "tool": target.map(|(_, t)| t),
+            "duration_ms": elapsed.as_secs_f64() * 1000.0,
+            "outcome": called.outcome.as_str(),
+            "arguments_bytes": arguments.len(),
+            "arguments_hash": short_hash(arguments.as_bytes()),
+            "result_bytes": result.len(),
+            "result_hash": short_hash(result.as_bytes()),
+            "preview": {
+                "arguments": preview(&arguments, PREVIEW_CHARS, &self.redactor),
+                "result": preview(&result_preview, PREVIEW_CHARS, &self.redactor),
+            },
+        }));
+    }
+}
+
+fn unavailable(backend: &Backend) -> Called {
+    Called {
+        outcome: Outcome::Unavailable,
+        response: None,
+        error: None,
+        message: Some(format!(
+            "server `{}` is not running: it exited during this session (its stderr is in the session's {})",
+            backend.server, backend.stderr_log
+        )),
+    }
+}
+
+/// A response as it goes on the wire.
+fn response_json(response: &CallToolResponse) -> String {
+    let result: rmcp::model::ServerResult = response.clone().into();
+    serde_json::to_string(&result).unwrap_or_default()
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
+/// The text parts of a result, joined by newlines; other parts by kind.
+pub fn text_of(result: &CallToolResult) -> String {
+    use rmcp::model::ContentBlock;
+    let mut parts: Vec<String> = Vec::new();
+    for block in &result.content {
+        parts.push(match block {
+            ContentBlock::Text(text) => text.text.clone(),
+            ContentBlock::Image(image) => {
+                format!(
+                    "[image {}, {} bytes base64]",
+                    image.mime_type,
+                    image.data.len()
+                )
+            }
+            ContentBlock::Audio(audio) => {
+                format!(
+                    "[audio {}, {} bytes base64]",
+                    audio.mime_type,
+                    audio.data.len()
+                )
+            }
+            other => serde_json::to_string(other).unwrap_or_default(),
+        });
+    }
+    if parts.is_empty()
+        && let Some(structured) = &result.structured_content
+    {
+        parts.push(structured.to_string());
+    }
+    parts.join("\n")
+}

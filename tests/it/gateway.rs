@@ -1,0 +1,658 @@
+//! `outrig mcp` end to end with real podman, real third-party MCP servers in the sandbox
+//! (npm server-filesystem and server-everything, PyPI mcp-server-time) and real clients
+//! (the Python `mcp` SDK in both its classic and its `server/discover` mode, and
+//! `@modelcontextprotocol/inspector --cli`), plus a raw JSON-RPC driver for what clients
+//! do not show: out-of-order replies, cancellation, timeouts, floods and crashes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use outrig::podman::{PodmanCommand, Runtime};
+use serde_json::{Value, json};
+
+use crate::context::{TestContext, outrig_command, repo_root};
+use crate::podman::{Cleanup, podman, prerequisites, rand_suffix, sandboxes};
+
+const SECRET: &str = "s3cr3t-value";
+
+fn test_tools() -> PathBuf {
+    std::env::var_os("OUTRIG_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-tools"))
+}
+
+/// The clients must be installed (scripts/install-test-tools.sh); in CI their absence fails.
+fn clients_installed() -> bool {
+    let python = test_tools().join("py/bin/python");
+    let inspector = test_tools().join("node_modules/.bin/mcp-inspector");
+    if python.is_file() && inspector.is_file() {
+        return true;
+    }
+    let why = "the MCP test clients are missing (run scripts/install-test-tools.sh)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+/// A project whose image is the quick start's (already built by other tests or built
+/// here), with the given extra server tables.
+fn project(prefix: &str, servers: &str) -> (TestContext, String, PathBuf, Cleanup) {
+    let name = format!("{prefix}-{}", rand_suffix());
+    let containerfile = repo_root().join("examples/quickstart/sandbox/Containerfile");
+    let context = TestContext::new().env("API_TOKEN", SECRET);
+    let sessions = context.path().join(".sessions");
+    let context = context.env("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap());
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{name}\"\n\n[images.tools]\ncontainerfile = \"{}\"\nnetwork = \"none\"\n\n{servers}",
+            containerfile.display()
+        ),
+    );
+    context.write("hello.txt", "hello from the workspace\n");
+    std::fs::copy(
+        repo_root().join("tests/clients/flood_server.py"),
+        context.path().join("flood_server.py"),
+    )
+    .unwrap();
+    let cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter label=org.outrig.project={name} --filter label=org.outrig.sandbox | xargs -r podman rm --force --time 0"
+        ),
+    ])]);
+    (context, name, sessions, cleanup)
+}
+
+const REAL_SERVERS: &str = r#"[images.tools.mcp.time]
+command = ["python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
+env = { PYTHONPATH = "/opt/mcp/python" }
+
+[images.tools.mcp.fs]
+command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js", "/workspace"]
+
+[images.tools.mcp.everything]
+command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js", "stdio"]
+"#;
+
+/// Run the Python SDK client (`tests/clients/mcp_client.py`) against `command`.
+fn python_client(
+    context: &TestContext,
+    mode: &str,
+    calls: &Value,
+    command: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
+    let mut cmd = Command::new(test_tools().join("py/bin/python"));
+    cmd.arg(repo_root().join("tests/clients/mcp_client.py"))
+        .arg(mode)
+        .arg(calls.to_string())
+        .arg("--")
+        .args(command)
+        .current_dir(context.path())
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python client ({mode}) failed:\n{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains(SECRET) && !stdout.contains(SECRET));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+/// A result with the clock reading blanked (two calls never read the same second).
+fn normalised(result: &Value) -> String {
+    let text = result.to_string();
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    // Blank every `YYYY-MM-DDTHH:MM:SS` timestamp.
+    while let Some(at) = rest.find("T") {
+        let (before, after) = rest.split_at(at);
+        let is_stamp = before.len() >= 10
+            && before[before.len() - 10..].chars().nth(4) == Some('-')
+            && after.len() >= 9
+            && after.as_bytes()[3] == b':';
+        if is_stamp {
+            out.push_str(&before[..before.len() - 10]);
+            out.push_str("<time>");
+            rest = &after[9..];
+        } else {
+            out.push_str(before);
+            out.push('T');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Through `outrig mcp`, both Python SDK modes and the MCP Inspector list the merged tools
+/// and get the same results as talking to each server directly over `podman exec -i`;
+/// `--attach` reuses a kept sandbox and leaves it up; a fresh gateway's sandbox is gone
+/// after the client leaves; SIGTERM tears down and exits 143.
+#[test]
+fn gateway_serves_real_clients_like_the_servers_themselves() {
+    if !prerequisites(true) || !clients_installed() {
+        return;
+    }
+    let (context, name, sessions, _cleanup) = project("e2e-gateway", REAL_SERVERS);
+    let kept = context.run(&["apply", "--auto-approve", "--keep"]);
+    assert_eq!(kept.status, 0, "{}", kept.all());
+    let kept_id = outrig::session::ids(&sessions)[0].clone();
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(sessions.join(&kept_id).join("session.json")).unwrap(),
+    )
+    .unwrap();
+    let container = record["containers"]["tools"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let outrig = env!("CARGO_BIN_EXE_outrig");
+    let sessions_env = sessions.to_str().unwrap();
+    let env = [("OUTRIG_SESSION_ROOT", sessions_env), ("API_TOKEN", SECRET)];
+    let calls = json!([
+        ["fs__read_text_file", {"path": "/workspace/hello.txt"}],
+        ["everything__echo", {"message": "through the gateway"}],
+        ["time__get_current_time", {"timezone": "UTC"}],
+    ]);
+    let gateway = [
+        outrig,
+        "mcp",
+        "--image",
+        "tools",
+        "--attach",
+        kept_id.as_str(),
+    ];
+    let mut through = Vec::new();
+    for mode in ["classic", "discover"] {
+        let out = python_client(&context, mode, &calls, &gateway, &env);
+        let tools: Vec<&str> = out["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert_eq!(tools.len(), 14 + 13 + 2, "{tools:?}");
+        for expected in [
+            "fs__read_text_file",
+            "everything__echo",
+            "everything__get-sum",
+            "time__get_current_time",
+        ] {
+            assert!(tools.contains(&expected), "{expected} missing: {tools:?}");
+        }
+        assert_eq!(out["server"], "outrig");
+        assert_eq!(
+            out["protocol"],
+            if mode == "classic" {
+                "2025-11-25"
+            } else {
+                "2026-07-28"
+            }
+        );
+        through.push(out["results"].clone());
+    }
+    // The same calls, straight to each server in the same sandbox.
+    let direct = |server: &[&str], tool: &str, arguments: &Value| -> Value {
+        let mut command = vec![
+            "podman",
+            "exec",
+            "-i",
+            "--env",
+            "PYTHONPATH=/opt/mcp/python",
+        ];
+        command.push(&container);
+        command.extend_from_slice(server);
+        let out = python_client(
+            &context,
+            "classic",
+            &json!([[tool, arguments]]),
+            &command,
+            &[],
+        );
+        out["results"][0].clone()
+    };
+    let expected = [
+        direct(
+            &[
+                "node",
+                "/opt/mcp/node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js",
+                "/workspace",
+            ],
+            "read_text_file",
+            &calls[0][1],
+        ),
+        direct(
+            &[
+                "node",
+                "/opt/mcp/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+                "stdio",
+            ],
+            "echo",
+            &calls[1][1],
+        ),
+        direct(
+            &[
+                "python3",
+                "-m",
+                "mcp_server_time",
+                "--local-timezone",
+                "UTC",
+            ],
+            "get_current_time",
+            &calls[2][1],
+        ),
+    ];
+    assert!(expected[0].to_string().contains("hello from the workspace"));
+    for results in &through {
+        for (got, want) in results.as_array().unwrap().iter().zip(&expected) {
+            assert_eq!(normalised(got), normalised(want));
+        }
+    }
+
+    // The MCP Inspector's CLI, a second real client.
+    let inspector = |args: &[&str]| -> Value {
+        let output = Command::new(test_tools().join("node_modules/.bin/mcp-inspector"))
+            .arg("--cli")
+            // The Inspector starts servers with a minimal environment of its own.
+            .args(["-e", &format!("OUTRIG_SESSION_ROOT={sessions_env}")])
+            .args(gateway)
+            .args(args)
+            .current_dir(context.path())
+            .env("OUTRIG_SESSION_ROOT", sessions_env)
+            .env("API_TOKEN", SECRET)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap()
+    };
+    let listed = inspector(&["--method", "tools/list"]);
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"fs__read_text_file") && names.contains(&"time__get_current_time"));
+    let echoed = inspector(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "everything__echo",
+        "--tool-arg",
+        "message=through the gateway",
+    ]);
+    assert_eq!(echoed["content"], expected[1]["content"]);
+
+    // Attached sessions left the kept sandbox up, with none of their servers in it.
+    assert_eq!(sandboxes(&name).lines().count(), 1);
+    let markers = Runtime
+        .run(&podman(&[
+            "exec",
+            &container,
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^OUTRIG_SERVER=' || true",
+        ]))
+        .unwrap()
+        .stdout;
+    assert_eq!(
+        markers.trim(),
+        "0",
+        "server processes left in the kept sandbox"
+    );
+    let destroyed = context.run(&["destroy"]);
+    assert_eq!(destroyed.status, 0, "{}", destroyed.all());
+    assert!(sandboxes(&name).trim().is_empty());
+
+    // A gateway with its own sandbox: SIGTERM ends it with 143 and removes the sandbox.
+    let mut gateway = Gateway::start(&context, &["--image", "tools"]);
+    gateway.initialize();
+    assert_eq!(sandboxes(&name).lines().count(), 1);
+    let status = Command::new("kill")
+        .args(["-TERM", &gateway.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(gateway.wait(), 143);
+    assert!(
+        sandboxes(&name).trim().is_empty(),
+        "sandbox left after SIGTERM"
+    );
+    assert_no_secret(&sessions);
+}
+
+fn assert_no_secret(dir: &Path) {
+    for entry in walk(dir) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "the secret is in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// `outrig mcp` driven with raw JSON-RPC lines.
+struct Gateway {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: PathBuf,
+    next_id: u64,
+}
+
+impl Gateway {
+    fn start(context: &TestContext, args: &[&str]) -> Gateway {
+        let stderr = context
+            .path()
+            .join(format!("gateway-{}.stderr", rand_suffix()));
+        let mut child = outrig_command(context.path(), &context_env(context))
+            .arg("mcp")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Gateway {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr,
+            next_id: 100,
+        }
+    }
+
+    fn send(&mut self, message: Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Send a request; returns its id.
+    fn request(&mut self, method: &str, params: Value) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    fn call(&mut self, tool: &str, arguments: Value) -> u64 {
+        self.request("tools/call", json!({"name": tool, "arguments": arguments}))
+    }
+
+    /// The next message that is a response, within `timeout`.
+    fn response(&mut self, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no response within {timeout:?}; stderr:\n{}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                )
+            });
+            let message: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout carried a non-JSON line ({e}): {line:.200}"));
+            if message.get("id").is_some() && message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
+    fn initialize(&mut self) {
+        let id = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "raw-test", "version": "1"}}),
+        );
+        let reply = self.response(Duration::from_secs(120));
+        assert_eq!(reply["id"], id, "{reply}");
+        assert_eq!(reply["result"]["serverInfo"]["name"], "outrig");
+        self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    }
+
+    /// Close stdin and wait for the exit status.
+    fn wait(&mut self) -> i32 {
+        self.stdin.take();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the gateway did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Peak resident memory of the gateway process, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn context_env(context: &TestContext) -> Vec<(String, String)> {
+    let sessions = context.path().join(".sessions");
+    vec![
+        ("API_TOKEN".into(), SECRET.into()),
+        (
+            "OUTRIG_SESSION_ROOT".into(),
+            sessions.to_str().unwrap().into(),
+        ),
+    ]
+}
+
+fn text(reply: &Value) -> String {
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What real clients do not show: -32601 before initialisation, replies matched by id
+/// when a backing server answers out of order, the per-call timeout, cancellation
+/// forwarded, a 50 MB result truncated with bounded memory, secrets kept out of the audit
+/// log, and a crashed server whose tools error while the others keep answering.
+#[test]
+fn gateway_contains_crashes_floods_timeouts_and_secrets() {
+    if !prerequisites(true) {
+        return;
+    }
+    let servers = format!(
+        r#"[images.tools.mcp.flood]
+command = ["python3", "/workspace/flood_server.py"]
+env = {{ API_TOKEN = "${{API_TOKEN}}" }}
+call-timeout = "2s"
+result-max-bytes = 1048576
+
+{REAL_SERVERS}"#
+    );
+    let (context, name, sessions, _cleanup) = project("e2e-gateway-robust", &servers);
+    let mut gateway = Gateway::start(&context, &["--image", "tools"]);
+
+    // Before initialisation, an unknown method is -32601 and the session goes on.
+    let id = gateway.request("no/such-method", json!({}));
+    let reply = gateway.response(Duration::from_secs(120));
+    assert_eq!(reply["id"], id);
+    assert_eq!(reply["error"]["code"], -32601, "{reply}");
+    gateway.initialize();
+    let id = gateway.request("no/such-method", json!({}));
+    assert_eq!(
+        gateway.response(Duration::from_secs(5))["error"]["code"],
+        -32601
+    );
+    let _ = id;
+    let id = gateway.request("tools/list", json!({}));
+    let list = gateway.response(Duration::from_secs(10));
+    assert_eq!(list["id"], id);
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"flood__flood") && names.contains(&"everything__echo"));
+
+    // A slow call does not hold up a quick one: replies come back matched by id.
+    let slow = gateway.call("flood__sleep", json!({"seconds": 1.5}));
+    let quick = gateway.call("everything__echo", json!({"message": "quick"}));
+    let first = gateway.response(Duration::from_secs(10));
+    let second = gateway.response(Duration::from_secs(10));
+    assert_eq!(first["id"], quick, "{first}");
+    assert_eq!(text(&first), "Echo: quick");
+    assert_eq!(second["id"], slow);
+    assert_eq!(text(&second), "slept 1.5");
+
+    // The per-call timeout (2 s for this server) answers with a clear error result.
+    let started = Instant::now();
+    let late = gateway.call("flood__sleep", json!({"seconds": 8}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], late);
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(text(&reply).contains("timed out"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+
+    // A cancelled call gets no result; the next call is answered.
+    let cancelled = gateway.call("flood__sleep", json!({"seconds": 3}));
+    std::thread::sleep(Duration::from_millis(300));
+    gateway.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": cancelled, "reason": "user"}}),
+    );
+    let after = gateway.call("everything__echo", json!({"message": "after"}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], after, "a cancelled call was answered: {reply}");
+
+    // 50 MB from a tool: a truncated result with a marker, and the gateway stays small.
+    let flood = gateway.call("flood__flood", json!({"bytes": 50_000_000}));
+    let reply = gateway.response(Duration::from_secs(60));
+    assert_eq!(reply["id"], flood);
+    let flooded = text(&reply);
+    assert!(flooded.starts_with("xxxx"));
+    assert!(
+        flooded.contains("[truncated by outrig"),
+        "{:.300}",
+        &flooded[flooded.len() - 300..]
+    );
+    assert!(flooded.len() < 1_100_000, "{}", flooded.len());
+    let peak = gateway.peak_rss_kib();
+    assert!(
+        peak < 100 * 1024,
+        "peak RSS {peak} KiB after a 50 MB result"
+    );
+
+    // A secret the tool returns reaches the client, but not the audit log.
+    let secret = gateway.call("flood__env", json!({"name": "API_TOKEN"}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], secret);
+    assert_eq!(text(&reply), SECRET);
+
+    // The flood server crashes: its tools error, the others answer, the gateway lives.
+    let crash = gateway.call("flood__crash", json!({}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], crash);
+    std::thread::sleep(Duration::from_millis(800));
+    let dead = gateway.call("flood__echo", json!({"message": "anyone?"}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], dead);
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(text(&reply).contains("not running"), "{reply}");
+    let alive = gateway.call("time__get_current_time", json!({"timezone": "UTC"}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], alive);
+    assert!(text(&reply).contains("UTC"), "{reply}");
+
+    assert_eq!(gateway.wait(), 0, "{}", gateway.stderr());
+    assert!(sandboxes(&name).trim().is_empty(), "sandbox left behind");
+    assert!(!gateway.stderr().contains(SECRET));
+
+    let id = outrig::session::ids(&sessions)[0].clone();
+    let dir = sessions.join(&id);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(record["command"], "mcp");
+    assert_eq!(record["status"], "finished");
+    assert!(
+        record["servers"]["tools.flood"]["exited"].is_string(),
+        "{record}"
+    );
+    assert!(record["servers"]["tools.time"]["exited"].is_null());
+    let events = std::fs::read_to_string(dir.join("logs/outrig.log")).unwrap();
+    assert!(events.contains("server `flood` exited"), "{events}");
+    let audit: Vec<Value> = std::fs::read_to_string(dir.join("logs/tools.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcome = |name: &str, outcome: &str| {
+        audit
+            .iter()
+            .any(|a| a["name"] == name && a["outcome"] == outcome)
+    };
+    assert!(outcome("flood__sleep", "timeout"));
+    assert!(outcome("flood__sleep", "cancelled"));
+    assert!(outcome("flood__echo", "unavailable"));
+    assert!(outcome("everything__echo", "ok"));
+    let env_call = audit.iter().find(|a| a["name"] == "flood__env").unwrap();
+    assert_eq!(env_call["preview"]["result"], "[redacted]");
+    assert!(env_call["result_hash"].as_str().unwrap().len() == 16);
+    assert_no_secret(&sessions);
+}
