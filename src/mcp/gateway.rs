@@ -163,12 +163,38 @@ where
     }
 }
 
+type Reader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// stdin and stdout for async use. When they are pipes (as when a client starts the
+/// gateway) they are registered with tokio's reactor directly; tokio's `stdin()` would
+/// hand every read to a blocking thread, which costs a thread hop per message.
+fn stdio() -> (Reader, Writer) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let reader: Reader = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Receiver::from_owned_fd)
+    {
+        Ok(receiver) => Box::new(receiver),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let writer: Writer = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Sender::from_owned_fd)
+    {
+        Ok(sender) => Box::new(sender),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    (reader, writer)
+}
+
 /// Serve `toolbox` on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Result<(), String> {
-    let transport = rmcp::transport::async_rw::AsyncRwTransport::new_server(
-        tokio::io::stdin(),
-        tokio::io::stdout(),
-    );
+    let (reader, writer) = stdio();
+    let transport = rmcp::transport::async_rw::AsyncRwTransport::new_server(reader, writer);
     let gateway = Gateway::new(toolbox.clone(), events.clone());
     let watcher = {
         let toolbox = toolbox.clone();

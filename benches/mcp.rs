@@ -1,0 +1,286 @@
+//! `cargo bench --bench mcp`: the `outrig mcp` gateway on the quick-start example, images
+//! cached.
+//!
+//! - ready: launch → the client's first `tools/list` reply, against the floor of the same
+//!   `podman run`, `podman exec` and MCP handshakes done directly, one after another;
+//! - per call: 2,000 sequential `echo` calls of server-everything through the gateway,
+//!   against the same client talking to the same server over `podman exec -i` directly
+//!   (p50, p95, calls/s);
+//! - the gateway's peak RSS over all of that.
+//!
+//! Any stdio MCP server can be measured the same way:
+//! `cargo bench --bench mcp -- TOOL JSON-ARGS COMMAND...` (e.g.
+//! `-- echo '{"message":"x"}' npx -y @modelcontextprotocol/server-everything`) prints its
+//! per-call figures alone. Needs podman, the base image and the vendored servers.
+
+// A benchmark runs the binaries it measures.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use outrig::podman::{PodmanCommand, Runtime};
+use serde_json::{Value, json};
+
+mod support;
+use support::ms;
+
+const CALLS: usize = 2000;
+const RUNS: usize = 5;
+
+/// A minimal synchronous MCP client over a child's stdio.
+struct Raw {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    id: u64,
+}
+
+impl Raw {
+    fn spawn(command: &mut Command) -> Raw {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        Raw {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            id: 0,
+        }
+    }
+
+    fn send(&mut self, message: &Value) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.id += 1;
+        let id = self.id;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "EOF");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == id && message.get("method").is_none() {
+                assert!(message.get("error").is_none(), "{message}");
+                return message;
+            }
+        }
+    }
+
+    fn handshake(&mut self) {
+        self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "bench", "version": "1"}}),
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    }
+
+    fn close(mut self) {
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
+}
+
+/// p50, p95 and calls/s of `CALLS` sequential calls.
+fn per_call(raw: &mut Raw, tool: &str, arguments: &Value) -> (Duration, Duration, f64) {
+    for _ in 0..50 {
+        raw.request("tools/call", json!({"name": tool, "arguments": arguments}));
+    }
+    let mut times = Vec::with_capacity(CALLS);
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let t = Instant::now();
+        raw.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        times.push(t.elapsed());
+    }
+    let rate = CALLS as f64 / started.elapsed().as_secs_f64();
+    times.sort();
+    (times[CALLS / 2], times[CALLS * 95 / 100], rate)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.len() >= 3 {
+        let arguments: Value = serde_json::from_str(&args[1]).expect("JSON-ARGS");
+        let mut raw = Raw::spawn(Command::new(&args[2]).args(&args[3..]));
+        raw.handshake();
+        let (p50, p95, rate) = per_call(&mut raw, &args[0], &arguments);
+        println!(
+            "{CALLS} calls of `{}`: p50 {}, p95 {}, {rate:.0} calls/s",
+            args[0],
+            us(p50),
+            us(p95)
+        );
+        raw.close();
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("examples/quickstart");
+    let outrig = env!("CARGO_BIN_EXE_outrig");
+    if !example.join("sandbox/vendor/.recipe").is_file()
+        || !Command::new("podman")
+            .args(["image", "exists", "localhost/outrig-base:bookworm"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        println!("mcp gateway: SKIPPED (needs podman, the base image and vendored servers)");
+        return;
+    }
+    let sessions = tempfile::tempdir().unwrap();
+    let session_root = sessions.path().to_str().unwrap().to_string();
+    // Warm-up: builds the image if needed.
+    let status = Command::new(outrig)
+        .args(["apply", "--auto-approve", "--session-root", &session_root])
+        .current_dir(&example)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let gateway = || {
+        let mut command = Command::new(outrig);
+        command
+            .args(["mcp", "--image", "tools", "--session-root", &session_root])
+            .current_dir(&example);
+        command
+    };
+
+    // Ready: launch → first tools/list reply.
+    let mut readies = Vec::new();
+    let mut peak = 0;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let mut raw = Raw::spawn(&mut gateway());
+        raw.handshake();
+        let listed = raw.request("tools/list", json!({}));
+        readies.push(started.elapsed());
+        assert!(listed["result"]["tools"].as_array().unwrap().len() >= 29);
+        peak = peak.max(peak_rss_kib(raw.child.id()));
+        raw.close();
+    }
+
+    // The floor: the plan's own commands, run directly, one after another.
+    let plan: Value = serde_json::from_slice(
+        &Command::new(outrig)
+            .args(["plan", "--json", "--session-root", &session_root])
+            .current_dir(&example)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mut floors = Vec::new();
+    for round in 0..RUNS {
+        let session = format!("bench{round}");
+        let started = Instant::now();
+        for step in plan["steps"].as_array().unwrap() {
+            let address = step["address"].as_str().unwrap();
+            let Some(command) = step["command"].as_str() else {
+                continue;
+            };
+            let command = command.replace("<session>", &session);
+            if address.starts_with("sandbox.") {
+                Runtime
+                    .run(&PodmanCommand::new("sh", &[]).args(["-c", &command]))
+                    .expect("podman run");
+            } else if address.starts_with("mcp.") {
+                let mut raw =
+                    Raw::spawn(Command::new("sh").args(["-c", &format!("exec {command}")]));
+                raw.handshake();
+                raw.request("tools/list", json!({}));
+                raw.close();
+            }
+        }
+        floors.push(started.elapsed());
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!("podman rm --force --time 0 outrig-quickstart-tools-{session} >/dev/null"),
+            ])
+            .status();
+    }
+    readies.sort();
+    floors.sort();
+    let (ready, floor) = (readies[RUNS / 2], floors[RUNS / 2]);
+    println!(
+        "ready (launch → first tools/list reply): median {} (min {}, max {}); floor (podman run + exec + handshakes directly): median {}; ratio {:.2}x",
+        ms(ready),
+        ms(readies[0]),
+        ms(readies[RUNS - 1]),
+        ms(floor),
+        ready.as_secs_f64() / floor.as_secs_f64()
+    );
+
+    // Per call: through the gateway, then straight to the same server in its sandbox.
+    let arguments = json!({"message": "bench"});
+    let mut through = Raw::spawn(&mut gateway());
+    through.handshake();
+    let (g50, g95, grate) = per_call(&mut through, "everything__echo", &arguments);
+    let container = String::from_utf8(
+        Command::new("podman")
+            .args([
+                "ps",
+                "--format",
+                "{{.Names}}",
+                "--filter",
+                "label=org.outrig.project=quickstart",
+                "--filter",
+                "label=org.outrig.sandbox",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .lines()
+    .next()
+    .expect("the gateway's sandbox")
+    .to_string();
+    let mut direct = Raw::spawn(Command::new("podman").args([
+        "exec",
+        "-i",
+        &container,
+        "node",
+        "/opt/mcp/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+        "stdio",
+    ]));
+    direct.handshake();
+    let (d50, d95, drate) = per_call(&mut direct, "echo", &arguments);
+    direct.close();
+    peak = peak.max(peak_rss_kib(through.child.id()));
+    through.close();
+    println!(
+        "{CALLS} sequential echo calls: gateway p50 {} p95 {} ({grate:.0} calls/s); direct podman exec -i p50 {} p95 {} ({drate:.0} calls/s); p50 ratio {:.2}x",
+        us(g50),
+        us(g95),
+        us(d50),
+        us(d95),
+        g50.as_secs_f64() / d50.as_secs_f64()
+    );
+    println!("gateway peak RSS: {:.1} MB", peak as f64 / 1024.0);
+}
