@@ -44,6 +44,7 @@ fn main() {
     let status = Command::new(outrig)
         .args(["apply", "--auto-approve", "--session-root", &session_root])
         .current_dir(&example)
+        .stdin(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap();
@@ -65,6 +66,7 @@ fn main() {
                 &session_root,
             ])
             .current_dir(&example)
+            .stdin(Stdio::null())
             .output()
             .unwrap();
         applies.push(started.elapsed());

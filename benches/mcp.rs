@@ -158,6 +158,7 @@ fn main() {
     let status = Command::new(outrig)
         .args(["apply", "--auto-approve", "--session-root", &session_root])
         .current_dir(&example)
+        .stdin(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap();

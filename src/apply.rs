@@ -51,6 +51,8 @@ pub struct Context<'a> {
     /// A kept sandbox to start the servers in (`outrig mcp --attach`): image and container
     /// name. It is never removed by this session.
     pub attach: Option<(String, String)>,
+    /// While set, SIGINT is left to the work (the agent's REPL cancels a turn with it).
+    pub interrupts_handled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Why an apply stopped before finishing.
@@ -88,6 +90,8 @@ impl Signal {
 
 /// Listeners for SIGINT, SIGTERM and SIGHUP.
 struct Signals {
+    /// While set, SIGINT is not ours.
+    pass_interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
     hang_up: tokio::signal::unix::Signal,
@@ -97,6 +101,7 @@ impl Signals {
     fn new() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
+            pass_interrupt: None,
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
             hang_up: signal(SignalKind::hangup())?,
@@ -104,10 +109,19 @@ impl Signals {
     }
 
     async fn next(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.interrupt.recv() => Signal::Interrupt,
-            _ = self.terminate.recv() => Signal::Terminate,
-            _ = self.hang_up.recv() => Signal::HangUp,
+        loop {
+            let signal = tokio::select! {
+                _ = self.interrupt.recv() => Signal::Interrupt,
+                _ = self.terminate.recv() => Signal::Terminate,
+                _ = self.hang_up.recv() => Signal::HangUp,
+            };
+            let passed = self
+                .pass_interrupt
+                .as_ref()
+                .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::SeqCst));
+            if signal != Signal::Interrupt || !passed {
+                return signal;
+            }
         }
     }
 }
@@ -127,6 +141,7 @@ where
 {
     let mut signals = Signals::new()
         .map_err(|e| Stop::Failed(Error::new("cannot listen for signals").cause(e.to_string())))?;
+    signals.pass_interrupt = context.interrupts_handled.clone();
     let mut servers: Vec<RunningServer> = Vec::new();
     let result = tokio::select! {
         result = async {

@@ -150,6 +150,11 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub keep: bool,
 
+    /// Run the agent once on TEXT: the answer alone on stdout, progress on stderr (a prompt
+    /// piped on stdin does the same; on a terminal, without it, a REPL starts)
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+
     /// Agent to apply (default: `default-agent`; without one, every image with servers)
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,

@@ -27,6 +27,7 @@
 //! - `$XDG_CACHE_HOME/outrig/contexts/<hash>.json`: build-context manifests (plan).
 //! - `<session root>/<id>/session.json`: session records (read by plan).
 
+pub mod agent;
 pub mod apply;
 pub mod cli;
 pub mod commands;

@@ -59,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
         env: &env,
         keep: false,
         attach: attach.clone().map(|container| (image.clone(), container)),
+        interrupts_handled: None,
     };
     let runtime = super::runtime()?;
     let result = runtime.block_on(apply::apply(

@@ -41,7 +41,7 @@ fn clients_installed() -> bool {
 
 /// A project whose image is the quick start's (already built by other tests or built
 /// here), with the given extra server tables.
-fn project(prefix: &str, servers: &str) -> (TestContext, String, PathBuf, Cleanup) {
+pub fn project(prefix: &str, servers: &str) -> (TestContext, String, PathBuf, Cleanup) {
     let name = format!("{prefix}-{}", rand_suffix());
     let containerfile = repo_root().join("examples/quickstart/sandbox/Containerfile");
     let context = TestContext::new().env("API_TOKEN", SECRET);
@@ -69,7 +69,7 @@ fn project(prefix: &str, servers: &str) -> (TestContext, String, PathBuf, Cleanu
     (context, name, sessions, cleanup)
 }
 
-const REAL_SERVERS: &str = r#"[images.tools.mcp.time]
+pub const REAL_SERVERS: &str = r#"[images.tools.mcp.time]
 command = ["python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
 env = { PYTHONPATH = "/opt/mcp/python" }
 
@@ -338,10 +338,15 @@ fn gateway_serves_real_clients_like_the_servers_themselves() {
 }
 
 fn assert_no_secret(dir: &Path) {
+    assert_no_secret_in(dir, SECRET);
+}
+
+/// No file under `dir` contains `secret`.
+pub fn assert_no_secret_in(dir: &Path, secret: &str) {
     for entry in walk(dir) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
         assert!(
-            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            !String::from_utf8_lossy(&bytes).contains(secret),
             "the secret is in {}",
             entry.display()
         );

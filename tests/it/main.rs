@@ -8,6 +8,7 @@
 
 mod context;
 
+mod agent;
 mod cli;
 mod examples;
 mod gateway;

@@ -1,0 +1,384 @@
+//! The agent end to end: `outrig apply` with real podman and real MCP servers in the
+//! sandbox, against a scripted OpenAI-compatible endpoint on loopback
+//! (`tests/clients/fake_llm.py`, the one fake: no hosted model is reachable here), one-shot
+//! and as a REPL under a pseudo-terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::context::{TestContext, repo_root};
+use crate::gateway::{REAL_SERVERS, assert_no_secret_in, project};
+use crate::podman::{prerequisites, sandboxes};
+
+const KEY: &str = "sk-test-4f9a-secret";
+
+/// The scripted endpoint, running for the test.
+struct FakeLlm {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl FakeLlm {
+    fn start(dir: &Path, script: Value) -> FakeLlm {
+        let script_path = dir.join("llm-script.json");
+        std::fs::write(&script_path, script.to_string()).unwrap();
+        let log = dir.join("llm-requests.jsonl");
+        let port_file = dir.join("llm-port");
+        let child = Command::new("python3")
+            .arg(repo_root().join("tests/clients/fake_llm.py"))
+            .args([&script_path, &log, &port_file])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !port_file.is_file() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the fake endpoint did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = std::fs::read_to_string(&port_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        FakeLlm { child, port, log }
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A project with the real servers and an agent talking to `llm`.
+fn agent_project(
+    prefix: &str,
+    llm: impl FnOnce(&Path) -> FakeLlm,
+    extra: &str,
+) -> (
+    TestContext,
+    String,
+    PathBuf,
+    FakeLlm,
+    crate::podman::Cleanup,
+) {
+    let (context, name, sessions, cleanup) = project(prefix, REAL_SERVERS);
+    let fake = llm(context.path());
+    let config = context.path().join("outrig.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        r#"
+[providers.fake]
+base-url = "http://127.0.0.1:{}/v1"
+api-key = "${{LLM_KEY}}"
+retry-budget = "4s"
+
+[models.m]
+provider = "fake"
+identifier = "scripted-1"
+
+[agents.coder]
+model = "m"
+image = "tools"
+system-prompt = "You are a careful engineer."
+tools = ["fs__list_directory", "fs__read_text_file", "time__get_current_time"]
+{extra}
+"#,
+        fake.port
+    ));
+    std::fs::write(&config, text).unwrap();
+    let context = context.env("LLM_KEY", KEY);
+    (context, name, sessions, fake, cleanup)
+}
+
+fn record(sessions: &Path) -> (PathBuf, Value) {
+    let id = outrig::session::ids(sessions)[0].clone();
+    let dir = sessions.join(id);
+    let record =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap()).unwrap();
+    (dir, record)
+}
+
+/// One-shot: a 429 with `Retry-After: 1` is retried; the model calls `fs__list_directory`
+/// and `time__get_current_time` (in one message) in the sandbox; its answer quotes the real
+/// results and is alone on stdout; the endpoint saw the right tool schemas, the tool
+/// results and the key, which is nowhere in the session or the output.
+#[test]
+fn one_shot_agent_calls_sandboxed_tools_and_answers() {
+    if !prerequisites(true) {
+        return;
+    }
+    let script = json!([
+        {"status": 429, "headers": {"Retry-After": "1"}},
+        {"tool_calls": [["fs__list_directory", {"path": "/workspace"}],
+                        ["time__get_current_time", {"timezone": "UTC"}]]},
+        {"text": "Here is what I found: {tool_results}"}
+    ]);
+    let (context, name, sessions, fake, _cleanup) =
+        agent_project("e2e-agent", |dir| FakeLlm::start(dir, script), "");
+    let run = context.run(&[
+        "apply",
+        "--auto-approve",
+        "--agent",
+        "coder",
+        "--prompt",
+        "What is in the workspace, and what time is it?",
+    ]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let answer = run.stdout.trim();
+    assert!(
+        answer.starts_with("Here is what I found: "),
+        "stdout: {}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.lines().count(), answer.lines().count());
+    assert!(answer.contains("[FILE] hello.txt"), "{answer}");
+    assert!(answer.contains("\"timezone\": \"UTC\""), "{answer}");
+    assert!(run.stderr.contains("429"), "{}", run.stderr);
+    assert!(run.stderr.contains("retrying in 1.0 s"), "{}", run.stderr);
+    assert!(!run.all().contains(KEY));
+    assert!(sandboxes(&name).trim().is_empty());
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[1]["authorization"], format!("Bearer {KEY}"));
+    let tools: Vec<&Value> = requests[1]["body"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let mut names: Vec<&str> = tools
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fs__list_directory",
+            "fs__read_text_file",
+            "time__get_current_time"
+        ]
+    );
+    let list = tools
+        .iter()
+        .find(|t| t["function"]["name"] == "fs__list_directory")
+        .unwrap();
+    assert_eq!(list["type"], "function");
+    assert_eq!(list["function"]["parameters"]["type"], "object");
+    assert!(
+        list["function"]["parameters"]["properties"]["path"].is_object(),
+        "{list}"
+    );
+    let messages = requests[2]["body"]["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    let tool_messages: Vec<&Value> = messages.iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(tool_messages.len(), 2);
+    assert!(
+        tool_messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("[FILE] hello.txt")
+    );
+    assert!(
+        tool_messages[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("UTC")
+    );
+
+    let (dir, record) = record(&sessions);
+    assert_eq!(record["status"], "finished");
+    assert_eq!(record["agent"], "coder");
+    assert_eq!(record["model"], "m (scripted-1)");
+    assert!(
+        record["provider"]
+            .as_str()
+            .unwrap()
+            .starts_with("fake (http://127.0.0.1:")
+    );
+    let transcript: Vec<Value> = std::fs::read_to_string(dir.join("logs/transcript.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = transcript
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "reset",
+            "user",
+            "assistant",
+            "tool_call",
+            "tool_call",
+            "tool_result",
+            "tool_result",
+            "assistant"
+        ]
+    );
+    assert!(transcript[2]["usage"]["total_tokens"].is_number());
+    assert_no_secret_in(&sessions, KEY);
+}
+
+/// A 500 storm exhausts the retry budget: the turn fails cleanly, exit 1, the session is
+/// recorded as failed and nothing is left running. An unset key stops before anything.
+#[test]
+fn a_failing_endpoint_fails_the_turn_cleanly() {
+    if !prerequisites(true) {
+        return;
+    }
+    let script = json!([{"status": 500, "forever": true}]);
+    let (context, name, sessions, fake, _cleanup) =
+        agent_project("e2e-agent-500", |dir| FakeLlm::start(dir, script), "");
+    let run = context.run(&[
+        "apply",
+        "--auto-approve",
+        "--agent",
+        "coder",
+        "--prompt",
+        "hello",
+    ]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("gave up after"), "{}", run.stderr);
+    assert!(run.stderr.contains("retry-budget 4 s"), "{}", run.stderr);
+    assert!(fake.requests().len() >= 3);
+    assert!(sandboxes(&name).trim().is_empty());
+    let (_, record) = record(&sessions);
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["exit_code"], 1);
+
+    let unset = crate::context::outrig_command(context.path(), &[])
+        .env("OUTRIG_SESSION_ROOT", &sessions)
+        .args([
+            "apply",
+            "--auto-approve",
+            "--agent",
+            "coder",
+            "--prompt",
+            "hello",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unset.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unset.stderr);
+    assert!(
+        stderr.contains("`LLM_KEY`") && stderr.contains("not set"),
+        "{stderr}"
+    );
+    assert_eq!(
+        outrig::session::ids(&sessions).len(),
+        1,
+        "a session was started"
+    );
+    assert_no_secret_in(&sessions, KEY);
+}
+
+/// The REPL under a pseudo-terminal: a turn that hits the tool-call max ends with every
+/// call answered (the endpoint checks the history on the next request), Ctrl-C cancels
+/// only the running turn, `/tools` lists the tools, `/quit` ends the session cleanly.
+#[test]
+fn the_repl_survives_limits_and_ctrl_c() {
+    if !prerequisites(true) {
+        return;
+    }
+    let script = json!([
+        {"tool_calls": [["time__get_current_time", {"timezone": "UTC"}],
+                        ["fs__list_directory", {"path": "/workspace"}],
+                        ["fs__read_text_file", {"path": "/workspace/hello.txt"}]]},
+        {"text": "second turn ok"},
+        {"delay": 30, "text": "too late"},
+        {"text": "after the cancel"}
+    ]);
+    let (context, name, sessions, fake, _cleanup) = agent_project(
+        "e2e-agent-repl",
+        |dir| FakeLlm::start(dir, script),
+        "tool-call-max = 2",
+    );
+    let steps = json!([
+        ["expect", "> ", 120],
+        ["send", "first\r"],
+        ["expect", "tool-call-max of 2", 60],
+        ["expect", "> ", 10],
+        ["send", "second\r"],
+        ["expect", "second turn ok", 30],
+        ["expect", "> ", 10],
+        ["send", "third\r"],
+        ["sleep", 1.5],
+        ["intr"],
+        ["expect", "(turn cancelled)", 10],
+        ["expect", "> ", 10],
+        ["send", "fourth\r"],
+        ["expect", "after the cancel", 30],
+        ["expect", "> ", 10],
+        ["send", "/tools\r"],
+        ["expect", "fs__read_text_file", 10],
+        ["expect", "> ", 10],
+        ["send", "/quit\r"]
+    ]);
+    let output = Command::new("python3")
+        .arg(repo_root().join("tests/clients/pty_drive.py"))
+        .arg(steps.to_string())
+        .arg("--")
+        .args([
+            env!("CARGO_BIN_EXE_outrig"),
+            "apply",
+            "--auto-approve",
+            "--agent",
+            "coder",
+        ])
+        .current_dir(context.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .env("LLM_KEY", KEY)
+        .env("OUTRIG_SESSION_ROOT", &sessions)
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{seen}");
+    assert!(!seen.contains(KEY));
+    assert!(sandboxes(&name).trim().is_empty());
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    // Turn 1 executed two calls and answered the third as not executed.
+    let second = requests[1]["body"]["messages"].as_array().unwrap();
+    let results: Vec<&str> = second
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    assert!(results[0].contains("UTC"));
+    assert!(results[2].starts_with("not executed"), "{results:?}");
+    // The cancelled turn left no trace in the history.
+    let fourth = requests[3]["body"]["messages"].as_array().unwrap();
+    let users: Vec<&str> = fourth
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["first", "second", "fourth"]);
+    let (_, record) = record(&sessions);
+    assert_eq!(record["status"], "finished");
+}
