@@ -11,7 +11,8 @@ SCRIPT is a JSON list consumed one entry per request:
   {"status": 429, "headers": {"Retry-After": "1"}}   an error reply
   {"status": 500, "forever": true}                   this reply from now on
   any entry may add "delay": seconds before answering.
-LOG gets one JSON line per request: {"authorization": ..., "body": ...}.
+LOG gets one JSON line per request: {"authorization": ..., "body": ...}; LOG.timing one
+line per reply: milliseconds from receiving the request to the last byte written.
 The chosen port is written to PORT_FILE once listening.
 """
 
@@ -57,10 +58,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+            with lock:
+                with open(log_path + ".timing", "a") as timing:
+                    timing.write("%.3f\n" % ((time.time() - self.received) * 1000))
         except (BrokenPipeError, ConnectionResetError):
             pass
 
     def do_POST(self):
+        self.received = time.time()
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
         with lock:
