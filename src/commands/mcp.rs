@@ -35,7 +35,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
         )?),
         None => None,
     };
-    let plan = narrow(&computed.plan, &image, args.build, attach.is_some())?;
+    let plan = narrow(&computed.plan, &image, &allow, args.build, attach.is_some())?;
     let mut session = super::begin_session(&computed, &plan, args.session_dir.as_deref(), "mcp")?;
     session.record.attached_to = attach.clone();
     let _ = session.save();
@@ -186,7 +186,13 @@ fn selection(
 
 /// The part of `plan` this gateway carries out: the image's sandbox and servers, and its
 /// build or pull only with `--build`. Pending builds without it are an error.
-fn narrow(plan: &Plan, image: &str, build: bool, attach: bool) -> Result<Plan, Error> {
+fn narrow(
+    plan: &Plan,
+    image: &str,
+    allow: &[Vec<String>],
+    build: bool,
+    attach: bool,
+) -> Result<Plan, Error> {
     let image_address = format!("image.{image}");
     let pending = plan.steps.iter().find(|s| {
         s.address == image_address && matches!(s.action, Action::Create | Action::Replace)
@@ -208,9 +214,38 @@ fn narrow(plan: &Plan, image: &str, build: bool, attach: bool) -> Result<Plan, E
     narrowed.steps.retain(|s| {
         (s.address == image_address && build)
             || (!attach && s.address == format!("sandbox.{image}"))
-            || s.address.starts_with(&server_prefix)
+            || s.address
+                .strip_prefix(&server_prefix)
+                .is_some_and(|server| may_publish(server, allow))
     });
+    if !narrowed
+        .steps
+        .iter()
+        .any(|s| s.address.starts_with(&server_prefix))
+    {
+        return Err(Error::new(format!(
+            "no server of image `{image}` can offer a tool the allow-lists accept"
+        ))
+        .hint("check the agent's `tools` and `--tools`"));
+    }
     Ok(narrowed)
+}
+
+/// Whether some tool of `server` could match every allow-list (by the server part of
+/// each `<server>__<tool>` pattern); servers that could not are not started at all.
+fn may_publish(server: &str, allow: &[Vec<String>]) -> bool {
+    allow.iter().all(|patterns| {
+        patterns
+            .iter()
+            .any(|pattern| match pattern.split_once("__") {
+                Some((server_part, _)) => crate::config::check::glob_match(server_part, server),
+                // `*`, `fs*`: may match across the separator.
+                None => {
+                    crate::config::check::glob_match(pattern, &format!("{server}__x"))
+                        || pattern.contains('*')
+                }
+            })
+    })
 }
 
 /// The container of a kept sandbox named by session id or container name.
@@ -393,5 +428,33 @@ fn snippet(
             doc.insert("mcp_servers", toml_edit::Item::Table(servers));
             doc.to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_publish;
+
+    #[test]
+    fn servers_outside_every_allow_list_are_not_started() {
+        let lists = |l: &[&[&str]]| -> Vec<Vec<String>> {
+            l.iter()
+                .map(|p| p.iter().map(|s| s.to_string()).collect())
+                .collect()
+        };
+        assert!(may_publish("fs", &[]));
+        assert!(may_publish(
+            "fs",
+            &lists(&[&["fs__*", "time__get_current_time"]])
+        ));
+        assert!(!may_publish(
+            "everything",
+            &lists(&[&["fs__*", "time__get_current_time"]])
+        ));
+        assert!(may_publish("everything", &lists(&[&["*"]])));
+        assert!(!may_publish(
+            "time",
+            &lists(&[&["fs__*", "time__*"], &["fs__read*"]])
+        ));
     }
 }
