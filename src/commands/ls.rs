@@ -15,7 +15,9 @@ pub fn run(global: &GlobalArgs, args: &LsArgs, cwd: &Path) -> Result<ExitStatus,
             Ok(record) => serde_json::json!({
                 "id": id,
                 "project": record.project,
+                "command": record.command,
                 "agent": record.agent,
+                "model": record.model,
                 "status": record.status,
                 "exit_code": record.exit_code,
                 "started_at": record.started_at,
@@ -37,8 +39,8 @@ pub fn run(global: &GlobalArgs, args: &LsArgs, cwd: &Path) -> Result<ExitStatus,
         return Ok(ExitStatus::Success);
     }
     let mut out = format!(
-        "{:<21}  {:<24}  {:>8}  {:<24}  {:<11}  {}\n",
-        "SESSION", "STARTED", "DURATION", "PROJECT/AGENT", "STATUS", "EXIT"
+        "{:<21}  {:<7}  {:<24}  {:>8}  {:<24}  {:<11}  {}\n",
+        "SESSION", "COMMAND", "STARTED", "DURATION", "PROJECT/AGENT", "STATUS", "EXIT"
     );
     for row in &rows {
         let text = |key: &str| row[key].as_str().unwrap_or("").to_string();
@@ -51,8 +53,9 @@ pub fn run(global: &GlobalArgs, args: &LsArgs, cwd: &Path) -> Result<ExitStatus,
             None => text("project"),
         };
         out.push_str(&format!(
-            "{:<21}  {:<24}  {:>8}  {:<24}  {:<11}  {}\n",
+            "{:<21}  {:<7}  {:<24}  {:>8}  {:<24}  {:<11}  {}\n",
             text("id"),
+            text("command"),
             text("started_at"),
             row["duration_s"]
                 .as_f64()
