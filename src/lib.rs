@@ -14,7 +14,9 @@
 //!   is its committed copy.
 //! - [`plan`]: desired state, build-context hashing, the pure plan function, its views.
 //! - [`session`]: the session store (records of applies).
-//! - [`mcp`]: the MCP client used to talk to servers inside a sandbox.
+//! - [`mcp`]: the MCP client used to talk to servers inside a sandbox, the tool set they
+//!   publish, and the gateway that serves it (`outrig mcp`).
+//! - [`agent`]: the LLM agent `apply` runs over those tools.
 //! - [`podman`]: commands as plain data, podman's JSON, and the runtime — the only code
 //!   that starts processes.
 //! - [`error`]: the error users see, and the exit statuses.
@@ -25,7 +27,8 @@
 //! - `outrig.toml` at the project root (found by walking up from the working directory).
 //! - `.outrig/outrig.schema.json`, written by `outrig init` for editor completion.
 //! - `$XDG_CACHE_HOME/outrig/contexts/<hash>.json`: build-context manifests (plan).
-//! - `<session root>/<id>/session.json`: session records (read by plan).
+//! - `<session root>/<id>/session.json`: session records (read by plan), with `logs/`
+//!   (server stderr, build logs, `tools.jsonl`, `transcript.jsonl`, `outrig.log`).
 
 pub mod agent;
 pub mod apply;
