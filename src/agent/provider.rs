@@ -131,11 +131,7 @@ impl Provider {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = response.text().await.map_err(|e| Attempt {
-            retryable: true,
-            message: describe(&e, &self.url),
-            retry_after: None,
-        })?;
+        let text = read_body(response, &self.url).await?;
         if !status.is_success() {
             let code = status.as_u16();
             return Err(Attempt {
@@ -153,6 +149,38 @@ impl Provider {
             ),
             retry_after: None,
         })
+    }
+}
+
+/// The most of a reply outrig reads: an endpoint cannot make it hold more.
+const MAX_REPLY_BYTES: usize = 32 << 20;
+
+async fn read_body(mut response: reqwest::Response, url: &str) -> Result<String, Attempt> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                    return Err(Attempt {
+                        retryable: false,
+                        message: format!(
+                            "{url} sent a reply larger than {} MiB",
+                            MAX_REPLY_BYTES >> 20
+                        ),
+                        retry_after: None,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(String::from_utf8_lossy(&body).into_owned()),
+            Err(e) => {
+                return Err(Attempt {
+                    retryable: true,
+                    message: describe(&e, url),
+                    retry_after: None,
+                });
+            }
+        }
     }
 }
 
