@@ -86,68 +86,37 @@ fn main() {
         destroy();
     }
     // The floor: the plan's own commands, run directly.
-    let plan: serde_json::Value = serde_json::from_slice(
-        &Command::new(outrig)
-            .args(["plan", "--json", "--session-root", &session_root])
-            .current_dir(&example)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let mut floors = Vec::new();
-    for round in 0..runs {
-        let session = format!("bench{round}");
-        let started = Instant::now();
-        for step in plan["steps"].as_array().unwrap() {
-            let address = step["address"].as_str().unwrap();
-            let Some(command) = step["command"].as_str() else {
-                continue;
-            };
-            let command = command.replace("<session>", &session);
-            if address.starts_with("sandbox.") {
-                Runtime
-                    .run(&PodmanCommand::new("sh", &[]).args(["-c", &command]))
-                    .expect("podman run");
-            } else if address.starts_with("mcp.") {
-                let exec = PodmanCommand::new("sh", &[]).args(["-c", &format!("exec {command}")]);
-                runtime.block_on(async {
-                    let mut child = Runtime.spawn_stdio(&exec, Stdio::null()).unwrap();
-                    let stdout = child.stdout.take().unwrap();
-                    let stdin = child.stdin.take().unwrap();
-                    let connection = outrig::mcp::client::connect(
-                        stdout,
-                        stdin,
-                        Duration::from_secs(60),
-                        1 << 20,
-                    )
-                    .await
-                    .unwrap();
-                    connection
-                        .list_tools(Duration::from_secs(30))
+    let floor = support::floor(
+        outrig,
+        &example,
+        &session_root,
+        "quickstart",
+        runs,
+        |exec| {
+            let exec = PodmanCommand::new("sh", &[]).args(["-c", exec]);
+            runtime.block_on(async {
+                let mut child = Runtime.spawn_stdio(&exec, Stdio::null()).unwrap();
+                let stdout = child.stdout.take().unwrap();
+                let stdin = child.stdin.take().unwrap();
+                let connection =
+                    outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)
                         .await
                         .unwrap();
-                    connection.close().await;
-                    let _ = child.wait().await;
-                });
-            }
-        }
-        floors.push(started.elapsed());
-        let _ = Command::new("sh")
-            .args([
-                "-c",
-                &format!("podman rm --force --time 0 outrig-quickstart-tools-{session} >/dev/null"),
-            ])
-            .status();
-    }
+                connection
+                    .list_tools(Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                connection.close().await;
+                let _ = child.wait().await;
+            });
+        },
+    );
     applies.sort();
-    floors.sort();
     let apply = applies[runs / 2];
-    let floor = floors[runs / 2];
     println!(
         "apply --keep (images cached) until every server answered: median {} (min {}, max {}); \
          floor (podman run + exec + handshake directly): median {}; ratio {:.2}x; outrig peak RSS {:.1} MB",

@@ -21,7 +21,6 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use outrig::podman::{PodmanCommand, Runtime};
 use serde_json::{Value, json};
 
 mod support;
@@ -186,48 +185,21 @@ fn main() {
     }
 
     // The floor: the plan's own commands, run directly, one after another.
-    let plan: Value = serde_json::from_slice(
-        &Command::new(outrig)
-            .args(["plan", "--json", "--session-root", &session_root])
-            .current_dir(&example)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let mut floors = Vec::new();
-    for round in 0..RUNS {
-        let session = format!("bench{round}");
-        let started = Instant::now();
-        for step in plan["steps"].as_array().unwrap() {
-            let address = step["address"].as_str().unwrap();
-            let Some(command) = step["command"].as_str() else {
-                continue;
-            };
-            let command = command.replace("<session>", &session);
-            if address.starts_with("sandbox.") {
-                Runtime
-                    .run(&PodmanCommand::new("sh", &[]).args(["-c", &command]))
-                    .expect("podman run");
-            } else if address.starts_with("mcp.") {
-                let mut raw =
-                    Raw::spawn(Command::new("sh").args(["-c", &format!("exec {command}")]));
-                raw.handshake();
-                raw.request("tools/list", json!({}));
-                raw.close();
-            }
-        }
-        floors.push(started.elapsed());
-        let _ = Command::new("sh")
-            .args([
-                "-c",
-                &format!("podman rm --force --time 0 outrig-quickstart-tools-{session} >/dev/null"),
-            ])
-            .status();
-    }
+    let floor = support::floor(
+        outrig,
+        &example,
+        &session_root,
+        "quickstart",
+        RUNS,
+        |exec| {
+            let mut raw = Raw::spawn(Command::new("sh").args(["-c", exec]));
+            raw.handshake();
+            raw.request("tools/list", json!({}));
+            raw.close();
+        },
+    );
     readies.sort();
-    floors.sort();
-    let (ready, floor) = (readies[RUNS / 2], floors[RUNS / 2]);
+    let ready = readies[RUNS / 2];
     println!(
         "ready (launch → first tools/list reply): median {} (min {}, max {}); floor (podman run + exec + handshakes directly): median {}; ratio {:.2}x",
         ms(ready),

@@ -21,3 +21,61 @@ pub fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
 pub fn ms(d: Duration) -> String {
     format!("{:7.2} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// The floor for starting a sandbox: the plan's own commands run directly, one after
+/// another — `podman run` for the sandbox, then for each server its `podman exec`
+/// command line, handed to `start_server` (which talks to it until it listed its tools).
+/// Returns the median of `runs` rounds; each round's container is removed afterwards.
+#[allow(dead_code)]
+pub fn floor(
+    outrig: &str,
+    example: &std::path::Path,
+    session_root: &str,
+    project: &str,
+    runs: usize,
+    mut start_server: impl FnMut(&str),
+) -> Duration {
+    use std::process::{Command, Stdio};
+    let plan: serde_json::Value = serde_json::from_slice(
+        &Command::new(outrig)
+            .args(["plan", "--json", "--session-root", session_root])
+            .current_dir(example)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mut floors = Vec::new();
+    for round in 0..runs {
+        let session = format!("bench{round}");
+        let started = Instant::now();
+        for step in plan["steps"].as_array().unwrap() {
+            let address = step["address"].as_str().unwrap();
+            let Some(command) = step["command"].as_str() else {
+                continue;
+            };
+            let command = command.replace("<session>", &session);
+            if address.starts_with("sandbox.") {
+                let status = Command::new("sh")
+                    .args(["-c", &format!("{command} >/dev/null")])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "podman run failed");
+            } else if address.starts_with("mcp.") {
+                start_server(&format!("exec {command}"));
+            }
+        }
+        floors.push(started.elapsed());
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "podman ps -aq --filter label=org.outrig.project={project} --filter label=org.outrig.session={session} | xargs -r podman rm --force --time 0 >/dev/null"
+                ),
+            ])
+            .status();
+    }
+    floors.sort();
+    floors[runs / 2]
+}

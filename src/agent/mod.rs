@@ -21,7 +21,6 @@ const TRANSCRIPT_RESULT_MAX: usize = 4096;
 
 /// What the agent is.
 pub struct Settings {
-    pub name: String,
     /// The model's identifier at the provider.
     pub model: String,
     pub system_prompt: Option<String>,

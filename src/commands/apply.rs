@@ -16,7 +16,7 @@ use crate::mcp::toolbox::Toolbox;
 use crate::plan::{Plan, render};
 use crate::session::Session;
 use crate::session::Status;
-use crate::session::log::{AppendLog, Redactor};
+use crate::session::log::Redactor;
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStatus, Error> {
     let computed = super::plan::compute(
@@ -46,7 +46,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
     }
     let mut session = super::begin_session(&computed, &plan, args.session_dir.as_deref(), "apply")?;
     if let Some(setup) = &agent_setup {
-        session.record.model = Some(format!("{} ({})", setup.model_name, setup.settings_model()));
+        session.record.model = Some(format!("{} ({})", setup.model_name, setup.settings.model));
         session.record.provider = Some(format!("{} ({})", setup.provider_name, setup.base_url));
         let _ = session.save();
     }
@@ -83,20 +83,15 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
             for secret in &setup.secrets {
                 redactor.add(secret.clone());
             }
-            let open = |name: &str| {
-                AppendLog::open(&session.log_path(name)).map_err(|e| {
-                    Error::new(format!("cannot create the session's {name}")).cause(e.to_string())
-                })
-            };
             let toolbox = Arc::new(Toolbox::new(
                 backends,
                 &setup.allow,
-                Some(open("tools.jsonl")?),
-                Some(Arc::new(open("outrig.log")?)),
+                session.open_log("tools.jsonl")?,
+                Arc::new(session.open_log("outrig.log")?),
                 redactor.clone(),
             ));
             let provider = setup.provider().map_err(|e| Error::new(e.message))?;
-            let mut agent = Agent::new(setup.settings, provider, toolbox, open("transcript.jsonl")?, redactor);
+            let mut agent = Agent::new(setup.settings, provider, toolbox, session.open_log("transcript.jsonl")?, redactor);
             match &interaction {
                 Interaction::OneShot(prompt) => repl::one_shot(&mut agent, prompt).await,
                 _ => repl::repl(&mut agent, interrupts.clone()).await,
@@ -190,10 +185,6 @@ struct AgentSetup {
 }
 
 impl AgentSetup {
-    fn settings_model(&self) -> &str {
-        &self.settings.model
-    }
-
     fn provider(&self) -> Result<Provider, crate::agent::provider::ProviderError> {
         Provider::new(
             &self.provider_name,
@@ -243,7 +234,6 @@ fn agent_setup(config: &crate::config::Config, name: &str) -> Result<AgentSetup,
     }
     Ok(AgentSetup {
         settings: Settings {
-            name: name.to_string(),
             model: model.identifier.clone(),
             system_prompt: agent.system_prompt.clone(),
             temperature: model.temperature,

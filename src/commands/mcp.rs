@@ -15,7 +15,7 @@ use crate::mcp::toolbox::Toolbox;
 use crate::plan::desired::Target;
 use crate::plan::{Action, Plan};
 use crate::podman::{PodmanCommand, Runtime, labels};
-use crate::session::log::{AppendLog, Redactor};
+use crate::session::log::Redactor;
 use crate::session::{self, Session, Status};
 
 pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus, Error> {
@@ -46,13 +46,8 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
     );
     let env = |name: &str| std::env::var(name).ok();
     let redactor = Redactor::for_desired(&plan.desired, &env);
-    let events = Arc::new(
-        AppendLog::open(&session.log_path("outrig.log")).map_err(|e| {
-            Error::new("cannot create the session's event log").cause(e.to_string())
-        })?,
-    );
-    let audit = AppendLog::open(&session.log_path("tools.jsonl"))
-        .map_err(|e| Error::new("cannot create the session's tool log").cause(e.to_string()))?;
+    let events = Arc::new(session.open_log("outrig.log")?);
+    let audit = session.open_log("tools.jsonl")?;
     let context = apply::Context {
         engine: &computed.engine,
         root: &computed.root,
@@ -70,8 +65,8 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
             let toolbox = Arc::new(Toolbox::new(
                 backends,
                 &allow,
-                Some(audit),
-                Some(events.clone()),
+                audit,
+                events.clone(),
                 redactor,
             ));
             let message = format!(

@@ -90,8 +90,8 @@ pub struct Toolbox {
     routes: HashMap<String, Route>,
     backends: Vec<Backend>,
     gone: Vec<AtomicBool>,
-    audit: Option<AppendLog>,
-    events: Option<Arc<AppendLog>>,
+    audit: AppendLog,
+    events: Arc<AppendLog>,
     redactor: Redactor,
 }
 
@@ -101,8 +101,8 @@ impl Toolbox {
     pub fn new(
         backends: Vec<Backend>,
         allow: &[Vec<String>],
-        audit: Option<AppendLog>,
-        events: Option<Arc<AppendLog>>,
+        audit: AppendLog,
+        events: Arc<AppendLog>,
         redactor: Redactor,
     ) -> Toolbox {
         let pairs: Vec<(usize, &str, &Tool)> = backends
@@ -194,9 +194,7 @@ impl Toolbox {
             backend.server, backend.stderr_log
         );
         anstream::eprintln!("outrig: {message}");
-        if let Some(events) = &self.events {
-            events.event(&message);
-        }
+        self.events.event(&message);
     }
 
     /// Call the tool published as `name`. `cancelled` resolves when the caller gives up;
@@ -295,9 +293,6 @@ impl Toolbox {
         called: &Called,
         elapsed: Duration,
     ) {
-        let Some(audit) = &self.audit else {
-            return;
-        };
         let arguments = arguments
             .as_ref()
             .map(|a| serde_json::to_string(a).unwrap_or_default())
@@ -311,7 +306,7 @@ impl Toolbox {
             Some(CallToolResponse::Complete(r)) => text_of(r),
             _ => called.message.clone().unwrap_or_default(),
         };
-        audit.json(&serde_json::json!({
+        self.audit.json(&serde_json::json!({
             "ts": crate::session::now(),
             "name": name,
             "server": target.map(|(b, _)| b.server.as_str()),

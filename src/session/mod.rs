@@ -232,6 +232,14 @@ impl Session {
     pub fn log_path(&self, name: &str) -> std::path::PathBuf {
         self.dir.join("logs").join(name)
     }
+
+    /// Open (append) one of the session's logs.
+    pub fn open_log(&self, name: &str) -> Result<log::AppendLog, crate::error::Error> {
+        log::AppendLog::open(&self.log_path(name)).map_err(|e| {
+            crate::error::Error::new(format!("cannot create the session's logs/{name}"))
+                .cause(e.to_string())
+        })
+    }
 }
 
 impl Record {
