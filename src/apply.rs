@@ -163,7 +163,7 @@ where
         });
     }
     let keep = context.keep && result.is_ok();
-    teardown(plan, session, context, &mut servers, keep).await;
+    teardown(session, context, &mut servers, keep).await;
     result
 }
 
@@ -461,7 +461,6 @@ async fn run_steps(
 /// Stop servers (close stdin, wait, then kill inside the container) and remove the
 /// sandbox containers unless `keep`.
 async fn teardown(
-    plan: &Plan,
     session: &mut Session,
     context: &Context<'_>,
     servers: &mut Vec<RunningServer>,
@@ -494,7 +493,6 @@ async fn teardown(
     if keep {
         return;
     }
-    let _ = plan;
     let names: Vec<(String, String)> = session
         .record
         .containers

@@ -116,8 +116,8 @@ impl Agent {
         &self.toolbox
     }
 
-    /// Run one turn. On failure or cancellation (the future dropped) the caller restores
-    /// the history with [`Agent::rollback`] to `mark()` taken before.
+    /// Where the history stands, to [`Agent::rollback`] to when a turn fails or is
+    /// cancelled (its future dropped).
     pub fn mark(&self) -> usize {
         self.history.len()
     }
@@ -127,6 +127,7 @@ impl Agent {
         self.log(json!({"type": "turn_abandoned", "reason": why}));
     }
 
+    /// Run one turn: the user's message, then model ⇄ tools until a text answer.
     pub async fn turn(&mut self, user: &str) -> Result<String, TurnError> {
         self.history.push(json!({"role": "user", "content": user}));
         self.log(json!({"type": "user", "content": self.redactor.redact(user)}));
