@@ -144,12 +144,14 @@ where
     signals.pass_interrupt = context.interrupts_handled.clone();
     let mut servers: Vec<RunningServer> = Vec::new();
     let result = tokio::select! {
+        // A signal that arrives with the work's end (a client's EOF) still counts.
+        biased;
+        signal = signals.next() => Err(Stop::Interrupted(signal)),
         result = async {
             run_steps(plan, session, context, &mut servers).await?;
             let backends = backends(plan, session, &servers);
             work(session, backends).await
         } => result.map_err(Stop::Failed),
-        signal = signals.next() => Err(Stop::Interrupted(signal)),
     };
     if let Err(Stop::Interrupted(signal)) = &result {
         anstream::eprintln!(

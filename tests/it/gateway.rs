@@ -329,7 +329,7 @@ fn gateway_serves_real_clients_like_the_servers_themselves() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(gateway.wait(), 143);
+    assert_eq!(gateway.exit_status(), 143);
     assert!(
         sandboxes(&name).trim().is_empty(),
         "sandbox left after SIGTERM"
@@ -459,6 +459,11 @@ impl Gateway {
     /// Close stdin and wait for the exit status.
     fn wait(&mut self) -> i32 {
         self.stdin.take();
+        self.exit_status()
+    }
+
+    /// Wait for the exit status, stdin left open (so only a signal can end it).
+    fn exit_status(&mut self) -> i32 {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
