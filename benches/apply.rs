@@ -9,9 +9,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use outrig::podman::{PodmanCommand, Runtime};
+use std::time::Instant;
 
 mod support;
 use support::ms;
@@ -96,24 +94,7 @@ fn main() {
         &session_root,
         "quickstart",
         runs,
-        |exec| {
-            let exec = PodmanCommand::new("sh", &[]).args(["-c", exec]);
-            runtime.block_on(async {
-                let mut child = Runtime.spawn_stdio(&exec, Stdio::null()).unwrap();
-                let stdout = child.stdout.take().unwrap();
-                let stdin = child.stdin.take().unwrap();
-                let connection =
-                    outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)
-                        .await
-                        .unwrap();
-                connection
-                    .list_tools(Duration::from_secs(30))
-                    .await
-                    .unwrap();
-                connection.close().await;
-                let _ = child.wait().await;
-            });
-        },
+        |exec| runtime.block_on(support::start_and_list(exec)),
     );
     applies.sort();
     let apply = applies[runs / 2];

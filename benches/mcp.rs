@@ -185,18 +185,17 @@ fn main() {
     }
 
     // The floor: the plan's own commands, run directly, one after another.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let floor = support::floor(
         outrig,
         &example,
         &session_root,
         "quickstart",
         RUNS,
-        |exec| {
-            let mut raw = Raw::spawn(Command::new("sh").args(["-c", exec]));
-            raw.handshake();
-            raw.request("tools/list", json!({}));
-            raw.close();
-        },
+        |exec| runtime.block_on(support::start_and_list(exec)),
     );
     readies.sort();
     let ready = readies[RUNS / 2];

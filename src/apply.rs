@@ -3,7 +3,6 @@
 //! down (unless kept). Runs podman only through [`crate::podman::Runtime`].
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::config::resolve::Engine;
@@ -21,7 +20,7 @@ struct RunningServer {
     key: String,
     /// The container it runs in.
     container: String,
-    child: tokio::process::Child,
+    exit: crate::podman::runtime::Exit,
     connection: Option<Connection>,
     tools: Vec<rmcp::model::Tool>,
 }
@@ -33,7 +32,8 @@ pub struct Backend {
     pub key: String,
     /// The server's name in the config.
     pub server: String,
-    pub peer: rmcp::service::Peer<rmcp::RoleClient>,
+    /// Where its tools are called.
+    pub calls: std::sync::Arc<crate::mcp::transport::Direct>,
     /// Its tools as it listed them.
     pub tools: Vec<rmcp::model::Tool>,
     pub call_timeout: Duration,
@@ -179,7 +179,7 @@ fn backends(plan: &Plan, session: &Session, servers: &[RunningServer]) -> Vec<Ba
             Some(Backend {
                 key: server.key.clone(),
                 server: spec.name.clone(),
-                peer: connection.peer(),
+                calls: connection.direct(),
                 tools: server.tools.clone(),
                 call_timeout: Duration::from_millis(spec.call_timeout_ms),
                 stderr_log: session
@@ -388,25 +388,35 @@ async fn run_steps(
             let shown = command.clone();
             let stderr_log = session.log_path(&log_name);
             let started = step(session, address, planned.action, Some(&shown), async {
-                let mut child = Runtime
-                    .spawn_stdio(&command, Stdio::from(log))
-                    .map_err(|e| e.to_string())?;
-                let stdout = child.stdout.take().expect("piped");
-                let stdin = child.stdin.take().expect("piped");
+                let started = tokio::time::timeout(startup, Runtime.start_server(&command, log))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "podman did not start the server within {:.1} s",
+                            startup.as_secs_f64()
+                        )
+                    })?;
+                let crate::podman::runtime::Server {
+                    stdin,
+                    stdout,
+                    mut exit,
+                } = started.map_err(|e| e.to_string())?;
                 let connected =
                     client::connect(stdout, stdin, startup, server.result_max_bytes as usize).await;
                 let connection = match connected {
                     Ok(connection) => connection,
                     Err(error) => {
                         let exited =
-                            tokio::time::timeout(Duration::from_millis(500), child.wait()).await;
+                            tokio::time::timeout(Duration::from_millis(500), exit.wait()).await;
                         let status = match exited {
-                            Ok(Ok(status)) => format!(" (the server exited: {status})"),
-                            _ => String::new(),
+                            Ok(Some(status)) => {
+                                format!(" (the server exited with status {status})")
+                            }
+                            Ok(None) => " (the server exited)".to_string(),
+                            Err(_) => String::new(),
                         };
                         let tail = std::fs::read_to_string(&stderr_log).unwrap_or_default();
                         let tail = crate::podman::runtime::tail(&tail, 15);
-                        let _ = child.kill().await;
                         return Err(format!("{error}{status}\n--- stderr\n{tail}"));
                     }
                 };
@@ -414,10 +424,10 @@ async fn run_steps(
                     .list_tools(startup)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok((child, connection, tools))
+                Ok((exit, connection, tools))
             })
             .await?;
-            let (child, connection, tools) = started;
+            let (exit, connection, tools) = started;
             let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
             progress(
                 address,
@@ -451,7 +461,7 @@ async fn run_steps(
             servers.push(RunningServer {
                 key: key.to_string(),
                 container,
-                child,
+                exit,
                 connection: Some(connection),
                 tools,
             });
@@ -475,9 +485,8 @@ async fn teardown(
         }
     }
     for server in servers.iter_mut() {
-        let exited = tokio::time::timeout(Duration::from_secs(2), server.child.wait()).await;
+        let exited = tokio::time::timeout(Duration::from_secs(2), server.exit.wait()).await;
         if exited.is_err() {
-            // Killing `podman exec` alone would leave the server running in the container.
             let script = format!(
                 "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx 'OUTRIG_SERVER={}@{}'; then kill -KILL ${{p#/proc/}}; fi; done",
                 server.key, session.record.id
@@ -488,7 +497,6 @@ async fn teardown(
                         .args(["exec", &server.container, "sh", "-c", &script]),
                 )
                 .await;
-            let _ = server.child.kill().await;
         }
     }
     servers.clear();

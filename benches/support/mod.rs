@@ -79,3 +79,30 @@ pub fn floor(
     floors.sort();
     floors[runs / 2]
 }
+
+/// Start a server with its plan command line (`podman exec --detach --preserve-fds ...`)
+/// the way outrig does — its stdin, stdout and exit status on pipes of ours — do the MCP
+/// handshake, list its tools, and stop it.
+#[allow(dead_code)]
+pub async fn start_and_list(command_line: &str) {
+    use std::time::Duration;
+    let command = outrig::podman::PodmanCommand::new("sh", &[]).args(["-c", command_line]);
+    let stderr = tempfile::tempfile().unwrap();
+    let outrig::podman::runtime::Server {
+        stdin,
+        stdout,
+        mut exit,
+    } = outrig::podman::Runtime
+        .start_server(&command, stderr)
+        .await
+        .unwrap();
+    let connection = outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)
+        .await
+        .unwrap();
+    connection
+        .list_tools(Duration::from_secs(30))
+        .await
+        .unwrap();
+    connection.close().await;
+    let _ = exit.wait().await;
+}

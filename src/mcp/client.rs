@@ -8,11 +8,12 @@ use rmcp::model::{ProtocolVersion, Tool};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::transport::BoundedStdio;
+use super::transport::{BoundedStdio, Direct};
 
 /// A connected server.
 pub struct Connection {
     service: RunningService<RoleClient, ()>,
+    direct: std::sync::Arc<Direct>,
     /// The protocol version agreed with the server.
     pub protocol_version: String,
     /// The server's own name and version, when it gives them.
@@ -55,17 +56,19 @@ where
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: None,
     };
-    let service = tokio::time::timeout(
-        timeout,
-        ().serve_with_lifecycle(BoundedStdio::new(reader, writer, max_message), lifecycle),
-    )
-    .await
-    .map_err(|_| ClientError::Timeout {
-        what: "the MCP handshake",
-        after: timeout,
-    })?
-    .map_err(|e| ClientError::Protocol(format!("MCP handshake failed: {e}")))?;
+    let transport = BoundedStdio::new(reader, writer, max_message);
+    let direct = transport.direct();
+    let service = tokio::time::timeout(timeout, ().serve_with_lifecycle(transport, lifecycle))
+        .await
+        .map_err(|_| ClientError::Timeout {
+            what: "the MCP handshake",
+            after: timeout,
+        })?
+        .map_err(|e| ClientError::Protocol(format!("MCP handshake failed: {e}")))?;
     let info = service.peer_info();
+    if let Some(info) = info.as_ref() {
+        direct.agreed(&info.protocol_version);
+    }
     let protocol_version = info
         .as_ref()
         .map(|i| i.protocol_version.to_string())
@@ -76,6 +79,7 @@ where
         .map(|s| (s.name.clone(), s.version.clone()));
     Ok(Connection {
         service,
+        direct,
         protocol_version,
         server,
     })
@@ -93,9 +97,9 @@ impl Connection {
             .map_err(|e| ClientError::Protocol(format!("tools/list failed: {e}")))
     }
 
-    /// A handle for requests; cheap to clone, usable from many tasks at once.
-    pub fn peer(&self) -> rmcp::service::Peer<RoleClient> {
-        self.service.peer().clone()
+    /// A handle for tool calls; cheap to clone, usable from many tasks at once.
+    pub fn direct(&self) -> std::sync::Arc<Direct> {
+        self.direct.clone()
     }
 
     /// End the session: stop the client, which closes the server's stdin.

@@ -4,19 +4,23 @@
 //! [`Front`] transport answers unknown methods with -32601 at any time, even before
 //! initialisation.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientJsonRpcMessage, ClientRequest, ErrorCode,
-    Implementation, JsonRpcMessage, ListToolsResult, PaginatedRequestParams, ResultType,
-    ServerCapabilities, ServerConfig, ServerJsonRpcMessage,
+    CallToolRequestParams, CallToolResponse, ClientJsonRpcMessage, ClientNotification,
+    ClientRequest, ErrorCode, Implementation, JsonRpcMessage, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, RequestId, ResultType, ServerCapabilities,
+    ServerConfig, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{RequestContext, RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::oneshot;
 
-use super::toolbox::Toolbox;
+use super::toolbox::{Outcome, Toolbox};
 use crate::session::log::AppendLog;
 
 /// The MCP server handler.
@@ -74,15 +78,8 @@ impl ServerHandler for Gateway {
             )
             .await
             .into_result()?;
-        Ok(match response {
-            // A result from a server of the older era has no `resultType`; 2026-07-28
-            // clients require it (rmcp drops it again for older clients).
-            CallToolResponse::Complete(mut result) => {
-                result.result_type.get_or_insert(ResultType::COMPLETE);
-                CallToolResponse::Complete(result)
-            }
-            other => other,
-        })
+        // rmcp drops `resultType` again for older clients.
+        Ok(with_result_type(response))
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
@@ -100,66 +97,305 @@ impl ServerHandler for Gateway {
     }
 }
 
-/// Wraps the stdio transport: answers requests for methods MCP does not define with
-/// -32601 (rmcp would answer a pre-initialisation one with -32602), and drops
-/// notifications and responses that arrive before the first request (rmcp would end the
-/// session on them).
-pub struct Front<T> {
-    inner: T,
+/// Longest message read from the client; longer lines are skipped (as rmcp does).
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// The gateway's stdio transport. Besides reading and writing newline-delimited JSON-RPC
+/// for rmcp, it
+///
+/// - answers requests for methods MCP does not define with -32601, at any time (rmcp
+///   would answer a pre-initialisation one with -32602);
+/// - drops notifications and responses that arrive before the first request (rmcp would
+///   end the session on them);
+/// - serves `tools/call` itself once the protocol version is settled (by `initialize`,
+///   or by the request's own `_meta`): the call runs in a task of its own that writes its
+///   answer to stdout, sparing rmcp's two hand-offs per request. Anything rmcp would have
+///   to judge (a request whose `_meta` is incomplete, a call before any handshake) still
+///   goes to rmcp.
+pub struct Front {
+    read: BufReader<Reader>,
+    line: Vec<u8>,
+    /// Set while skipping the rest of an over-long line.
+    discarding: bool,
+    out: Arc<Out>,
     started: bool,
+    calls: Arc<Calls>,
 }
 
-impl<T> Front<T> {
-    pub fn new(inner: T) -> Front<T> {
-        Front {
-            inner,
-            started: false,
+/// stdout, shared by rmcp's replies and the calls the gateway answers itself.
+struct Out(tokio::sync::Mutex<Writer>);
+
+impl Out {
+    async fn send(&self, message: &ServerJsonRpcMessage) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        let mut out = self.0.lock().await;
+        out.write_all(&bytes).await?;
+        out.flush().await
+    }
+}
+
+/// The tool calls [`Front`] answers itself.
+struct Calls {
+    toolbox: Arc<Toolbox>,
+    /// The protocol version `initialize` agreed on, once it has.
+    agreed: std::sync::Mutex<Option<ProtocolVersion>>,
+    /// Calls in flight, to cancel by the client's request id.
+    running: std::sync::Mutex<HashMap<RequestId, oneshot::Sender<()>>>,
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Calls {
+    /// The protocol version a call is answered under, when the gateway may answer it
+    /// itself.
+    fn version(&self, params: &CallToolRequestParams) -> Option<ProtocolVersion> {
+        let meta = params.meta.as_ref();
+        match meta.and_then(|m| m.protocol_version()) {
+            Some(version) => {
+                let known = ProtocolVersion::KNOWN_VERSIONS.contains(&version);
+                let complete = meta.is_some_and(|m| m.missing_required_keys(&version).is_empty());
+                (known && complete).then_some(version)
+            }
+            None => self.agreed.lock().expect("not poisoned").clone(),
+        }
+    }
+
+    /// Run a call in a task of its own; its answer goes straight to `out`.
+    fn start(
+        self: &Arc<Self>,
+        id: RequestId,
+        params: CallToolRequestParams,
+        version: ProtocolVersion,
+        out: Arc<Out>,
+    ) {
+        let (cancel, cancelled) = oneshot::channel();
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .insert(id.clone(), cancel);
+        let calls = self.clone();
+        let call = async move {
+            let cancelled = async {
+                if cancelled.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let called = calls
+                .toolbox
+                .call(&params.name, params.arguments, cancelled)
+                .await;
+            calls.running.lock().expect("not poisoned").remove(&id);
+            // A cancelled request is not answered.
+            if called.outcome == Outcome::Cancelled {
+                return;
+            }
+            let message = match answer(called.into_result(), &version) {
+                Ok(result) => ServerJsonRpcMessage::response(result, id),
+                Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+            };
+            let _ = out.send(&message).await;
+        };
+        let mut tasks = self.tasks.lock().expect("not poisoned");
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(call);
+    }
+
+    /// Cancel a call the gateway answers itself; `false` when it is not one.
+    fn cancel(&self, id: &RequestId) -> bool {
+        match self.running.lock().expect("not poisoned").remove(id) {
+            Some(cancel) => {
+                let _ = cancel.send(());
+                true
+            }
+            None => false,
         }
     }
 }
 
-impl<T> Transport<RoleServer> for Front<T>
-where
-    T: Transport<RoleServer>,
-{
-    type Error = T::Error;
+/// A tool call's answer shaped for the client's protocol version, as rmcp's server
+/// would: `resultType` for 2026-07-28 clients (a result from a server of the older era
+/// has none), the older wire shape for older clients.
+fn answer(
+    response: Result<CallToolResponse, ErrorData>,
+    version: &ProtocolVersion,
+) -> Result<ServerResult, ErrorData> {
+    let current = version.as_str() >= ProtocolVersion::V_2026_07_28.as_str();
+    let mut result = ServerResult::from(with_result_type(response?));
+    if current {
+        result.fill_missing_cache_hints();
+    } else {
+        result.strip_result_type_for_legacy_peer();
+        result.strip_non_object_output_for_legacy_peer();
+    }
+    Ok(result)
+}
+
+fn with_result_type(response: CallToolResponse) -> CallToolResponse {
+    match response {
+        CallToolResponse::Complete(mut result) => {
+            result.result_type.get_or_insert(ResultType::COMPLETE);
+            CallToolResponse::Complete(result)
+        }
+        other => other,
+    }
+}
+
+impl Front {
+    fn new(reader: Reader, writer: Writer, toolbox: Arc<Toolbox>) -> Front {
+        Front {
+            read: BufReader::with_capacity(64 * 1024, reader),
+            line: Vec::new(),
+            discarding: false,
+            out: Arc::new(Out(tokio::sync::Mutex::new(writer))),
+            started: false,
+            calls: Arc::new(Calls {
+                toolbox,
+                agreed: std::sync::Mutex::new(None),
+                running: std::sync::Mutex::new(HashMap::new()),
+                tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+            }),
+        }
+    }
+
+    /// Reply from a task: `receive` may be cancelled at any await.
+    fn reply(&self, message: ServerJsonRpcMessage) {
+        let out = self.out.clone();
+        tokio::spawn(async move { out.send(&message).await });
+    }
+
+    /// The next whole line, without its line ending; `None` at end of input. Cancel-safe:
+    /// a partly read line stays in `self.line`.
+    async fn next_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let (consumed, done) = {
+                let available = self.read.fill_buf().await.ok()?;
+                if available.is_empty() {
+                    return None;
+                }
+                let newline = available.iter().position(|b| *b == b'\n');
+                let take = newline.map_or(available.len(), |i| i + 1);
+                if !self.discarding {
+                    self.line.extend_from_slice(&available[..take]);
+                }
+                (take, newline.is_some())
+            };
+            self.read.consume(consumed);
+            if self.line.len() > MAX_LINE {
+                self.line = Vec::new();
+                self.discarding = true;
+            }
+            if done {
+                if std::mem::take(&mut self.discarding) {
+                    continue;
+                }
+                let mut line = std::mem::take(&mut self.line);
+                while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    line.pop();
+                }
+                return Some(line);
+            }
+        }
+    }
+
+    /// The next message from the client; what is not a message is skipped, or answered
+    /// with -32600 when it is a request.
+    async fn next_message(&mut self) -> Option<ClientJsonRpcMessage> {
+        loop {
+            let line = self.next_line().await?;
+            let text = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line);
+            if text.trim_ascii().is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<ClientJsonRpcMessage>(text) {
+                Ok(message) => return Some(message),
+                Err(error) => {
+                    let Ok(value) = serde_json::from_slice::<serde_json::Value>(text) else {
+                        continue;
+                    };
+                    let id = value
+                        .get("id")
+                        .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok());
+                    if let Some(id) = id {
+                        self.reply(ServerJsonRpcMessage::error(
+                            ErrorData::invalid_request(format!("invalid request: {error}"), None),
+                            Some(id),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Transport<RoleServer> for Front {
+    type Error = std::io::Error;
 
     fn send(
         &mut self,
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        self.inner.send(item)
+        if let JsonRpcMessage::Response(response) = &item
+            && let ServerResult::InitializeResult(init) = &response.result
+        {
+            *self.calls.agreed.lock().expect("not poisoned") = Some(init.protocol_version.clone());
+        }
+        let out = self.out.clone();
+        async move { out.send(&item).await }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let message: ClientJsonRpcMessage = self.inner.receive().await?;
-            match &message {
+            let message = self.next_message().await?;
+            match message {
                 JsonRpcMessage::Request(request) => {
-                    if let ClientRequest::CustomRequest(custom) = &request.request {
-                        let error = ErrorData::new(
-                            ErrorCode::METHOD_NOT_FOUND,
-                            format!("method not found: {}", custom.method),
-                            None,
-                        );
-                        // Sent from a task: `receive` may be cancelled at any await.
-                        let reply = self
-                            .inner
-                            .send(ServerJsonRpcMessage::error(error, Some(request.id.clone())));
-                        tokio::spawn(reply);
-                        continue;
+                    match &request.request {
+                        ClientRequest::CustomRequest(custom) => {
+                            let error = ErrorData::new(
+                                ErrorCode::METHOD_NOT_FOUND,
+                                format!("method not found: {}", custom.method),
+                                None,
+                            );
+                            self.reply(ServerJsonRpcMessage::error(error, Some(request.id)));
+                            continue;
+                        }
+                        ClientRequest::CallToolRequest(call) => {
+                            if let Some(version) = self.calls.version(&call.params) {
+                                self.started = true;
+                                let ClientRequest::CallToolRequest(call) = request.request else {
+                                    unreachable!("matched above");
+                                };
+                                self.calls.start(
+                                    request.id,
+                                    call.params,
+                                    version,
+                                    self.out.clone(),
+                                );
+                                continue;
+                            }
+                        }
+                        _ => {}
                     }
                     self.started = true;
+                    return Some(JsonRpcMessage::Request(request));
                 }
                 _ if !self.started => continue,
-                _ => {}
+                JsonRpcMessage::Notification(notification) => {
+                    if let ClientNotification::CancelledNotification(cancelled) =
+                        &notification.notification
+                        && let Some(id) = &cancelled.params.request_id
+                        && self.calls.cancel(id)
+                    {
+                        continue;
+                    }
+                    return Some(JsonRpcMessage::Notification(notification));
+                }
+                other => return Some(other),
             }
-            return Some(message);
         }
     }
 
-    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        self.inner.close()
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.out.0.lock().await.shutdown().await
     }
 }
 
@@ -194,7 +430,8 @@ fn stdio() -> (Reader, Writer) {
 /// Serve `toolbox` on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Result<(), String> {
     let (reader, writer) = stdio();
-    let transport = rmcp::transport::async_rw::AsyncRwTransport::new_server(reader, writer);
+    let front = Front::new(reader, writer, toolbox.clone());
+    let calls = front.calls.clone();
     let gateway = Gateway::new(toolbox.clone(), events.clone());
     let watcher = {
         let toolbox = toolbox.clone();
@@ -205,7 +442,7 @@ pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Resul
             }
         })
     };
-    let result = match gateway.serve(Front::new(transport)).await {
+    let result = match gateway.serve(front).await {
         Ok(running) => running
             .waiting()
             .await
@@ -218,6 +455,140 @@ pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Resul
         }
     };
     watcher.abort();
+    calls.tasks.lock().expect("not poisoned").abort_all();
     toolbox.notice_exits();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::log::Redactor;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    /// A `Front` over in-memory pipes, with no servers behind it, and the client's ends.
+    fn front(
+        dir: &std::path::Path,
+    ) -> (
+        Front,
+        tokio::io::WriteHalf<tokio::io::DuplexStream>,
+        tokio::io::Lines<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
+    ) {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (read, write) = tokio::io::split(ours);
+        let (client_read, client_write) = tokio::io::split(theirs);
+        let toolbox = Toolbox::new(
+            Vec::new(),
+            &[],
+            AppendLog::open(&dir.join("tools.jsonl")).unwrap(),
+            Arc::new(AppendLog::open(&dir.join("outrig.log")).unwrap()),
+            Redactor::new(Vec::new()),
+        );
+        let front = Front::new(Box::new(read), Box::new(write), Arc::new(toolbox));
+        (front, client_write, BufReader::new(client_read).lines())
+    }
+
+    async fn reply(
+        lines: &mut tokio::io::Lines<BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>>,
+    ) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await
+            .expect("a reply")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    #[tokio::test]
+    async fn what_is_not_a_message_is_skipped_or_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut front, mut client, mut lines) = front(dir.path());
+        let input = concat!(
+            "not json\n",
+            "\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":\"nonsense\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"no/such\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n",
+            "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\"}\r\n",
+        );
+        client.write_all(input.as_bytes()).await.unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(5), front.receive())
+            .await
+            .unwrap()
+            .expect("the ping");
+        let message = serde_json::to_value(&message).unwrap();
+        assert_eq!(message["id"], 9);
+        assert_eq!(message["method"], "ping");
+        let mut errors = [reply(&mut lines).await, reply(&mut lines).await];
+        errors.sort_by_key(|e| e["id"].as_i64());
+        assert_eq!(errors[0]["id"], 7);
+        assert_eq!(errors[0]["error"]["code"], -32600);
+        assert_eq!(errors[1]["id"], 8);
+        assert_eq!(errors[1]["error"]["code"], -32601);
+    }
+
+    #[tokio::test]
+    async fn an_over_long_line_is_skipped_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut front, mut client, _lines) = front(dir.path());
+        let writer = tokio::spawn(async move {
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..(MAX_LINE >> 20) + 1 {
+                client.write_all(&chunk).await.unwrap();
+            }
+            client
+                .write_all(b"\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n")
+                .await
+                .unwrap();
+            client
+        });
+        let message = tokio::time::timeout(Duration::from_secs(20), front.receive())
+            .await
+            .unwrap()
+            .expect("the ping");
+        assert_eq!(serde_json::to_value(&message).unwrap()["id"], 1);
+        assert!(front.line.capacity() <= MAX_LINE + (1 << 20));
+        drop(writer.await);
+    }
+
+    #[tokio::test]
+    async fn calls_are_answered_by_the_gateway_once_the_version_is_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut front, mut client, mut lines) = front(dir.path());
+        // Before any handshake, a call without `_meta` is rmcp's to judge.
+        let call = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x__y\"}}\n";
+        client.write_all(call.as_bytes()).await.unwrap();
+        let message = front.receive().await.expect("handed to rmcp");
+        assert_eq!(serde_json::to_value(&message).unwrap()["id"], 1);
+        // Once `initialize` agreed on a version, the gateway answers calls itself.
+        let init = rmcp::model::InitializeResult::new(ServerCapabilities::default())
+            .with_protocol_version(ProtocolVersion::V_2025_11_25);
+        front
+            .send(ServerJsonRpcMessage::response(
+                ServerResult::InitializeResult(init),
+                RequestId::Number(0),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(reply(&mut lines).await["id"], 0);
+        let call = "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"x__y\"}}\n";
+        client.write_all(call.as_bytes()).await.unwrap();
+        client
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}\n")
+            .await
+            .unwrap();
+        let message = front.receive().await.expect("the ping");
+        assert_eq!(serde_json::to_value(&message).unwrap()["id"], 3);
+        let answer = reply(&mut lines).await;
+        assert_eq!(answer["id"], 2);
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown tool `x__y`")
+        );
+        let audit = std::fs::read_to_string(dir.path().join("tools.jsonl")).unwrap();
+        assert!(audit.contains("\"outcome\":\"unknown_tool\""), "{audit}");
+    }
 }

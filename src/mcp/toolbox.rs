@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use rmcp::ErrorData;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject, Tool};
-use rmcp::service::ServiceError;
 
 use super::names;
+use super::transport::CallError;
 use crate::apply::Backend;
 use crate::config::check::glob_match;
 use crate::plan::desired::short_hash;
@@ -170,7 +170,7 @@ impl Toolbox {
         self.backends
             .iter()
             .zip(&self.gone)
-            .filter(|(b, gone)| gone.load(Ordering::Relaxed) || b.peer.is_transport_closed())
+            .filter(|(b, gone)| gone.load(Ordering::Relaxed) || b.calls.is_closed())
             .map(|(b, _)| b.key.as_str())
             .collect()
     }
@@ -178,7 +178,7 @@ impl Toolbox {
     /// Note servers that exited since the last look (in the event log and on stderr).
     pub fn notice_exits(&self) {
         for (index, backend) in self.backends.iter().enumerate() {
-            if backend.peer.is_transport_closed() {
+            if backend.calls.is_closed() {
                 self.mark_gone(index);
             }
         }
@@ -221,7 +221,7 @@ impl Toolbox {
         };
         let backend = &self.backends[route.backend];
         let called = if self.gone[route.backend].load(Ordering::Relaxed)
-            || backend.peer.is_transport_closed()
+            || backend.calls.is_closed()
         {
             self.mark_gone(route.backend);
             unavailable(backend)
@@ -230,7 +230,7 @@ impl Toolbox {
             params.arguments = arguments.clone();
             let timeout = backend.call_timeout;
             tokio::select! {
-                answer = backend.peer.call_tool_once(params) => match answer {
+                answer = backend.calls.call_tool(params) => match answer {
                     Ok(response) => {
                         let is_error = matches!(&response, CallToolResponse::Complete(r) if r.is_error == Some(true));
                         Called {
@@ -240,21 +240,21 @@ impl Toolbox {
                             message: None,
                         }
                     }
-                    Err(ServiceError::McpError(error)) => Called {
+                    Err(CallError::Rpc(error)) => Called {
                         outcome: Outcome::Failed,
                         response: None,
                         message: Some(format!("the server answered with an error: {}", error.message)),
                         error: Some(error),
                     },
-                    Err(ServiceError::TransportClosed | ServiceError::TransportSend(_)) => {
+                    Err(CallError::Closed) => {
                         self.mark_gone(route.backend);
                         unavailable(backend)
                     }
-                    Err(other) => Called {
+                    Err(CallError::Unexpected) => Called {
                         outcome: Outcome::Failed,
                         response: None,
                         error: None,
-                        message: Some(format!("the call to server `{}` failed: {other}", backend.server)),
+                        message: Some(format!("server `{}` answered the call with something that is not a tool result", backend.server)),
                     },
                 },
                 () = tokio::time::sleep(timeout) => Called {

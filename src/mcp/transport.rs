@@ -4,26 +4,216 @@
 //! few hundred, streams past the rest, and — when it was a response — answers the waiting
 //! request with a result truncated at the limit and a marker saying so. (rmcp's transport
 //! would drop such a line, leaving the call to hang until its timeout.)
+//!
+//! Tool calls do not go through rmcp's client: [`Direct`] writes them to the server's
+//! stdin from the calling task and the transport hands their answers straight back, which
+//! spares every call two task hand-offs inside rmcp. rmcp still does the handshake and
+//! `tools/list`, on the same pipes, with ids of its own.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolResult, ContentBlock, JsonRpcMessage, NumberOrString, RequestId, ServerJsonRpcMessage,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonRpcMessage,
+    NumberOrString, ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage,
     ServerResult,
 };
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::{ErrorData, RoleClient};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 
 /// Bytes kept from the end of an oversized message, to find its `id` there (the
 /// TypeScript SDK writes `id` last).
 const TAIL: usize = 512;
 
+/// The first id of [`Direct`]'s requests; rmcp numbers its own from 0.
+const DIRECT_IDS: i64 = 1 << 40;
+
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Tool calls written straight to a server's stdin, answered through [`BoundedStdio`].
+pub struct Direct {
+    write: Arc<Mutex<Writer>>,
+    /// Calls waiting for their answer, by id; `None` once the server's stdout closed.
+    pending: std::sync::Mutex<Option<HashMap<i64, oneshot::Sender<ServerJsonRpcMessage>>>>,
+    next: AtomicI64,
+    /// What every request carries in `_meta` when the server speaks 2026-07-28 or later.
+    meta: std::sync::OnceLock<RequestMetaObject>,
+}
+
+/// Why a [`Direct`] call has no result.
+#[derive(Debug)]
+pub enum CallError {
+    /// The server's pipes are closed: it is not running.
+    Closed,
+    /// The server answered with a JSON-RPC error.
+    Rpc(ErrorData),
+    /// The server answered with something that is not a tool result.
+    Unexpected,
+}
+
+impl Direct {
+    fn new(write: Arc<Mutex<Writer>>) -> Direct {
+        Direct {
+            write,
+            pending: std::sync::Mutex::new(Some(HashMap::new())),
+            next: AtomicI64::new(DIRECT_IDS),
+            meta: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The protocol version agreed with the server. From 2026-07-28 on, every request
+    /// carries the version and the client's identity and capabilities in `_meta` (the same
+    /// rmcp's client sends).
+    pub fn agreed(&self, version: &ProtocolVersion) {
+        if version.as_str() < ProtocolVersion::V_2026_07_28.as_str() {
+            return;
+        }
+        let client = rmcp::model::ClientConfig::default();
+        let mut meta = RequestMetaObject::new();
+        meta.set_protocol_version(version.clone());
+        meta.set_client_info(client.client_info);
+        meta.set_client_capabilities(client.capabilities);
+        let _ = self.meta.set(meta);
+    }
+
+    /// Call a tool. Dropping the future before it resolves (a timeout, the caller
+    /// cancelling) sends the server `notifications/cancelled`.
+    pub async fn call_tool(
+        self: &Arc<Self>,
+        mut params: CallToolRequestParams,
+    ) -> Result<CallToolResponse, CallError> {
+        if let Some(meta) = self.meta.get() {
+            params
+                .meta
+                .get_or_insert_with(RequestMetaObject::new)
+                .extend(meta.clone());
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        match self.pending.lock().expect("not poisoned").as_mut() {
+            Some(pending) => pending.insert(id, sender),
+            None => return Err(CallError::Closed),
+        };
+        let mut waiting = Waiting {
+            direct: self.clone(),
+            id,
+            answered: false,
+        };
+        let request = serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params,
+        });
+        self.write_line(&request)
+            .await
+            .map_err(|_| CallError::Closed)?;
+        let answer = receiver.await.map_err(|_| CallError::Closed)?;
+        waiting.answered = true;
+        match answer {
+            JsonRpcMessage::Response(response) => match response.result {
+                ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+                ServerResult::InputRequiredResult(result) => {
+                    Ok(CallToolResponse::InputRequired(result))
+                }
+                ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+                ServerResult::EmptyResult(_) => {
+                    Ok(CallToolResponse::Complete(CallToolResult::default()))
+                }
+                _ => Err(CallError::Unexpected),
+            },
+            JsonRpcMessage::Error(error) => Err(CallError::Rpc(error.error)),
+            _ => Err(CallError::Unexpected),
+        }
+    }
+
+    async fn write_line(&self, message: &serde_json::Value) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        let mut write = self.write.lock().await;
+        write.write_all(&bytes).await?;
+        write.flush().await
+    }
+
+    /// Hand an answer to its call. A message that is not one is given back.
+    fn answer(&self, message: ServerJsonRpcMessage) -> Option<ServerJsonRpcMessage> {
+        let id = match &message {
+            JsonRpcMessage::Response(response) => Some(&response.id),
+            JsonRpcMessage::Error(error) => error.id.as_ref(),
+            _ => None,
+        };
+        let Some(&NumberOrString::Number(id)) = id else {
+            return Some(message);
+        };
+        if id < DIRECT_IDS {
+            return Some(message);
+        }
+        // A late answer to a call given up on is dropped.
+        let sender = self
+            .pending
+            .lock()
+            .expect("not poisoned")
+            .as_mut()
+            .and_then(|pending| pending.remove(&id));
+        if let Some(sender) = sender {
+            let _ = sender.send(message);
+        }
+        None
+    }
+
+    /// Whether the server's stdout closed (it exited).
+    pub fn is_closed(&self) -> bool {
+        self.pending.lock().expect("not poisoned").is_none()
+    }
+
+    /// The server's stdout closed: every waiting call ends with [`CallError::Closed`].
+    fn close(&self) {
+        self.pending.lock().expect("not poisoned").take();
+    }
+}
+
+/// A call in flight; if dropped unanswered, the server is told to stop working on it.
+struct Waiting {
+    direct: Arc<Direct>,
+    id: i64,
+    answered: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let waiting = self
+            .direct
+            .pending
+            .lock()
+            .expect("not poisoned")
+            .as_mut()
+            .and_then(|pending| pending.remove(&self.id));
+        if waiting.is_none() {
+            return;
+        }
+        let direct = self.direct.clone();
+        let id = self.id;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let notification = serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/cancelled",
+                    "params": {"requestId": id, "reason": "the caller gave up"},
+                });
+                let _ = direct.write_line(&notification).await;
+            });
+        }
+    }
+}
+
 /// A client-side transport over a server's stdout and stdin.
-pub struct BoundedStdio<R, W> {
+pub struct BoundedStdio<R> {
     read: BufReader<R>,
-    write: Arc<Mutex<W>>,
+    write: Arc<Mutex<Writer>>,
+    direct: Arc<Direct>,
     limit: usize,
     line: Vec<u8>,
     /// Set while streaming past the rest of an oversized message.
@@ -44,17 +234,21 @@ enum Step {
     OversizedEnd,
 }
 
-impl<R, W> BoundedStdio<R, W>
+impl<R> BoundedStdio<R>
 where
     R: AsyncRead + Send + Unpin,
-    W: AsyncWrite + Send + Unpin + 'static,
 {
     /// Messages longer than `limit` bytes are truncated (responses) or dropped (anything
     /// else).
-    pub fn new(read: R, write: W, limit: usize) -> Self {
+    pub fn new<W>(read: R, write: W, limit: usize) -> Self
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let write: Arc<Mutex<Writer>> = Arc::new(Mutex::new(Box::new(write)));
         BoundedStdio {
             read: BufReader::with_capacity(64 * 1024, read),
-            write: Arc::new(Mutex::new(write)),
+            direct: Arc::new(Direct::new(write.clone())),
+            write,
             limit: limit.max(1024),
             line: Vec::new(),
             oversized: None,
@@ -123,12 +317,50 @@ where
             }
         }
     }
+
+    /// Tool calls past rmcp, on the same pipes.
+    pub fn direct(&self) -> Arc<Direct> {
+        self.direct.clone()
+    }
+
+    /// The next message for rmcp; answers to [`Direct`]'s calls are handed over on the way.
+    async fn next_message(&mut self) -> Option<ServerJsonRpcMessage> {
+        loop {
+            let step = match self.next_line().await {
+                Ok(Some(step)) => step,
+                Ok(None) | Err(_) => return None,
+            };
+            let message = match step {
+                Step::Line => {
+                    let line = std::mem::take(&mut self.line);
+                    let trimmed = line.trim_ascii();
+                    // Anything that is not a JSON-RPC message (a stray log line on
+                    // stdout) is skipped, as rmcp does.
+                    let parsed = if trimmed.is_empty() {
+                        None
+                    } else {
+                        serde_json::from_slice(trimmed).ok()
+                    };
+                    self.line = line;
+                    self.line.clear();
+                    parsed
+                }
+                Step::OversizedEnd => {
+                    let over = self.oversized.take().expect("set while oversized");
+                    truncated_response(&over, self.limit)
+                }
+                Step::More => unreachable!("next_line returns only at the end of a line"),
+            };
+            if let Some(message) = message.and_then(|m| self.direct.answer(m)) {
+                return Some(message);
+            }
+        }
+    }
 }
 
-impl<R, W> rmcp::transport::Transport<RoleClient> for BoundedStdio<R, W>
+impl<R> rmcp::transport::Transport<RoleClient> for BoundedStdio<R>
 where
     R: AsyncRead + Send + Unpin,
-    W: AsyncWrite + Send + Unpin + 'static,
 {
     type Error = std::io::Error;
 
@@ -147,37 +379,11 @@ where
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
-        loop {
-            let step = match self.next_line().await {
-                Ok(Some(step)) => step,
-                Ok(None) | Err(_) => return None,
-            };
-            match step {
-                Step::Line => {
-                    let line = std::mem::take(&mut self.line);
-                    let trimmed = line.trim_ascii();
-                    if trimmed.is_empty() {
-                        continue;
-                    }
-                    // Anything that is not a JSON-RPC message (a stray log line on stdout)
-                    // is skipped, as rmcp does.
-                    if let Ok(message) = serde_json::from_slice(trimmed) {
-                        self.line = line;
-                        self.line.clear();
-                        return Some(message);
-                    }
-                    self.line = line;
-                    self.line.clear();
-                }
-                Step::OversizedEnd => {
-                    let over = self.oversized.take().expect("set while oversized");
-                    if let Some(message) = truncated_response(&over, self.limit) {
-                        return Some(message);
-                    }
-                }
-                Step::More => unreachable!("next_line returns only at the end of a line"),
-            }
+        let message = self.next_message().await;
+        if message.is_none() {
+            self.direct.close();
         }
+        message
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
@@ -373,5 +579,70 @@ mod tests {
             "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"data\":\"{noise}\"}}}}\n"
         );
         assert!(receive_from(line.into_bytes(), 1024).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn direct_calls_are_answered_past_rmcp_and_cancelled_when_dropped() {
+        let (server_out, client_in) = tokio::io::duplex(1 << 16);
+        let (client_out, server_in) = tokio::io::duplex(1 << 16);
+        let mut transport = BoundedStdio::new(client_in, client_out, 1 << 20);
+        let direct = transport.direct();
+        direct.agreed(&ProtocolVersion::V_2026_07_28);
+        let mut requests = BufReader::new(server_in).lines();
+        let mut server_out = server_out;
+
+        // A call: the request carries 2026-07-28's `_meta`; its answer goes to the call,
+        // rmcp's own message to rmcp.
+        let call = tokio::spawn({
+            let direct = direct.clone();
+            async move { direct.call_tool(CallToolRequestParams::new("echo")).await }
+        });
+        let request: serde_json::Value =
+            serde_json::from_str(&requests.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(request["method"], "tools/call");
+        assert_eq!(
+            request["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        let id = request["id"].as_i64().unwrap();
+        assert!(id >= DIRECT_IDS);
+        let replies = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"hi\"}}]}}}}\n{{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{{}}}}\n"
+        );
+        server_out.write_all(replies.as_bytes()).await.unwrap();
+        let to_rmcp = transport.receive().await.expect("rmcp's reply");
+        assert_eq!(serde_json::to_value(&to_rmcp).unwrap()["id"], 0);
+        let CallToolResponse::Complete(result) = call.await.unwrap().unwrap() else {
+            panic!("a complete result");
+        };
+        assert_eq!(result.content[0].as_text().unwrap().text, "hi");
+
+        // A call given up on: the server is told, and its late answer goes nowhere.
+        let given_up = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            direct.call_tool(CallToolRequestParams::new("slow")),
+        )
+        .await;
+        assert!(given_up.is_err());
+        let request: serde_json::Value =
+            serde_json::from_str(&requests.next_line().await.unwrap().unwrap()).unwrap();
+        let cancelled: serde_json::Value =
+            serde_json::from_str(&requests.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(cancelled["method"], "notifications/cancelled");
+        assert_eq!(cancelled["params"]["requestId"], request["id"]);
+
+        // The server's stdout closes: calls end as `Closed`.
+        let late = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{\"content\":[]}}}}\n",
+            request["id"]
+        );
+        server_out.write_all(late.as_bytes()).await.unwrap();
+        drop(server_out);
+        assert!(transport.receive().await.is_none());
+        assert!(direct.is_closed());
+        assert!(matches!(
+            direct.call_tool(CallToolRequestParams::new("echo")).await,
+            Err(CallError::Closed)
+        ));
     }
 }

@@ -583,8 +583,10 @@ impl Desired {
         Some(command.args([reference.as_str(), "sleep", "infinity"]))
     }
 
-    /// The podman command that starts server `key` (`<image>.<server>`) in its sandbox.
-    /// Secret values are added by the caller through the process environment.
+    /// The podman command that starts server `key` (`<image>.<server>`) in its sandbox,
+    /// detached, its stdio on descriptors outrig passes down (see
+    /// [`crate::podman::runtime::SERVER_SHIM`]). Secret values are added by the caller
+    /// through the process environment.
     pub fn exec_command(
         &self,
         engine: &crate::config::resolve::Engine,
@@ -592,9 +594,11 @@ impl Desired {
         container: &str,
     ) -> Option<PodmanCommand> {
         let server = self.servers.get(key)?;
+        use crate::podman::runtime::{SERVER_FDS, SERVER_SHIM};
         let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args).args([
             "exec",
-            "--interactive",
+            "--detach",
+            &format!("--preserve-fds={SERVER_FDS}"),
             "--workdir",
             &server.workdir,
         ]);
@@ -604,7 +608,12 @@ impl Desired {
                 Value::Secret { .. } => command.args(["--env", name]),
             };
         }
-        Some(command.arg(container).args(server.command.iter().cloned()))
+        Some(
+            command
+                .arg(container)
+                .args(["sh", "-c", SERVER_SHIM, "sh"])
+                .args(server.command.iter().cloned()),
+        )
     }
 }
 

@@ -124,24 +124,100 @@ impl Runtime {
     }
 }
 
+/// The shell that starts an MCP server in its sandbox (`podman exec --detach
+/// --preserve-fds=4 ... sh -c SHIM sh COMMAND...`): the server's stdin, stdout and stderr
+/// are outrig's own pipes (fds 3, 4 and 5, passed down by podman), and its exit status is
+/// written to fd 6 when it ends. Going straight to outrig's pipes, a message costs two
+/// copies fewer than through `podman exec --interactive`, which relays stdin and stdout
+/// through both the podman client and conmon (and keeps a podman process per server).
+pub const SERVER_SHIM: &str =
+    r#""$@" <&3 >&4 2>&5 3<&- 4>&- 5>&- 6>&- & exec 3<&- 4>&- 5>&-; wait $!; echo $? >&6"#;
+
+/// How many descriptors [`SERVER_SHIM`] is passed (fds 3 to 6).
+pub const SERVER_FDS: usize = 4;
+
+/// A server process started by [`Runtime::start_server`].
+pub struct Server {
+    /// The server's stdin.
+    pub stdin: tokio::net::unix::pipe::Sender,
+    /// The server's stdout.
+    pub stdout: tokio::net::unix::pipe::Receiver,
+    /// Its end.
+    pub exit: Exit,
+}
+
+/// How a server started by [`Runtime::start_server`] ends.
+pub struct Exit(tokio::net::unix::pipe::Receiver);
+
+impl Exit {
+    /// Wait for the server to end: its exit status, or `None` when it ended without one
+    /// (it was killed along with its shell, or the container went away).
+    pub async fn wait(&mut self) -> Option<i32> {
+        use tokio::io::AsyncReadExt;
+        let mut text = String::new();
+        self.0.read_to_string(&mut text).await.ok()?;
+        text.trim().parse().ok()
+    }
+}
+
 impl Runtime {
-    /// Start a long-running command (`podman exec --interactive ...`) for async use, with
-    /// piped stdin and stdout; stderr goes to `stderr` (a log file, or null). The child is
-    /// killed if its handle is dropped.
-    pub fn spawn_stdio(
+    /// Start an MCP server with `command` (a `podman exec --detach --preserve-fds` of
+    /// [`SERVER_SHIM`]), its stderr going to `stderr`. Returns once podman has started it.
+    pub async fn start_server(
         &self,
         command: &PodmanCommand,
-        stderr: Stdio,
-    ) -> Result<tokio::process::Child, ProcessError> {
-        tokio::process::Command::new(&command.program)
-            .args(command.argv())
-            .envs(command.process_env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|error| ProcessError::not_started(command, &error))
+        stderr: std::fs::File,
+    ) -> Result<Server, ProcessError> {
+        use command_fds::{CommandFdExt, FdMapping};
+        use tokio::net::unix::pipe;
+        let io = |error: std::io::Error| ProcessError::not_started(command, &error);
+        let (stdin_theirs, stdin_ours) = std::io::pipe().map_err(io)?;
+        let (stdout_ours, stdout_theirs) = std::io::pipe().map_err(io)?;
+        let (status_ours, status_theirs) = std::io::pipe().map_err(io)?;
+        let theirs: [std::os::fd::OwnedFd; SERVER_FDS] = [
+            stdin_theirs.into(),
+            stdout_theirs.into(),
+            stderr.into(),
+            status_theirs.into(),
+        ];
+        let output = {
+            // The command owns the server's ends and closes them when dropped, so that
+            // outrig sees end-of-file when the server exits.
+            let mut podman = tokio::process::Command::new(&command.program);
+            podman
+                .args(command.argv())
+                .envs(command.process_env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            let mappings = theirs
+                .into_iter()
+                .zip(3..)
+                .map(|(parent_fd, child_fd)| FdMapping {
+                    parent_fd,
+                    child_fd,
+                })
+                .collect();
+            podman
+                .fd_mappings(mappings)
+                .map_err(|e| io(std::io::Error::other(e)))?;
+            podman.output().await.map_err(io)?
+        };
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(ProcessError {
+                command: command.to_string(),
+                status: output.status.code(),
+                stderr_tail: tail(&stderr, STDERR_TAIL_LINES),
+                not_found: false,
+            });
+        }
+        Ok(Server {
+            stdin: pipe::Sender::from_owned_fd(stdin_ours.into()).map_err(io)?,
+            stdout: pipe::Receiver::from_owned_fd(stdout_ours.into()).map_err(io)?,
+            exit: Exit(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
+        })
     }
 }
 

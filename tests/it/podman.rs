@@ -70,11 +70,18 @@ impl Drop for Cleanup {
 /// names and the negotiated protocol version; the server must then exit on its own when
 /// its stdin closes.
 fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, String) {
-    let mut args = vec!["exec", "--interactive", "--workdir", "/workspace"];
+    let fds = format!("--preserve-fds={}", outrig::podman::runtime::SERVER_FDS);
+    let mut args = vec!["exec", "--detach", &fds, "--workdir", "/workspace"];
     for variable in env {
         args.extend(["--env", variable]);
     }
-    args.push(container);
+    args.extend([
+        container,
+        "sh",
+        "-c",
+        outrig::podman::runtime::SERVER_SHIM,
+        "sh",
+    ]);
     args.extend_from_slice(server);
     let command = podman(&args);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -82,11 +89,15 @@ fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, S
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut child = Runtime
-            .spawn_stdio(&command, Stdio::inherit())
+        let stderr = tempfile::tempfile().unwrap();
+        let outrig::podman::runtime::Server {
+            stdin,
+            stdout,
+            mut exit,
+        } = Runtime
+            .start_server(&command, stderr)
+            .await
             .expect("podman exec starts");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take().unwrap();
         let connection =
             outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)
                 .await
@@ -97,11 +108,10 @@ fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, S
             .unwrap_or_else(|e| panic!("{command}: {e}"));
         let version = connection.protocol_version.clone();
         connection.close().await;
-        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        let status = tokio::time::timeout(Duration::from_secs(10), exit.wait())
             .await
-            .expect("the server exits within 10 s of its stdin closing")
-            .unwrap();
-        assert!(status.success(), "server exited with {status}");
+            .expect("the server exits within 10 s of its stdin closing");
+        assert_eq!(status, Some(0), "the server's exit status");
         (tools.iter().map(|t| t.name.to_string()).collect(), version)
     })
 }
@@ -791,7 +801,11 @@ fn a_failing_server_fails_the_apply_cleanly() {
         "stderr tail shown: {}",
         run.stderr
     );
-    assert!(run.stderr.contains("exit status: 3"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("exited with status 3"),
+        "{}",
+        run.stderr
+    );
     let left = Runtime
         .run(&podman(&[
             "ps",
