@@ -400,7 +400,16 @@ async fn run_steps(
                     stdin,
                     stdout,
                     mut exit,
-                } = started.map_err(|e| e.to_string())?;
+                } = started.map_err(|e| {
+                    let mut message = e.to_string();
+                    if message.contains("\"sh\": executable file not found") {
+                        message.push_str(
+                            "\nhint: outrig starts each server through `/bin/sh` in its sandbox; \
+                             add a shell to the image",
+                        );
+                    }
+                    message
+                })?;
                 let connected =
                     client::connect(stdout, stdin, startup, server.result_max_bytes as usize).await;
                 let connection = match connected {

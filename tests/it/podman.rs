@@ -823,6 +823,28 @@ fn a_failing_server_fails_the_apply_cleanly() {
     let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
     assert_eq!(record.status, outrig::session::Status::Failed);
     assert_eq!(record.exit_code, Some(1));
+
+    // A sandbox without a shell to start servers through (here: none on the PATH).
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
+             [images.tools.mcp.shell-less]\ncommand = [\"cat\"]\nenv = {{ PATH = \"/nowhere\" }}\n"
+        ),
+    );
+    let run = context.run(&[
+        "apply",
+        "--auto-approve",
+        "--session-root",
+        sessions.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("outrig starts each server through `/bin/sh`"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A failing build names the step, shows the build log's tail, and tags nothing.
