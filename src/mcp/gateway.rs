@@ -180,20 +180,20 @@ impl Calls {
                     std::future::pending::<()>().await;
                 }
             };
-            let called = calls
+            let (called, audit) = calls
                 .toolbox
-                .call(&params.name, params.arguments, cancelled)
+                .call_audit_later(&params.name, params.arguments, cancelled)
                 .await;
             calls.running.lock().expect("not poisoned").remove(&id);
             // A cancelled request is not answered.
-            if called.outcome == Outcome::Cancelled {
-                return;
+            if called.outcome != Outcome::Cancelled {
+                let message = match answer(called.to_result(), &version) {
+                    Ok(result) => ServerJsonRpcMessage::response(result, id),
+                    Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+                };
+                let _ = out.send(&message).await;
             }
-            let message = match answer(called.into_result(), &version) {
-                Ok(result) => ServerJsonRpcMessage::response(result, id),
-                Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
-            };
-            let _ = out.send(&message).await;
+            audit.write(&called);
         };
         let mut tasks = self.tasks.lock().expect("not poisoned");
         while tasks.try_join_next().is_some() {}

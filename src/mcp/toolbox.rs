@@ -66,6 +66,17 @@ pub struct Called {
 }
 
 impl Called {
+    /// [`Called::into_result`] of a copy.
+    pub fn to_result(&self) -> Result<CallToolResponse, ErrorData> {
+        Called {
+            outcome: self.outcome,
+            response: self.response.clone(),
+            error: self.error.clone(),
+            message: self.message.clone(),
+        }
+        .into_result()
+    }
+
     /// The answer as a tool result: the server's, or an error result explaining why there
     /// is none.
     pub fn into_result(self) -> Result<CallToolResponse, ErrorData> {
@@ -205,6 +216,19 @@ impl Toolbox {
         arguments: Option<JsonObject>,
         cancelled: impl Future<Output = ()>,
     ) -> Called {
+        let (called, audit) = self.call_audit_later(name, arguments, cancelled).await;
+        audit.write(&called);
+        called
+    }
+
+    /// [`Toolbox::call`], leaving its audit line to the caller, so that the answer can go
+    /// out first.
+    pub async fn call_audit_later(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+        cancelled: impl Future<Output = ()>,
+    ) -> (Called, Audit<'_>) {
         let started = Instant::now();
         let Some(route) = self.routes.get(name) else {
             let called = Called {
@@ -216,8 +240,14 @@ impl Toolbox {
                 )),
                 message: Some(format!("unknown tool `{name}`")),
             };
-            self.audit(name, None, &arguments, &called, started.elapsed());
-            return called;
+            let audit = Audit {
+                toolbox: self,
+                name: name.to_string(),
+                route: None,
+                arguments,
+                elapsed: started.elapsed(),
+            };
+            return (called, audit);
         };
         let backend = &self.backends[route.backend];
         let called = if self.gone[route.backend].load(Ordering::Relaxed)
@@ -275,25 +305,36 @@ impl Toolbox {
                 },
             }
         };
-        self.audit(
-            name,
-            Some((backend, &route.tool)),
-            &arguments,
-            &called,
-            started.elapsed(),
-        );
-        called
+        let audit = Audit {
+            toolbox: self,
+            name: name.to_string(),
+            route: Some(route),
+            arguments,
+            elapsed: started.elapsed(),
+        };
+        (called, audit)
     }
+}
 
-    fn audit(
-        &self,
-        name: &str,
-        target: Option<(&Backend, &str)>,
-        arguments: &Option<JsonObject>,
-        called: &Called,
-        elapsed: Duration,
-    ) {
-        let arguments = arguments
+/// A call's line in `logs/tools.jsonl`, to be written.
+pub struct Audit<'a> {
+    toolbox: &'a Toolbox,
+    name: String,
+    route: Option<&'a Route>,
+    arguments: Option<JsonObject>,
+    elapsed: Duration,
+}
+
+impl Audit<'_> {
+    pub fn write(self, called: &Called) {
+        let toolbox = self.toolbox;
+        let target = self
+            .route
+            .map(|route| (&toolbox.backends[route.backend], route.tool.as_str()));
+        let name = self.name.as_str();
+        let elapsed = self.elapsed;
+        let arguments = self
+            .arguments
             .as_ref()
             .map(|a| serde_json::to_string(a).unwrap_or_default())
             .unwrap_or_default();
@@ -306,7 +347,7 @@ impl Toolbox {
             Some(CallToolResponse::Complete(r)) => text_of(r),
             _ => called.message.clone().unwrap_or_default(),
         };
-        self.audit.json(&serde_json::json!({
+        toolbox.audit.json(&serde_json::json!({
             "ts": crate::session::now(),
             "name": name,
             "server": target.map(|(b, _)| b.server.as_str()),
@@ -318,8 +359,8 @@ impl Toolbox {
             "result_bytes": result.len(),
             "result_hash": short_hash(result.as_bytes()),
             "preview": {
-                "arguments": preview(&arguments, PREVIEW_CHARS, &self.redactor),
-                "result": preview(&result_preview, PREVIEW_CHARS, &self.redactor),
+                "arguments": preview(&arguments, PREVIEW_CHARS, &toolbox.redactor),
+                "result": preview(&result_preview, PREVIEW_CHARS, &toolbox.redactor),
             },
         }));
     }

@@ -102,9 +102,19 @@ impl Direct {
             id,
             answered: false,
         };
-        let request = serde_json::json!({
-            "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params,
-        });
+        #[derive(serde::Serialize)]
+        struct Request<'a> {
+            jsonrpc: &'static str,
+            id: i64,
+            method: &'static str,
+            params: &'a CallToolRequestParams,
+        }
+        let request = Request {
+            jsonrpc: "2.0",
+            id,
+            method: "tools/call",
+            params: &params,
+        };
         self.write_line(&request)
             .await
             .map_err(|_| CallError::Closed)?;
@@ -127,7 +137,7 @@ impl Direct {
         }
     }
 
-    async fn write_line(&self, message: &serde_json::Value) -> std::io::Result<()> {
+    async fn write_line(&self, message: &impl serde::Serialize) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let mut write = self.write.lock().await;
@@ -170,6 +180,38 @@ impl Direct {
     fn close(&self) {
         self.pending.lock().expect("not poisoned").take();
     }
+}
+
+/// An answer to one of [`Direct`]'s calls, read without trying every kind of result the
+/// way a general message is.
+fn direct_answer(line: &[u8]) -> Option<ServerJsonRpcMessage> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        id: Option<i64>,
+        #[serde(borrow)]
+        method: Option<&'a RawValue>,
+        #[serde(borrow)]
+        result: Option<&'a RawValue>,
+        error: Option<ErrorData>,
+    }
+    let envelope: Envelope = serde_json::from_slice(line).ok()?;
+    let id = envelope.id.filter(|id| *id >= DIRECT_IDS)?;
+    if envelope.method.is_some() {
+        return None;
+    }
+    let id = NumberOrString::Number(id);
+    if let Some(error) = envelope.error {
+        return Some(JsonRpcMessage::error(error, Some(id)));
+    }
+    let raw = envelope.result?.get();
+    let result = match serde_json::from_str::<CallToolResult>(raw) {
+        Ok(result) if result.result_type.as_ref().is_none_or(|t| t.is_complete()) => {
+            ServerResult::CallToolResult(result)
+        }
+        _ => serde_json::from_str(raw).ok()?,
+    };
+    Some(JsonRpcMessage::response(result, id))
 }
 
 /// A call in flight; if dropped unanswered, the server is told to stop working on it.
@@ -339,7 +381,7 @@ where
                     let parsed = if trimmed.is_empty() {
                         None
                     } else {
-                        serde_json::from_slice(trimmed).ok()
+                        direct_answer(trimmed).or_else(|| serde_json::from_slice(trimmed).ok())
                     };
                     self.line = line;
                     self.line.clear();
