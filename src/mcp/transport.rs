@@ -35,7 +35,8 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Tool calls written straight to a server's stdin, answered through [`BoundedStdio`].
 pub struct Direct {
-    write: Arc<Mutex<Writer>>,
+    /// The server's stdin; `None` once closed.
+    write: Mutex<Option<Writer>>,
     /// Calls waiting for their answer, by id; `None` once the server's stdout closed.
     pending: std::sync::Mutex<Option<HashMap<i64, oneshot::Sender<ServerJsonRpcMessage>>>>,
     next: AtomicI64,
@@ -55,9 +56,9 @@ pub enum CallError {
 }
 
 impl Direct {
-    fn new(write: Arc<Mutex<Writer>>) -> Direct {
+    fn new(write: Writer) -> Direct {
         Direct {
-            write,
+            write: Mutex::new(Some(write)),
             pending: std::sync::Mutex::new(Some(HashMap::new())),
             next: AtomicI64::new(DIRECT_IDS),
             meta: std::sync::OnceLock::new(),
@@ -141,8 +142,19 @@ impl Direct {
         let mut bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let mut write = self.write.lock().await;
+        let Some(write) = write.as_mut() else {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        };
         write.write_all(&bytes).await?;
         write.flush().await
+    }
+
+    /// Close the server's stdin (a well-behaved server exits on that).
+    async fn close_input(&self) -> std::io::Result<()> {
+        match self.write.lock().await.take() {
+            Some(mut write) => write.shutdown().await,
+            None => Ok(()),
+        }
     }
 
     /// Hand an answer to its call. A message that is not one is given back.
@@ -254,7 +266,7 @@ impl Drop for Waiting {
 /// A client-side transport over a server's stdout and stdin.
 pub struct BoundedStdio<R> {
     read: BufReader<R>,
-    write: Arc<Mutex<Writer>>,
+    /// Writes to the server, for rmcp and for tool calls.
     direct: Arc<Direct>,
     limit: usize,
     line: Vec<u8>,
@@ -286,11 +298,9 @@ where
     where
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        let write: Arc<Mutex<Writer>> = Arc::new(Mutex::new(Box::new(write)));
         BoundedStdio {
             read: BufReader::with_capacity(64 * 1024, read),
-            direct: Arc::new(Direct::new(write.clone())),
-            write,
+            direct: Arc::new(Direct::new(Box::new(write))),
             limit: limit.max(1024),
             line: Vec::new(),
             oversized: None,
@@ -410,14 +420,8 @@ where
         &mut self,
         item: TxJsonRpcMessage<RoleClient>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        let write = self.write.clone();
-        async move {
-            let mut bytes = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
-            bytes.push(b'\n');
-            let mut write = write.lock().await;
-            write.write_all(&bytes).await?;
-            write.flush().await
-        }
+        let direct = self.direct.clone();
+        async move { direct.write_line(&item).await }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
@@ -429,7 +433,7 @@ where
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
-        self.write.lock().await.shutdown().await
+        self.direct.close_input().await
     }
 }
 
@@ -686,5 +690,10 @@ mod tests {
             direct.call_tool(CallToolRequestParams::new("echo")).await,
             Err(CallError::Closed)
         ));
+
+        // Closing the transport closes the server's stdin, though calls still hold `direct`.
+        transport.close().await.unwrap();
+        assert!(requests.next_line().await.unwrap().is_none());
+        drop(direct);
     }
 }
