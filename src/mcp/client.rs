@@ -1,6 +1,7 @@
-//! An MCP client over a server's stdio (in outrig, pipes handed to `podman exec --detach`), built on
-//! `rmcp`. It speaks both protocol eras: it probes with `server/discover` (2026-07-28) and
-//! falls back to the classic `initialize` handshake when the server is older.
+//! An MCP client over a server's stdio (in outrig, pipes handed to `podman exec
+//! --detach`), built on `rmcp`. It speaks both protocol eras: it probes with
+//! `server/discover` (2026-07-28) and falls back to the classic `initialize` handshake when
+//! the server is older.
 
 use std::time::Duration;
 
