@@ -274,6 +274,8 @@ async fn run_steps(
     let desired = &plan.desired;
     let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args);
     let session_id = session.record.id.clone();
+    // Servers start together once everything else is in place.
+    let mut launches: Vec<Launch> = Vec::new();
     for planned in &plan.steps {
         let address = planned.address.as_str();
         if let Some(name) = address.strip_prefix("image.") {
@@ -361,122 +363,237 @@ async fn run_steps(
             let _ = session.save();
         } else if let Some(key) = address.strip_prefix("mcp.") {
             let server = &desired.servers[key];
-            let container = match (
-                &context.attach,
-                session.record.containers.get(&server.image),
-            ) {
-                (Some((image, name)), _) if *image == server.image => name.clone(),
-                (_, Some(record)) => record.name.clone(),
-                _ => {
-                    return Err(Error::new(format!("`{address}` has no sandbox to run in")));
-                }
-            };
-            let mut command = desired
-                .exec_command(context.engine, key, &container)
-                .expect("a planned server has an exec command");
-            // A marker to find the process inside the container at teardown.
-            command.args.insert(2, "--env".into());
-            command
-                .args
-                .insert(3, format!("OUTRIG_SERVER={key}@{session_id}"));
-            let command = with_secrets(command, &server.env, context.env).map_err(Error::new)?;
             let log_name = format!("{key}.stderr");
-            let log = std::fs::File::create(session.log_path(&log_name))
-                .map_err(|e| Error::new("cannot create a server log").cause(e.to_string()))?;
-            let startup = Duration::from_millis(server.startup_timeout_ms);
-            progress(address, "starting");
-            let shown = command.clone();
-            let stderr_log = session.log_path(&log_name);
-            let started = step(session, address, planned.action, Some(&shown), async {
-                let started = tokio::time::timeout(startup, Runtime.start_server(&command, log))
-                    .await
-                    .map_err(|_| {
-                        format!(
-                            "podman did not start the server within {:.1} s",
-                            startup.as_secs_f64()
-                        )
-                    })?;
-                let crate::podman::runtime::Server {
-                    stdin,
-                    stdout,
-                    mut exit,
-                } = started.map_err(|e| {
-                    let mut message = e.to_string();
-                    if message.contains("\"sh\": executable file not found") {
-                        message.push_str(
-                            "\nhint: outrig starts each server through `/bin/sh` in its sandbox; \
-                             add a shell to the image",
-                        );
-                    }
-                    message
-                })?;
-                let connected =
-                    client::connect(stdout, stdin, startup, server.result_max_bytes as usize).await;
-                let connection = match connected {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        let exited =
-                            tokio::time::timeout(Duration::from_millis(500), exit.wait()).await;
-                        let status = match exited {
-                            Ok(Some(status)) => {
-                                format!(" (the server exited with status {status})")
-                            }
-                            Ok(None) => " (the server exited)".to_string(),
-                            Err(_) => String::new(),
-                        };
-                        let tail = std::fs::read_to_string(&stderr_log).unwrap_or_default();
-                        let tail = crate::podman::runtime::tail(&tail, 15);
-                        return Err(format!("{error}{status}\n--- stderr\n{tail}"));
+            let prepared = (|| {
+                let container = match (
+                    &context.attach,
+                    session.record.containers.get(&server.image),
+                ) {
+                    (Some((image, name)), _) if *image == server.image => name.clone(),
+                    (_, Some(record)) => record.name.clone(),
+                    _ => {
+                        return Err(Error::new(format!("`{address}` has no sandbox to run in")));
                     }
                 };
-                let tools = connection
-                    .list_tools(startup)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok((exit, connection, tools))
-            })
-            .await?;
-            let (exit, connection, tools) = started;
-            let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-            progress(
-                address,
-                &format!(
-                    "protocol {}, {} tools: {}",
-                    connection.protocol_version,
-                    tools.len(),
-                    names.join(", ")
-                ),
-            );
-            session.record.servers.insert(
-                key.to_string(),
-                ServerRecord {
-                    protocol_version: connection.protocol_version.clone(),
-                    server_name: connection.server.as_ref().map(|s| s.0.clone()),
-                    server_version: connection.server.as_ref().map(|s| s.1.clone()),
-                    tools: tools
-                        .iter()
-                        .map(|tool| ToolRecord {
-                            name: tool.name.to_string(),
-                            definition_hash: short_hash(
-                                serde_json::to_string(tool).unwrap_or_default().as_bytes(),
-                            ),
-                        })
-                        .collect(),
-                    stderr_log: format!("logs/{log_name}"),
-                    exited: None,
-                },
-            );
+                let mut command = desired
+                    .exec_command(context.engine, key, &container)
+                    .expect("a planned server has an exec command");
+                // A marker to find the process inside the container at teardown.
+                command.args.insert(2, "--env".into());
+                command
+                    .args
+                    .insert(3, format!("OUTRIG_SERVER={key}@{session_id}"));
+                let command =
+                    with_secrets(command, &server.env, context.env).map_err(Error::new)?;
+                let log = std::fs::File::create(session.log_path(&log_name))
+                    .map_err(|e| Error::new("cannot create a server log").cause(e.to_string()))?;
+                Ok((container, command, log))
+            })();
+            let (container, command, log) = match prepared {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    for launch in &launches {
+                        let step = &mut session.record.steps[launch.step];
+                        step.status = StepStatus::Failed;
+                        step.error = Some(format!("not started: `{address}` failed"));
+                    }
+                    let _ = session.save();
+                    return Err(error);
+                }
+            };
+            progress(address, "starting");
+            session.record.steps.push(StepRecord {
+                address: address.to_string(),
+                action: format!("{:?}", planned.action).to_lowercase(),
+                command: Some(command.to_string()),
+                status: StepStatus::Running,
+                started_at: now(),
+                duration_ms: 0,
+                error: None,
+            });
             let _ = session.save();
-            servers.push(RunningServer {
+            launches.push(Launch {
+                step: session.record.steps.len() - 1,
                 key: key.to_string(),
                 container,
-                exit,
-                connection: Some(connection),
-                tools,
+                command,
+                log,
+                stderr_log: session.log_path(&log_name),
+                startup: Duration::from_millis(server.startup_timeout_ms),
+                max_message: server.result_max_bytes as usize,
             });
         }
     }
-    Ok(())
+    start_servers(session, launches, servers).await
+}
+
+/// A server to start, its step already recorded as running.
+struct Launch {
+    /// Its step's index in the session record.
+    step: usize,
+    key: String,
+    container: String,
+    command: PodmanCommand,
+    log: std::fs::File,
+    stderr_log: std::path::PathBuf,
+    startup: Duration,
+    max_message: usize,
+}
+
+type Started = (
+    crate::podman::runtime::Exit,
+    Connection,
+    Vec<rmcp::model::Tool>,
+);
+
+/// Start every server at once and wait for all of them, recording each step as it ends.
+/// The ones that answered join `servers` (so teardown stops them) even when another
+/// failed; the first failure in plan order is the error.
+async fn start_servers(
+    session: &mut Session,
+    launches: Vec<Launch>,
+    servers: &mut Vec<RunningServer>,
+) -> Result<(), Error> {
+    let mut starting = tokio::task::JoinSet::new();
+    let mut waiting = Vec::new();
+    for (index, launch) in launches.into_iter().enumerate() {
+        let started = Instant::now();
+        let command = launch.command;
+        let (log, stderr_log) = (launch.log, launch.stderr_log);
+        let (startup, max_message) = (launch.startup, launch.max_message);
+        starting.spawn(async move {
+            let result = start_server(command, log, &stderr_log, startup, max_message).await;
+            (index, started.elapsed(), result)
+        });
+        waiting.push((launch.step, launch.key, launch.container));
+    }
+    let mut results: Vec<Option<Result<Started, String>>> = waiting.iter().map(|_| None).collect();
+    while let Some(joined) = starting.join_next().await {
+        let (index, elapsed, result) = match joined {
+            Ok(done) => done,
+            Err(error) => {
+                return Err(Error::new("a server start was lost").cause(error.to_string()));
+            }
+        };
+        let step = &mut session.record.steps[waiting[index].0];
+        step.duration_ms = elapsed.as_millis() as u64;
+        let address = step.address.clone();
+        match &result {
+            Ok((_, connection, tools)) => {
+                step.status = StepStatus::Done;
+                let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+                progress(
+                    &address,
+                    &format!(
+                        "done in {:.1} s: protocol {}, {} tools: {}",
+                        elapsed.as_secs_f64(),
+                        connection.protocol_version,
+                        tools.len(),
+                        names.join(", ")
+                    ),
+                );
+            }
+            Err(message) => {
+                step.status = StepStatus::Failed;
+                step.error = Some(message.clone());
+            }
+        }
+        let _ = session.save();
+        results[index] = Some(result);
+    }
+    let mut failure = None;
+    for ((step, key, container), result) in waiting.into_iter().zip(results) {
+        match result.expect("every start was joined") {
+            Ok((exit, connection, tools)) => {
+                session.record.servers.insert(
+                    key.clone(),
+                    ServerRecord {
+                        protocol_version: connection.protocol_version.clone(),
+                        server_name: connection.server.as_ref().map(|s| s.0.clone()),
+                        server_version: connection.server.as_ref().map(|s| s.1.clone()),
+                        tools: tools
+                            .iter()
+                            .map(|tool| ToolRecord {
+                                name: tool.name.to_string(),
+                                definition_hash: short_hash(
+                                    serde_json::to_string(tool).unwrap_or_default().as_bytes(),
+                                ),
+                            })
+                            .collect(),
+                        stderr_log: format!("logs/{key}.stderr"),
+                        exited: None,
+                    },
+                );
+                servers.push(RunningServer {
+                    key,
+                    container,
+                    exit,
+                    connection: Some(connection),
+                    tools,
+                });
+            }
+            Err(message) => {
+                let address = &session.record.steps[step].address;
+                failure.get_or_insert_with(|| {
+                    Error::new(format!("`{address}` failed")).cause(message)
+                });
+            }
+        }
+    }
+    let _ = session.save();
+    failure.map_or(Ok(()), Err)
+}
+
+/// Start one server and prove it answers: the MCP handshake and its tool list, within
+/// `startup`.
+async fn start_server(
+    command: PodmanCommand,
+    log: std::fs::File,
+    stderr_log: &std::path::Path,
+    startup: Duration,
+    max_message: usize,
+) -> Result<Started, String> {
+    let started = tokio::time::timeout(startup, Runtime.start_server(&command, log))
+        .await
+        .map_err(|_| {
+            format!(
+                "podman did not start the server within {:.1} s",
+                startup.as_secs_f64()
+            )
+        })?;
+    let crate::podman::runtime::Server {
+        stdin,
+        stdout,
+        mut exit,
+    } = started.map_err(|e| {
+        let mut message = e.to_string();
+        if message.contains("\"sh\": executable file not found") {
+            message.push_str(
+                "\nhint: outrig starts each server through `/bin/sh` in its sandbox; \
+                 add a shell to the image",
+            );
+        }
+        message
+    })?;
+    let connection = match client::connect(stdout, stdin, startup, max_message).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            let exited = tokio::time::timeout(Duration::from_millis(500), exit.wait()).await;
+            let status = match exited {
+                Ok(Some(status)) => format!(" (the server exited with status {status})"),
+                Ok(None) => " (the server exited)".to_string(),
+                Err(_) => String::new(),
+            };
+            let tail = std::fs::read_to_string(stderr_log).unwrap_or_default();
+            let tail = crate::podman::runtime::tail(&tail, 15);
+            return Err(format!("{error}{status}\n--- stderr\n{tail}"));
+        }
+    };
+    let tools = connection
+        .list_tools(startup)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((exit, connection, tools))
 }
 
 /// Stop servers (close stdin, wait, then kill inside the container) and remove the

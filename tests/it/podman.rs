@@ -771,10 +771,16 @@ fn a_failing_server_fails_the_apply_cleanly() {
         "outrig.toml",
         format!(
             "project = \"{project}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
-             [images.tools.mcp.broken]\ncommand = [\"sh\", \"-c\", \"echo 'cannot open config' >&2; exit 3\"]\n"
+             [images.tools.mcp.broken]\ncommand = [\"sh\", \"-c\", \"echo 'cannot open config' >&2; exit 3\"]\n\
+             [images.tools.mcp.good]\ncommand = [\"python3\", \"/workspace/flood_server.py\"]\n"
         ),
     );
     context.write("Containerfile", format!("FROM {BASE_IMAGE}\n"));
+    std::fs::copy(
+        crate::context::repo_root().join("tests/clients/flood_server.py"),
+        context.path().join("flood_server.py"),
+    )
+    .unwrap();
     let filter = format!("label=org.outrig.project={project}");
     let sandboxes = format!("{filter} --filter label=org.outrig.sandbox");
     let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
@@ -823,6 +829,27 @@ fn a_failing_server_fails_the_apply_cleanly() {
     let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
     assert_eq!(record.status, outrig::session::Status::Failed);
     assert_eq!(record.exit_code, Some(1));
+    // The servers started together; the one that answered was recorded, then stopped.
+    let status_of = |address: &str| {
+        record
+            .steps
+            .iter()
+            .find(|s| s.address == address)
+            .map(|s| s.status)
+    };
+    assert_eq!(
+        status_of("mcp.tools.broken"),
+        Some(outrig::session::StepStatus::Failed)
+    );
+    assert_eq!(
+        status_of("mcp.tools.good"),
+        Some(outrig::session::StepStatus::Done)
+    );
+    assert!(
+        record.servers.contains_key("tools.good"),
+        "{:?}",
+        record.servers
+    );
 
     // A sandbox without a shell to start servers through (here: none on the PATH).
     context.write(
