@@ -5,7 +5,7 @@
 //!   `podman run`, `podman exec` and MCP handshakes done directly, one after another;
 //! - per call: 2,000 sequential `echo` calls of server-everything through the gateway,
 //!   against the same client talking to the same server over `podman exec -i` directly
-//!   (p50, p95, calls/s);
+//!   (p50, p95, calls/s), in alternating blocks of 200 so that both see the same load;
 //! - the gateway's peak RSS over all of that.
 //!
 //! Any stdio MCP server can be measured the same way:
@@ -92,19 +92,44 @@ impl Raw {
 
 /// p50, p95 and calls/s of `CALLS` sequential calls.
 fn per_call(raw: &mut Raw, tool: &str, arguments: &Value) -> (Duration, Duration, f64) {
-    for _ in 0..50 {
-        raw.request("tools/call", json!({"name": tool, "arguments": arguments}));
+    let [figures] = per_call_interleaved([(raw, tool)], arguments);
+    figures
+}
+
+/// `per_call` for several connections at once, in alternating blocks of `BLOCK` calls, so
+/// that a change in the machine's load falls on all of them alike.
+fn per_call_interleaved<const N: usize>(
+    mut targets: [(&mut Raw, &str); N],
+    arguments: &Value,
+) -> [(Duration, Duration, f64); N] {
+    const BLOCK: usize = 200;
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(CALLS));
+    let mut spent = [Duration::ZERO; N];
+    for (raw, tool) in targets.iter_mut() {
+        for _ in 0..50 {
+            raw.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        }
     }
-    let mut times = Vec::with_capacity(CALLS);
-    let started = Instant::now();
-    for _ in 0..CALLS {
-        let t = Instant::now();
-        raw.request("tools/call", json!({"name": tool, "arguments": arguments}));
-        times.push(t.elapsed());
+    for _ in 0..CALLS / BLOCK {
+        for (i, (raw, tool)) in targets.iter_mut().enumerate() {
+            let block = Instant::now();
+            for _ in 0..BLOCK {
+                let t = Instant::now();
+                raw.request("tools/call", json!({"name": tool, "arguments": arguments}));
+                times[i].push(t.elapsed());
+            }
+            spent[i] += block.elapsed();
+        }
     }
-    let rate = CALLS as f64 / started.elapsed().as_secs_f64();
-    times.sort();
-    (times[CALLS / 2], times[CALLS * 95 / 100], rate)
+    std::array::from_fn(|i| {
+        times[i].sort();
+        let n = times[i].len();
+        (
+            times[i][n / 2],
+            times[i][n * 95 / 100],
+            n as f64 / spent[i].as_secs_f64(),
+        )
+    })
 }
 
 fn us(d: Duration) -> String {
@@ -212,7 +237,6 @@ fn main() {
     let arguments = json!({"message": "bench"});
     let mut through = Raw::spawn(&mut gateway());
     through.handshake();
-    let (g50, g95, grate) = per_call(&mut through, "everything__echo", &arguments);
     let container = String::from_utf8(
         Command::new("podman")
             .args([
@@ -242,7 +266,10 @@ fn main() {
         "stdio",
     ]));
     direct.handshake();
-    let (d50, d95, drate) = per_call(&mut direct, "echo", &arguments);
+    let [(g50, g95, grate), (d50, d95, drate)] = per_call_interleaved(
+        [(&mut through, "everything__echo"), (&mut direct, "echo")],
+        &arguments,
+    );
     direct.close();
     peak = peak.max(peak_rss_kib(through.child.id()));
     through.close();
