@@ -2,7 +2,7 @@
 //! every server in the sandbox (see [`super::toolbox`]). Both protocol eras are served by
 //! rmcp (`initialize`, and 2026-07-28's `server/discover` with per-request `_meta`); the
 //! [`Front`] transport answers unknown methods with -32601 at any time, even before
-//! initialisation.
+//! initialisation, and answers `tools/call` itself once the protocol version is settled.
 
 use std::collections::HashMap;
 use std::sync::Arc;
