@@ -84,18 +84,7 @@ fn main() {
         destroy();
     }
     // The floor: the plan's own commands, run directly.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let floor = support::floor(
-        outrig,
-        &example,
-        &session_root,
-        "quickstart",
-        runs,
-        |exec| runtime.block_on(support::start_and_list(exec)),
-    );
+    let floor = support::floor(outrig, &example, &session_root, "quickstart", runs);
     applies.sort();
     let apply = applies[runs / 2];
     println!(

@@ -210,18 +210,7 @@ fn main() {
     }
 
     // The floor: the plan's own commands, run directly, one after another.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let floor = support::floor(
-        outrig,
-        &example,
-        &session_root,
-        "quickstart",
-        RUNS,
-        |exec| runtime.block_on(support::start_and_list(exec)),
-    );
+    let floor = support::floor(outrig, &example, &session_root, "quickstart", RUNS);
     readies.sort();
     let ready = readies[RUNS / 2];
     println!(

@@ -206,6 +206,28 @@ async fn step<T>(
     work: impl std::future::Future<Output = Result<T, String>>,
 ) -> Result<T, Error> {
     let started = Instant::now();
+    let index = begin_step(session, address, action, command);
+    let result = work.await;
+    end_step(session, index, started.elapsed(), result.as_ref().err());
+    match result {
+        Ok(value) => {
+            progress(
+                address,
+                &format!("done in {:.1} s", started.elapsed().as_secs_f64()),
+            );
+            Ok(value)
+        }
+        Err(message) => Err(Error::new(format!("`{address}` failed")).cause(message)),
+    }
+}
+
+/// Record a step as running; its index in the record.
+fn begin_step(
+    session: &mut Session,
+    address: &str,
+    action: Action,
+    command: Option<&PodmanCommand>,
+) -> usize {
     session.record.steps.push(StepRecord {
         address: address.to_string(),
         action: format!("{action:?}").to_lowercase(),
@@ -216,26 +238,30 @@ async fn step<T>(
         error: None,
     });
     let _ = session.save();
-    let result = work.await;
-    let last = session.record.steps.last_mut().expect("just pushed");
-    last.duration_ms = started.elapsed().as_millis() as u64;
-    let outcome = match result {
-        Ok(value) => {
-            last.status = StepStatus::Done;
-            progress(
-                address,
-                &format!("done in {:.1} s", started.elapsed().as_secs_f64()),
-            );
-            Ok(value)
-        }
-        Err(message) => {
-            last.status = StepStatus::Failed;
-            last.error = Some(message.clone());
-            Err(Error::new(format!("`{address}` failed")).cause(message))
-        }
+    session.record.steps.len() - 1
+}
+
+/// Record how a step ended: done, or failed with `error`.
+fn end_step(session: &mut Session, index: usize, elapsed: Duration, error: Option<&String>) {
+    let step = &mut session.record.steps[index];
+    step.duration_ms = elapsed.as_millis() as u64;
+    step.status = match error {
+        None => StepStatus::Done,
+        Some(_) => StepStatus::Failed,
     };
+    step.error = error.cloned();
     let _ = session.save();
-    outcome
+}
+
+/// The variable that marks server `key`'s processes inside the sandbox, so teardown finds
+/// this session's own (several sessions may run servers in one kept sandbox).
+fn server_marker(key: &str, session_id: &str) -> String {
+    format!("OUTRIG_SERVER={key}@{session_id}")
+}
+
+/// A server's stderr log, relative to the session's `logs/`.
+fn stderr_log_name(key: &str) -> String {
+    format!("{key}.stderr")
 }
 
 /// Put secret values on the command's process environment (never its arguments).
@@ -363,7 +389,7 @@ async fn run_steps(
             let _ = session.save();
         } else if let Some(key) = address.strip_prefix("mcp.") {
             let server = &desired.servers[key];
-            let log_name = format!("{key}.stderr");
+            let log_name = stderr_log_name(key);
             let prepared = (|| {
                 let container = match (
                     &context.attach,
@@ -380,9 +406,7 @@ async fn run_steps(
                     .expect("a planned server has an exec command");
                 // A marker to find the process inside the container at teardown.
                 command.args.insert(2, "--env".into());
-                command
-                    .args
-                    .insert(3, format!("OUTRIG_SERVER={key}@{session_id}"));
+                command.args.insert(3, server_marker(key, &session_id));
                 let command =
                     with_secrets(command, &server.env, context.env).map_err(Error::new)?;
                 let log = std::fs::File::create(session.log_path(&log_name))
@@ -392,28 +416,16 @@ async fn run_steps(
             let (container, command, log) = match prepared {
                 Ok(prepared) => prepared,
                 Err(error) => {
+                    let not_started = format!("not started: `{address}` failed");
                     for launch in &launches {
-                        let step = &mut session.record.steps[launch.step];
-                        step.status = StepStatus::Failed;
-                        step.error = Some(format!("not started: `{address}` failed"));
+                        end_step(session, launch.step, Duration::ZERO, Some(&not_started));
                     }
-                    let _ = session.save();
                     return Err(error);
                 }
             };
             progress(address, "starting");
-            session.record.steps.push(StepRecord {
-                address: address.to_string(),
-                action: format!("{:?}", planned.action).to_lowercase(),
-                command: Some(command.to_string()),
-                status: StepStatus::Running,
-                started_at: now(),
-                duration_ms: 0,
-                error: None,
-            });
-            let _ = session.save();
             launches.push(Launch {
-                step: session.record.steps.len() - 1,
+                step: begin_step(session, address, planned.action, Some(&command)),
                 key: key.to_string(),
                 container,
                 command,
@@ -475,30 +487,21 @@ async fn start_servers(
                 return Err(Error::new("a server start was lost").cause(error.to_string()));
             }
         };
-        let step = &mut session.record.steps[waiting[index].0];
-        step.duration_ms = elapsed.as_millis() as u64;
-        let address = step.address.clone();
-        match &result {
-            Ok((_, connection, tools)) => {
-                step.status = StepStatus::Done;
-                let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-                progress(
-                    &address,
-                    &format!(
-                        "done in {:.1} s: protocol {}, {} tools: {}",
-                        elapsed.as_secs_f64(),
-                        connection.protocol_version,
-                        tools.len(),
-                        names.join(", ")
-                    ),
-                );
-            }
-            Err(message) => {
-                step.status = StepStatus::Failed;
-                step.error = Some(message.clone());
-            }
+        let step = waiting[index].0;
+        end_step(session, step, elapsed, result.as_ref().err());
+        if let Ok((_, connection, tools)) = &result {
+            let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+            progress(
+                &session.record.steps[step].address,
+                &format!(
+                    "done in {:.1} s: protocol {}, {} tools: {}",
+                    elapsed.as_secs_f64(),
+                    connection.protocol_version,
+                    tools.len(),
+                    names.join(", ")
+                ),
+            );
         }
-        let _ = session.save();
         results[index] = Some(result);
     }
     let mut failure = None;
@@ -520,7 +523,7 @@ async fn start_servers(
                                 ),
                             })
                             .collect(),
-                        stderr_log: format!("logs/{key}.stderr"),
+                        stderr_log: format!("logs/{}", stderr_log_name(&key)),
                         exited: None,
                     },
                 );
@@ -614,8 +617,8 @@ async fn teardown(
         let exited = tokio::time::timeout(Duration::from_secs(2), server.exit.wait()).await;
         if exited.is_err() {
             let script = format!(
-                "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx 'OUTRIG_SERVER={}@{}'; then kill -KILL ${{p#/proc/}}; fi; done",
-                server.key, session.record.id
+                "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{}'; then kill -KILL ${{p#/proc/}}; fi; done",
+                server_marker(&server.key, &session.record.id)
             );
             let _ =
                 run_blocking(

@@ -24,8 +24,9 @@ pub fn ms(d: Duration) -> String {
 
 /// The floor for starting a sandbox: the plan's own commands run directly, one after
 /// another — `podman run` for the sandbox, then for each server its `podman exec`
-/// command line, handed to `start_server` (which talks to it until it listed its tools).
-/// Returns the median of `runs` rounds; each round's container is removed afterwards.
+/// command line, started the way outrig does and talked to until it listed its tools
+/// ([`start_and_list`]). Returns the median of `runs` rounds; each round's container is
+/// removed afterwards.
 #[allow(dead_code)]
 pub fn floor(
     outrig: &str,
@@ -33,9 +34,12 @@ pub fn floor(
     session_root: &str,
     project: &str,
     runs: usize,
-    mut start_server: impl FnMut(&str),
 ) -> Duration {
     use std::process::{Command, Stdio};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let plan: serde_json::Value = serde_json::from_slice(
         &Command::new(outrig)
             .args(["plan", "--json", "--session-root", session_root])
@@ -63,7 +67,7 @@ pub fn floor(
                     .unwrap();
                 assert!(status.success(), "podman run failed");
             } else if address.starts_with("mcp.") {
-                start_server(&format!("exec {command}"));
+                runtime.block_on(start_and_list(&format!("exec {command}")));
             }
         }
         floors.push(started.elapsed());
@@ -83,8 +87,7 @@ pub fn floor(
 /// Start a server with its plan command line (`podman exec --detach --preserve-fds ...`)
 /// the way outrig does — its stdin, stdout and exit status on pipes of ours — do the MCP
 /// handshake, list its tools, and stop it.
-#[allow(dead_code)]
-pub async fn start_and_list(command_line: &str) {
+async fn start_and_list(command_line: &str) {
     use std::time::Duration;
     let command = outrig::podman::PodmanCommand::new("sh", &[]).args(["-c", command_line]);
     let stderr = tempfile::tempfile().unwrap();

@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
 use super::toolbox::{Outcome, Toolbox};
+use super::transport::{Writer, write_line};
 use crate::session::log::AppendLog;
 
 /// The MCP server handler.
@@ -127,11 +128,7 @@ struct Out(tokio::sync::Mutex<Writer>);
 
 impl Out {
     async fn send(&self, message: &ServerJsonRpcMessage) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        let mut out = self.0.lock().await;
-        out.write_all(&bytes).await?;
-        out.flush().await
+        write_line(&mut *self.0.lock().await, message).await
     }
 }
 
@@ -400,7 +397,6 @@ impl Transport<RoleServer> for Front {
 }
 
 type Reader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
-type Writer = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 
 /// stdin and stdout for async use. When they are pipes (as when a client starts the
 /// gateway) they are registered with tokio's reactor directly; tokio's `stdin()` would

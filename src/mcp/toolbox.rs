@@ -380,8 +380,12 @@ fn unavailable(backend: &Backend) -> Called {
 
 /// A response as it goes on the wire.
 fn response_json(response: &CallToolResponse) -> String {
-    let result: rmcp::model::ServerResult = response.clone().into();
-    serde_json::to_string(&result).unwrap_or_default()
+    match response {
+        // `ServerResult` is untagged: a complete result is written as itself, uncopied.
+        CallToolResponse::Complete(result) => serde_json::to_string(result),
+        other => serde_json::to_string(&rmcp::model::ServerResult::from(other.clone())),
+    }
+    .unwrap_or_default()
 }
 
 fn seconds(duration: Duration) -> String {

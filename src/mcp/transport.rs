@@ -31,7 +31,19 @@ const TAIL: usize = 512;
 /// The first id of [`Direct`]'s requests; rmcp numbers its own from 0.
 const DIRECT_IDS: i64 = 1 << 40;
 
-type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+/// Where newline-delimited JSON-RPC is written: a server's stdin, the gateway's stdout.
+pub(super) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Write `message` as one line and flush.
+pub(super) async fn write_line(
+    write: &mut Writer,
+    message: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.flush().await
+}
 
 /// Tool calls written straight to a server's stdin, answered through [`BoundedStdio`].
 pub struct Direct {
@@ -139,14 +151,10 @@ impl Direct {
     }
 
     async fn write_line(&self, message: &impl serde::Serialize) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        let mut write = self.write.lock().await;
-        let Some(write) = write.as_mut() else {
-            return Err(std::io::ErrorKind::BrokenPipe.into());
-        };
-        write.write_all(&bytes).await?;
-        write.flush().await
+        match self.write.lock().await.as_mut() {
+            Some(write) => write_line(write, message).await,
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        }
     }
 
     /// Close the server's stdin (a well-behaved server exits on that).

@@ -790,12 +790,15 @@ fn a_failing_server_fails_the_apply_cleanly() {
              podman images -q --filter {filter} | xargs -r podman rmi"
         ),
     ])]);
-    let run = context.run(&[
-        "apply",
-        "--auto-approve",
-        "--session-root",
-        sessions.to_str().unwrap(),
-    ]);
+    let apply = || {
+        context.run(&[
+            "apply",
+            "--auto-approve",
+            "--session-root",
+            sessions.to_str().unwrap(),
+        ])
+    };
+    let run = apply();
     assert_eq!(run.status, 1, "{}", run.all());
     assert!(
         run.stderr.contains("`mcp.tools.broken` failed"),
@@ -859,12 +862,7 @@ fn a_failing_server_fails_the_apply_cleanly() {
              [images.tools.mcp.shell-less]\ncommand = [\"cat\"]\nenv = {{ PATH = \"/nowhere\" }}\n"
         ),
     );
-    let run = context.run(&[
-        "apply",
-        "--auto-approve",
-        "--session-root",
-        sessions.to_str().unwrap(),
-    ]);
+    let run = apply();
     assert_eq!(run.status, 1, "{}", run.all());
     assert!(
         run.stderr
