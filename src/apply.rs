@@ -1,19 +1,23 @@
-//! Carrying out a plan: build and pull images, remove orphans, start the sandbox, start
-//! every MCP server in it and prove it answers, record everything in the session, and tear
-//! down (unless kept). Runs podman only through [`crate::podman::Runtime`].
+//! Carrying out a plan: the operations its steps carry, in order — build and pull images,
+//! remove orphans, start the sandbox, start every MCP server in it and prove it answers —
+//! recording everything in the session, then tearing down (unless kept). It decides by
+//! matching on each step's [`Operation`], never by reading words or argument positions, and
+//! runs podman only through the [`Runtime`] it is handed.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::resolve::Engine;
+use crate::digest::short_hash;
 use crate::error::Error;
+use crate::mcp::Backend;
 use crate::mcp::client::{self, Connection};
-use crate::plan::desired::{Value, resolve_template, short_hash};
-use crate::plan::{Action, Plan};
+use crate::plan::desired::server_marker;
+use crate::plan::{Action, Address, Operation, Plan, SecretInput};
+use crate::podman::command::Binding;
 use crate::podman::{PodmanCommand, Runtime};
-use crate::session::{
-    ContainerRecord, ServerRecord, Session, StepRecord, StepStatus, ToolRecord, now,
-};
+use crate::secret::{FingerprintKey, Redactor};
+use crate::session::{ContainerRecord, ServerRecord, Session, StepRecord, StepStatus, ToolRecord};
 
 /// A server started for the session.
 struct RunningServer {
@@ -25,32 +29,20 @@ struct RunningServer {
     tools: Vec<rmcp::model::Tool>,
 }
 
-/// A server that answered, handed to what runs in the session (the gateway, the agent).
-#[derive(Clone)]
-pub struct Backend {
-    /// `<image>.<server>`.
-    pub key: String,
-    /// The server's name in the config.
-    pub server: String,
-    /// Where its tools are called.
-    pub calls: std::sync::Arc<crate::mcp::transport::Direct>,
-    /// Its tools as it listed them.
-    pub tools: Vec<rmcp::model::Tool>,
-    pub call_timeout: Duration,
-    /// Where its stderr goes, relative to the session directory.
-    pub stderr_log: String,
-}
-
 /// What apply needs besides the plan.
 pub struct Context<'a> {
+    /// What runs podman.
+    pub runtime: Arc<dyn Runtime>,
+    /// The engine teardown talks to (the plan's commands carry their own).
     pub engine: &'a Engine,
-    pub root: &'a std::path::Path,
+    /// Host variables, for the secrets handed to podman.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The key the plan's secret fingerprints were made with.
+    pub key: &'a FingerprintKey,
+    /// Keeps secret values out of every error and record.
+    pub redactor: Redactor,
     /// Leave the sandbox running after the servers were proven.
     pub keep: bool,
-    /// A kept sandbox to start the servers in (`outrig mcp --attach`): image and container
-    /// name. It is never removed by this session.
-    pub attach: Option<(String, String)>,
     /// While set, SIGINT is left to the work (the agent's REPL cancels a turn with it).
     pub interrupts_handled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -151,16 +143,16 @@ where
             run_steps(plan, session, context, &mut servers).await?;
             let backends = backends(plan, session, &servers);
             work(session, backends).await
-        } => result.map_err(Stop::Failed),
+        } => result.map_err(|error| Stop::Failed(redacted(error, &context.redactor))),
     };
     if let Err(Stop::Interrupted(signal)) = &result {
-        anstream::eprintln!(
+        crate::status!(
             "\n{}: stopping the servers and removing the sandbox (send it again to exit at once)",
             signal.name()
         );
         tokio::spawn(async move {
             let again = signals.next().await;
-            anstream::eprintln!("{}: exiting without finishing the teardown", again.name());
+            crate::status!("{}: exiting without finishing the teardown", again.name());
             std::process::exit(again.exit_status() as i32);
         });
     }
@@ -194,12 +186,23 @@ fn backends(plan: &Plan, session: &Session, servers: &[RunningServer]) -> Vec<Ba
 }
 
 fn progress(address: &str, message: &str) {
-    anstream::eprintln!("  {address}: {message}");
+    crate::status!("  {address}: {message}");
+}
+
+/// An error with every secret value taken out.
+fn redacted(error: Error, redactor: &Redactor) -> Error {
+    Error {
+        message: redactor.redact(&error.message),
+        causes: error.causes.iter().map(|c| redactor.redact(c)).collect(),
+        hint: error.hint.as_deref().map(|h| redactor.redact(h)),
+        details: error.details.iter().map(|d| redactor.redact(d)).collect(),
+    }
 }
 
 /// Run one podman command as a recorded step.
 async fn step<T>(
     session: &mut Session,
+    redactor: &Redactor,
     address: &str,
     action: Action,
     command: Option<&PodmanCommand>,
@@ -207,7 +210,7 @@ async fn step<T>(
 ) -> Result<T, Error> {
     let started = Instant::now();
     let index = begin_step(session, address, action, command);
-    let result = work.await;
+    let result = work.await.map_err(|message| redactor.redact(&message));
     end_step(session, index, started.elapsed(), result.as_ref().err());
     match result {
         Ok(value) => {
@@ -230,10 +233,10 @@ fn begin_step(
 ) -> usize {
     session.record.steps.push(StepRecord {
         address: address.to_string(),
-        action: format!("{action:?}").to_lowercase(),
+        action: action.name().to_string(),
         command: command.map(|c| c.to_string()),
         status: StepStatus::Running,
-        started_at: now(),
+        started_at: session.now(),
         duration_ms: 0,
         error: None,
     });
@@ -253,36 +256,45 @@ fn end_step(session: &mut Session, index: usize, elapsed: Duration, error: Optio
     let _ = session.save();
 }
 
-/// The variable that marks server `key`'s processes inside the sandbox, so teardown finds
-/// this session's own (several sessions may run servers in one kept sandbox).
-fn server_marker(key: &str, session_id: &str) -> String {
-    format!("OUTRIG_SERVER={key}@{session_id}")
-}
-
 /// A server's stderr log, relative to the session's `logs/`.
 fn stderr_log_name(key: &str) -> String {
     format!("{key}.stderr")
 }
 
-/// Put secret values on the command's process environment (never its arguments).
+/// Put secret values on the command's process environment (never its arguments), each
+/// checked against the fingerprint it had when planned.
 fn with_secrets(
     mut command: PodmanCommand,
-    values: &BTreeMap<String, Value>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<PodmanCommand, String> {
-    for (name, value) in values {
-        if let Value::Secret { template, .. } = value {
-            let resolved = resolve_template(template, env)
-                .ok_or_else(|| format!("a variable in `{name}` ({template}) is not set"))?;
-            command.process_env.push((name.clone(), resolved));
+    secrets: &[SecretInput],
+    context: &Context<'_>,
+) -> Result<PodmanCommand, Error> {
+    for secret in secrets {
+        let value = crate::secret::resolve(&secret.template, context.env).map_err(|unset| {
+            Error::new(format!(
+                "`{}` ({}) cannot be resolved: `{}` is not set",
+                secret.name, secret.template, unset.0
+            ))
+            .hint("export it and plan again")
+        })?;
+        if context.key.fingerprint(&value) != secret.fingerprint {
+            return Err(Error::new(format!(
+                "the value of `{}` ({}) changed since the plan was made",
+                secret.name, secret.template
+            ))
+            .hint("run `outrig plan` again and review it"));
         }
+        command.process_env.push((secret.name.clone(), value));
     }
     Ok(command)
 }
 
-async fn run_blocking(command: PodmanCommand) -> Result<String, String> {
+async fn run_blocking(
+    runtime: &Arc<dyn Runtime>,
+    command: PodmanCommand,
+) -> Result<String, String> {
+    let runtime = runtime.clone();
     tokio::task::spawn_blocking(move || {
-        Runtime
+        runtime
             .run(&command)
             .map(|o| o.stdout)
             .map_err(|e| e.to_string())
@@ -298,145 +310,145 @@ async fn run_steps(
     servers: &mut Vec<RunningServer>,
 ) -> Result<(), Error> {
     let desired = &plan.desired;
-    let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args);
-    let session_id = session.record.id.clone();
+    let binding = Binding {
+        session_id: session.record.id.clone(),
+        session_dir: session.dir.display().to_string(),
+    };
+    let redactor = &context.redactor;
+    let runtime = &context.runtime;
     // Servers start together once everything else is in place.
     let mut launches: Vec<Launch> = Vec::new();
     for planned in &plan.steps {
-        let address = planned.address.as_str();
-        if let Some(name) = address.strip_prefix("image.") {
-            let image = &desired.images[name];
-            match (planned.action, &image.build) {
-                (Action::Create | Action::Replace, Some(build)) => {
-                    let command = desired
-                        .build_command(context.engine, context.root, image)
-                        .expect("a built image has a build command");
-                    let command = with_secrets(command, &build.build_args, context.env)
-                        .map_err(Error::new)?;
-                    let log = session.log_path(&format!("build-{name}.log"));
-                    progress(address, &format!("building (log: {})", log.display()));
-                    let shown = command.clone();
-                    step(session, address, planned.action, Some(&shown), async move {
-                        tokio::task::spawn_blocking(move || Runtime.run_logged(&command, &log))
+        let Some(operation) = &planned.operation else {
+            continue;
+        };
+        let address = planned.address.to_string();
+        let address = address.as_str();
+        let command = operation.command().bind(&binding);
+        match operation {
+            Operation::Build { image, secrets, .. } => {
+                let command = with_secrets(command, secrets, context)?;
+                let log = session.log_path(&format!("build-{image}.log"));
+                progress(address, &format!("building (log: {})", log.display()));
+                let shown = command.clone();
+                let runtime = runtime.clone();
+                step(
+                    session,
+                    redactor,
+                    address,
+                    planned.action,
+                    Some(&shown),
+                    async move {
+                        tokio::task::spawn_blocking(move || runtime.run_logged(&command, &log))
                             .await
                             .map_err(|e| e.to_string())?
                             .map_err(|e| e.to_string())
-                    })
-                    .await?;
-                }
-                (Action::Create, None) => {
-                    let command = base.clone().args(["pull", &image.reference]);
-                    progress(address, "pulling");
-                    step(
-                        session,
-                        address,
-                        planned.action,
-                        Some(&command),
-                        run_blocking(command.clone()),
-                    )
-                    .await?;
-                }
-                _ => {}
+                    },
+                )
+                .await?;
             }
-        } else if address.starts_with("container.") && planned.action == Action::Remove {
-            let name = address.trim_start_matches("container.");
-            let command = base.clone().args(["rm", "--force", "--time", "0", name]);
-            progress(address, "removing orphan");
-            step(
-                session,
-                address,
-                planned.action,
-                Some(&command),
-                run_blocking(command.clone()),
-            )
-            .await?;
-        } else if let Some(image) = address.strip_prefix("sandbox.") {
-            let mut command = desired
-                .run_command(context.engine, image, &session_id)
-                .expect("a planned sandbox has a run command");
-            command.args.insert(1, "--label".into());
-            command.args.insert(
-                2,
-                format!(
-                    "{}={}",
-                    crate::podman::labels::SESSION_DIR,
-                    session.dir.display()
-                ),
-            );
-            progress(address, "starting");
-            let name = crate::plan::desired::container_name(&desired.project, image, &session_id);
-            // Recorded before it starts, so a crash still names what to clean up.
-            session.record.containers.insert(
-                image.to_string(),
-                ContainerRecord {
-                    name: name.clone(),
-                    id: String::new(),
-                    image: desired.images[image].reference.clone(),
-                    removed: false,
-                },
-            );
-            let id = step(
-                session,
-                address,
-                planned.action,
-                Some(&command),
-                run_blocking(command.clone()),
-            )
-            .await?;
-            if let Some(record) = session.record.containers.get_mut(image) {
-                record.id = id.trim().to_string();
+            Operation::Pull { .. } => {
+                progress(address, "pulling");
+                step(
+                    session,
+                    redactor,
+                    address,
+                    planned.action,
+                    Some(&command),
+                    run_blocking(runtime, command.clone()),
+                )
+                .await?;
             }
-            let _ = session.save();
-        } else if let Some(key) = address.strip_prefix("mcp.") {
-            let server = &desired.servers[key];
-            let log_name = stderr_log_name(key);
-            let prepared = (|| {
-                let container = match (
-                    &context.attach,
-                    session.record.containers.get(&server.image),
-                ) {
-                    (Some((image, name)), _) if *image == server.image => name.clone(),
-                    (_, Some(record)) => record.name.clone(),
-                    _ => {
-                        return Err(Error::new(format!("`{address}` has no sandbox to run in")));
+            Operation::RemoveContainer { .. } => {
+                progress(address, "removing orphan");
+                step(
+                    session,
+                    redactor,
+                    address,
+                    planned.action,
+                    Some(&command),
+                    run_blocking(runtime, command.clone()),
+                )
+                .await?;
+            }
+            Operation::RunSandbox {
+                image, container, ..
+            } => {
+                progress(address, "starting");
+                let name = container.bind(&binding);
+                // Recorded before it starts, so a crash still names what to clean up.
+                session.record.containers.insert(
+                    image.clone(),
+                    ContainerRecord {
+                        name,
+                        id: String::new(),
+                        image: desired
+                            .images
+                            .get(image)
+                            .map(|i| i.reference.clone())
+                            .unwrap_or_default(),
+                        removed: false,
+                    },
+                );
+                let id = step(
+                    session,
+                    redactor,
+                    address,
+                    planned.action,
+                    Some(&command),
+                    run_blocking(runtime, command.clone()),
+                )
+                .await?;
+                if let Some(record) = session.record.containers.get_mut(image) {
+                    record.id = id.trim().to_string();
+                }
+                let _ = session.save();
+            }
+            Operation::StartServer {
+                container, secrets, ..
+            } => {
+                let Address::Server { image, server } = &planned.address else {
+                    return Err(Error::new(format!(
+                        "`{address}` starts a server but is not a server's address"
+                    )));
+                };
+                let key = format!("{image}.{server}");
+                let log_name = stderr_log_name(&key);
+                let prepared = (|| {
+                    let spec = desired.servers.get(&key).ok_or_else(|| {
+                        Error::new(format!("`{address}` is not in the plan's desired state"))
+                    })?;
+                    let command = with_secrets(command, secrets, context)?;
+                    let log = std::fs::File::create(session.log_path(&log_name)).map_err(|e| {
+                        Error::new("cannot create a server log").cause(e.to_string())
+                    })?;
+                    Ok((spec, command, log))
+                })();
+                let (spec, command, log) = match prepared {
+                    Ok(prepared) => prepared,
+                    Err(error) => {
+                        let not_started = format!("not started: `{address}` failed");
+                        for launch in &launches {
+                            end_step(session, launch.step, Duration::ZERO, Some(&not_started));
+                        }
+                        return Err(error);
                     }
                 };
-                let mut command = desired
-                    .exec_command(context.engine, key, &container)
-                    .expect("a planned server has an exec command");
-                // A marker to find the process inside the container at teardown.
-                command.args.insert(2, "--env".into());
-                command.args.insert(3, server_marker(key, &session_id));
-                let command =
-                    with_secrets(command, &server.env, context.env).map_err(Error::new)?;
-                let log = std::fs::File::create(session.log_path(&log_name))
-                    .map_err(|e| Error::new("cannot create a server log").cause(e.to_string()))?;
-                Ok((container, command, log))
-            })();
-            let (container, command, log) = match prepared {
-                Ok(prepared) => prepared,
-                Err(error) => {
-                    let not_started = format!("not started: `{address}` failed");
-                    for launch in &launches {
-                        end_step(session, launch.step, Duration::ZERO, Some(&not_started));
-                    }
-                    return Err(error);
-                }
-            };
-            progress(address, "starting");
-            launches.push(Launch {
-                step: begin_step(session, address, planned.action, Some(&command)),
-                key: key.to_string(),
-                container,
-                command,
-                log,
-                stderr_log: session.log_path(&log_name),
-                startup: Duration::from_millis(server.startup_timeout_ms),
-                max_message: server.result_max_bytes as usize,
-            });
+                progress(address, "starting");
+                launches.push(Launch {
+                    step: begin_step(session, address, planned.action, Some(&command)),
+                    key,
+                    container: container.bind(&binding),
+                    command,
+                    log,
+                    stderr_log: session.log_path(&log_name),
+                    startup: Duration::from_millis(spec.startup_timeout_ms),
+                    max_message: spec.result_max_bytes as usize,
+                });
+            }
         }
     }
-    start_servers(session, launches, servers).await
+    start_servers(session, context, launches, servers).await
 }
 
 /// A server to start, its step already recorded as running.
@@ -463,6 +475,7 @@ type Started = (
 /// failed; the first failure in plan order is the error.
 async fn start_servers(
     session: &mut Session,
+    context: &Context<'_>,
     launches: Vec<Launch>,
     servers: &mut Vec<RunningServer>,
 ) -> Result<(), Error> {
@@ -473,8 +486,12 @@ async fn start_servers(
         let command = launch.command;
         let (log, stderr_log) = (launch.log, launch.stderr_log);
         let (startup, max_message) = (launch.startup, launch.max_message);
+        let runtime = context.runtime.clone();
+        let redactor = context.redactor.clone();
         starting.spawn(async move {
-            let result = start_server(command, log, &stderr_log, startup, max_message).await;
+            let result = start_server(&*runtime, command, log, &stderr_log, startup, max_message)
+                .await
+                .map_err(|message| redactor.redact(&message));
             (index, started.elapsed(), result)
         });
         waiting.push((launch.step, launch.key, launch.container));
@@ -550,13 +567,14 @@ async fn start_servers(
 /// Start one server and prove it answers: the MCP handshake and its tool list, within
 /// `startup`.
 async fn start_server(
+    runtime: &dyn Runtime,
     command: PodmanCommand,
     log: std::fs::File,
     stderr_log: &std::path::Path,
     startup: Duration,
     max_message: usize,
 ) -> Result<Started, String> {
-    let started = tokio::time::timeout(startup, Runtime.start_server(&command, log))
+    let started = tokio::time::timeout(startup, runtime.start_server(&command, log))
         .await
         .map_err(|_| {
             format!(
@@ -608,6 +626,7 @@ async fn teardown(
     keep: bool,
 ) {
     let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args);
+    let runtime = &context.runtime;
     for server in servers.iter_mut() {
         if let Some(connection) = server.connection.take() {
             connection.close().await;
@@ -620,12 +639,12 @@ async fn teardown(
                 "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{}'; then kill -KILL ${{p#/proc/}}; fi; done",
                 server_marker(&server.key, &session.record.id)
             );
-            let _ =
-                run_blocking(
-                    base.clone()
-                        .args(["exec", &server.container, "sh", "-c", &script]),
-                )
-                .await;
+            let _ = run_blocking(
+                runtime,
+                base.clone()
+                    .args(["exec", &server.container, "sh", "-c", &script]),
+            )
+            .await;
         }
     }
     servers.clear();
@@ -639,9 +658,12 @@ async fn teardown(
         .map(|(k, c)| (k.clone(), c.name.clone()))
         .collect();
     for (image, name) in names {
-        let removed = run_blocking(base.clone().args(["rm", "--force", "--time", "0", &name]))
-            .await
-            .is_ok();
+        let removed = run_blocking(
+            runtime,
+            base.clone().args(["rm", "--force", "--time", "0", &name]),
+        )
+        .await
+        .is_ok();
         if let Some(record) = session.record.containers.get_mut(&image) {
             record.removed = removed;
         }

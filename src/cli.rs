@@ -38,7 +38,7 @@ pub struct GlobalArgs {
     )]
     pub config: Option<PathBuf>,
 
-    /// Print more detail (repeat for even more)
+    /// Print more detail: every plan step, and each server's whole podman command
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -64,6 +64,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Show what `outrig apply` would build, start, expose and remove, and why
     Plan(PlanArgs),
+    /// Show a plan saved with `outrig plan --out`
+    Show(ShowArgs),
     /// Carry out the plan: build images, start the sandbox and its MCP servers, record a
     /// session, tear down (unless --keep)
     Apply(ApplyArgs),
@@ -137,8 +139,8 @@ pub struct CleanArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// A plan saved with `outrig plan --out`; refused when the config or podman's state
-    /// changed since it was made
+    /// A plan saved with `outrig plan --out`: run only if a plan made now equals it, step
+    /// for step (otherwise refused, naming what differs)
     #[arg(value_name = "PLANFILE")]
     pub plan_file: Option<PathBuf>,
 
@@ -243,6 +245,17 @@ pub struct PlanArgs {
     /// $XDG_DATA_HOME/outrig/sessions)
     #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]
     pub session_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The saved plan
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: PathBuf,
+
+    /// Print the plan as versioned JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

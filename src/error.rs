@@ -3,8 +3,6 @@
 
 use std::fmt::Write as _;
 
-use crate::config::Checked;
-
 /// Exit statuses, the same for every command (see `doc/exit-codes.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -28,8 +26,8 @@ pub struct Error {
     pub message: String,
     pub causes: Vec<String>,
     pub hint: Option<String>,
-    /// Set when the error is an invalid config: the diagnostics are shown in full.
-    pub invalid: Option<Box<Checked>>,
+    /// Rendered blocks shown before the error line (an invalid config's diagnostics).
+    pub details: Vec<String>,
 }
 
 impl Error {
@@ -38,7 +36,7 @@ impl Error {
             message: message.into(),
             causes: Vec::new(),
             hint: None,
-            invalid: None,
+            details: Vec::new(),
         }
     }
 
@@ -52,18 +50,10 @@ impl Error {
         self
     }
 
-    pub fn invalid_config(checked: Checked) -> Self {
-        let errors = checked.error_count();
-        Error {
-            message: format!(
-                "`{}` is invalid: {errors} error{}",
-                checked.source.name,
-                if errors == 1 { "" } else { "s" }
-            ),
-            causes: Vec::new(),
-            hint: Some("run `outrig validate` to see every problem".into()),
-            invalid: Some(Box::new(checked)),
-        }
+    /// Show `detail` (already rendered) before the error line.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.details.push(detail.into());
+        self
     }
 
     /// The text printed to stderr (styled; `anstream` strips styles where colour is off).
@@ -71,10 +61,8 @@ impl Error {
         let red = anstyle::AnsiColor::Red.on_default().bold();
         let cyan = anstyle::AnsiColor::Cyan.on_default().bold();
         let mut out = String::new();
-        if let Some(checked) = &self.invalid {
-            for diagnostic in &checked.diagnostics {
-                let _ = writeln!(out, "{}", diagnostic.render(&checked.source, true));
-            }
+        for detail in &self.details {
+            let _ = writeln!(out, "{detail}");
         }
         let _ = writeln!(out, "{red}error{red:#}: {}", self.message);
         for cause in &self.causes {

@@ -30,22 +30,30 @@
 //! - `<session root>/<id>/session.json`: session records (read by plan), with `logs/`
 //!   (server stderr, build logs, `tools.jsonl`, `transcript.jsonl`, `outrig.log`).
 
+pub mod output;
+
 pub mod agent;
 pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod digest;
+pub mod environment;
 pub mod error;
 pub mod fs;
+pub mod glob;
 pub mod mcp;
 pub mod plan;
 pub mod podman;
+pub mod project;
 pub mod schema;
+pub mod secret;
 pub mod session;
 
 use clap::Parser;
 
 use cli::{Cli, ColorChoice, Command};
+use environment::Environment;
 use error::{Error, ExitStatus};
 
 /// Parse arguments, run the command, and return the process exit status. Errors are
@@ -71,26 +79,28 @@ pub fn run() -> ExitStatus {
     match dispatch(&cli) {
         Ok(status) => status,
         Err(error) => {
-            anstream::eprint!("{}", error.render());
+            output::stderr(&error.render());
             ExitStatus::Failure
         }
     }
 }
 
 fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
-    let cwd = std::env::current_dir()
+    let env = Environment::from_process()
         .map_err(|e| Error::new("cannot read the current directory").cause(e.to_string()))?;
+    let global = &cli.global;
     match &cli.command {
-        Command::Init(args) => commands::init::run(args, &cwd),
-        Command::Validate(args) => commands::validate::run(&cli.global, args, &cwd),
+        Command::Init(args) => commands::init::run(args, env),
+        Command::Validate(args) => commands::validate::run(global, args, env),
         Command::Schema(args) => commands::schema::run(args),
-        Command::Plan(args) => commands::plan::run(&cli.global, args, &cwd),
-        Command::Apply(args) => commands::apply::run(&cli.global, args, &cwd),
-        Command::Mcp(args) => commands::mcp::run(&cli.global, args, &cwd),
-        Command::Ls(args) => commands::ls::run(&cli.global, args, &cwd),
-        Command::Logs(args) => commands::logs::run(&cli.global, args, &cwd),
-        Command::Discard(args) => commands::discard::run(&cli.global, args, &cwd),
-        Command::Destroy(args) => commands::destroy::run(&cli.global, args, &cwd),
-        Command::Clean(args) => commands::clean::run(&cli.global, args, &cwd),
+        Command::Plan(args) => commands::plan::run(global, args, env),
+        Command::Show(args) => commands::show::run(global, args, env),
+        Command::Apply(args) => commands::apply::run(global, args, env),
+        Command::Mcp(args) => commands::mcp::run(global, args, env),
+        Command::Ls(args) => commands::ls::run(global, args, env),
+        Command::Logs(args) => commands::logs::run(global, args, env),
+        Command::Discard(args) => commands::discard::run(global, args, env),
+        Command::Destroy(args) => commands::destroy::run(global, args, env),
+        Command::Clean(args) => commands::clean::run(global, args, env),
     }
 }

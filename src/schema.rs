@@ -29,9 +29,10 @@ pub fn generate() -> String {
     pretty(&generate_value())
 }
 
-/// The schema of the plan format, as pretty-printed JSON text.
-pub fn generate_plan() -> String {
-    pretty(&value_for::<crate::plan::Plan>(false))
+/// The schema of a JSON format outrig writes (the plan's), as pretty-printed JSON text:
+/// the same generator and rewrites as the config's, `null` kept.
+pub fn generate_json_format<T: schemars::JsonSchema>() -> String {
+    pretty(&value_for::<T>(false))
 }
 
 fn value_for<T: schemars::JsonSchema>(toml: bool) -> Value {

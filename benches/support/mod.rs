@@ -95,8 +95,7 @@ async fn start_and_list(command_line: &str) {
         stdin,
         stdout,
         mut exit,
-    } = outrig::podman::Runtime
-        .start_server(&command, stderr)
+    } = outrig::podman::Runtime::start_server(&outrig::podman::Podman, &command, stderr)
         .await
         .unwrap();
     let connection = outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::digest::short_hash;
 use crate::mcp::toolbox::{Outcome, Toolbox, text_of};
-use crate::plan::desired::short_hash;
-use crate::session::log::{AppendLog, Redactor};
+use crate::secret::Redactor;
+use crate::session::log::AppendLog;
 use provider::Provider;
 
 /// Tool results larger than this are logged by size and hash only.
@@ -219,9 +220,9 @@ impl Agent {
                         continue;
                     }
                 };
-                anstream::eprintln!(
+                crate::status!(
                     "  → {name} {}",
-                    crate::session::log::preview(&raw_arguments, 120, &self.redactor)
+                    crate::secret::preview(&raw_arguments, 120, &self.redactor)
                 );
                 let toolbox = self.toolbox.clone();
                 pending.spawn(async move {
@@ -240,7 +241,7 @@ impl Agent {
                     &result.unwrap_or_else(|| "not executed: the call failed".to_string()),
                     self.settings.tool_result_max as usize,
                 );
-                anstream::eprintln!("  ← {} bytes", text.len());
+                crate::status!("  ← {} bytes", text.len());
                 self.log_result(id, &text);
                 self.history
                     .push(json!({"role": "tool", "tool_call_id": id, "content": text}));
@@ -256,7 +257,7 @@ impl Agent {
         let entry = if redacted.len() > TRANSCRIPT_RESULT_MAX {
             json!({"type": "tool_result", "id": id, "bytes": text.len(),
                    "hash": short_hash(text.as_bytes()),
-                   "preview": crate::session::log::preview(&redacted, 200, &Redactor::default())})
+                   "preview": crate::secret::preview(&redacted, 200, &Redactor::default())})
         } else {
             json!({"type": "tool_result", "id": id, "content": redacted})
         };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::session::log::Redactor;
+use crate::secret::Redactor;
 
 /// Where and how to reach a provider.
 pub struct Provider {
@@ -101,7 +101,7 @@ impl Provider {
                     ),
                 });
             }
-            anstream::eprintln!(
+            crate::status!(
                 "  provider `{}`: {message}; retrying in {:.1} s (attempt {}, {:.0} s of the retry budget left)",
                 self.name,
                 backoff.as_secs_f64(),

@@ -14,7 +14,7 @@ use crate::error::Error;
 pub async fn one_shot(agent: &mut Agent, prompt: &str) -> Result<(), Error> {
     match agent.turn(prompt).await {
         Ok(answer) => {
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = crate::output::stdout_stream().lock();
             let _ = writeln!(stdout, "{}", answer.trim_end());
             let _ = stdout.flush();
             Ok(())
@@ -34,7 +34,7 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::new("cannot listen for Ctrl-C").cause(e.to_string()))?;
     interrupts_handled.store(true, Ordering::SeqCst);
-    anstream::eprintln!(
+    crate::status!(
         "agent ready with {} tools. {HELP}",
         agent.toolbox().tools().len()
     );
@@ -66,11 +66,11 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
             "/quit" | "/exit" => break,
             "/reset" => {
                 agent.reset();
-                anstream::eprintln!("(conversation forgotten)");
+                crate::status!("(conversation forgotten)");
                 continue;
             }
             "/tools" => {
-                let mut out = std::io::stdout().lock();
+                let mut out = crate::output::stdout_stream().lock();
                 for tool in agent.toolbox().tools() {
                     let description = tool.description.as_deref().unwrap_or_default();
                     let first = description.lines().next().unwrap_or_default();
@@ -79,11 +79,11 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
                 continue;
             }
             "/help" => {
-                anstream::eprintln!("{HELP}");
+                crate::status!("{HELP}");
                 continue;
             }
             other if other.starts_with('/') => {
-                anstream::eprintln!("unknown command `{other}`. {HELP}");
+                crate::status!("unknown command `{other}`. {HELP}");
                 continue;
             }
             _ => {}
@@ -100,23 +100,21 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
         };
         match outcome {
             Some(Ok(answer)) => {
-                let mut out = std::io::stdout().lock();
+                let mut out = crate::output::stdout_stream().lock();
                 let _ = writeln!(out, "{}", answer.trim_end());
                 let _ = out.flush();
             }
             // Every requested call has a result: the history stays as it is.
             Some(Err(error @ TurnError::ToolCallLimit(_))) => {
-                anstream::eprintln!("turn ended: {error}");
+                crate::status!("turn ended: {error}");
             }
             Some(Err(error)) => {
                 agent.rollback(mark, &error.to_string());
-                anstream::eprintln!(
-                    "turn failed: {error}\n(the turn was dropped; the session goes on)"
-                );
+                crate::status!("turn failed: {error}\n(the turn was dropped; the session goes on)");
             }
             None => {
                 agent.rollback(mark, "cancelled with Ctrl-C");
-                anstream::eprintln!("\n(turn cancelled)");
+                crate::status!("\n(turn cancelled)");
             }
         }
     }

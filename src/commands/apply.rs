@@ -1,7 +1,7 @@
 //! `outrig apply`: plan (or read a saved plan and check it is still current), show it,
 //! confirm, carry it out in a new session, and record the outcome.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
 use std::sync::Arc;
@@ -11,23 +11,26 @@ use crate::agent::provider::Provider;
 use crate::agent::{Agent, Settings, repl};
 use crate::apply::{self, Stop};
 use crate::cli::{ApplyArgs, GlobalArgs};
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::mcp::toolbox::Toolbox;
-use crate::plan::{Plan, render};
+use crate::plan::desired::Target;
+use crate::plan::{Plan, compare, render};
+use crate::project::Project;
 use crate::session::Session;
 use crate::session::Status;
-use crate::session::log::Redactor;
 
-pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStatus, Error> {
-    let computed = super::plan::compute(
-        global,
-        crate::plan::desired::Target::Agent(args.agent.as_deref()),
-        args.session_root.as_deref(),
-        cwd,
-    )?;
-    let plan = match &args.plan_file {
-        Some(path) => check_saved(path, &computed.plan)?,
-        None => computed.plan.clone(),
+pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<ExitStatus, Error> {
+    let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
+    // A saved plan is read (and refused if unreadable) before podman is asked anything.
+    let saved = match &args.plan_file {
+        Some(path) => Some((path, super::read_plan(&project.env.cwd.join(path))?)),
+        None => None,
+    };
+    let fresh = project.plan(Target::Agent(args.agent.as_deref()), None)?;
+    let plan = match saved {
+        Some((path, saved)) => check_saved(path, saved, fresh)?,
+        None => fresh,
     };
     // What the agent will be asked, decided before anything starts.
     let interaction = match &plan.agent {
@@ -36,33 +39,40 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
     };
     let agent_setup = match (&plan.agent, &interaction) {
         (Some(name), Interaction::OneShot(_) | Interaction::Repl) => {
-            Some(agent_setup(&computed.config, name)?)
+            Some(agent_setup(project.config(), name, &project.lookup())?)
         }
         _ => None,
     };
-    anstream::eprint!("{}", render::human(&plan));
+    // What is shown is exactly what runs: the operations of these steps.
+    crate::output::stderr(&render::human(&plan, super::plan::detail(global)));
     if !args.auto_approve {
         confirm()?;
     }
-    let mut session = super::begin_session(&computed, &plan, args.session_dir.as_deref(), "apply")?;
+    let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "apply")?;
     if let Some(setup) = &agent_setup {
         session.record.model = Some(format!("{} ({})", setup.model_name, setup.settings.model));
         session.record.provider = Some(format!("{} ({})", setup.provider_name, setup.base_url));
         let _ = session.save();
     }
-    anstream::eprintln!(
+    crate::status!(
         "\nsession {} ({})",
         session.record.id,
         session.dir.display()
     );
-    let env = |name: &str| std::env::var(name).ok();
+    let env = project.lookup();
+    let key = project.fingerprint_key()?;
+    let mut redactor = project.redactor(&plan.desired);
+    if let Some(setup) = &agent_setup {
+        redactor.add(setup.secrets.iter().cloned());
+    }
     let interrupts = Arc::new(AtomicBool::new(false));
     let context = apply::Context {
-        engine: &computed.engine,
-        root: &computed.root,
+        runtime: project.runtime.clone(),
+        engine: &project.engine,
         env: &env,
+        key: &key,
+        redactor: redactor.clone(),
         keep: args.keep,
-        attach: None,
         interrupts_handled: Some(interrupts.clone()),
     };
     let runtime = super::runtime()?;
@@ -73,16 +83,12 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
         async |session: &mut Session, backends| {
             let Some(setup) = agent_setup else {
                 if let Interaction::NoPrompt = interaction {
-                    anstream::eprintln!(
+                    crate::status!(
                         "no prompt (stdin is not a terminal and gave none, and no --prompt): the agent did not run"
                     );
                 }
                 return Ok(());
             };
-            let mut redactor = Redactor::for_desired(&plan.desired, &env);
-            for secret in &setup.secrets {
-                redactor.add(secret.clone());
-            }
             let toolbox = Arc::new(Toolbox::new(
                 backends,
                 &setup.allow,
@@ -110,7 +116,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
     match result {
         Err(Stop::Failed(error)) => return Err(error),
         Err(Stop::Interrupted(signal)) => {
-            anstream::eprintln!(
+            crate::status!(
                 "interrupted by {}: session {} recorded, sandbox removed",
                 signal.name(),
                 session.record.id
@@ -120,7 +126,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, cwd: &Path) -> Result<ExitStat
         Ok(()) => {}
     }
     let tools: usize = session.record.servers.values().map(|s| s.tools.len()).sum();
-    anstream::eprintln!(
+    crate::status!(
         "applied: {} server(s) answered with {tools} tools; {}",
         session.record.servers.len(),
         if args.keep {
@@ -151,16 +157,18 @@ fn interaction(args: &ApplyArgs, agent: &str) -> Result<Interaction, Error> {
         }
         return Ok(Interaction::OneShot(prompt.clone()));
     }
-    if std::io::stdin().is_terminal() {
+    if crate::output::stdin_stream().is_terminal() {
         return Ok(Interaction::Repl);
     }
     let mut prompt = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut prompt).map_err(|e| {
-        Error::new(format!(
-            "cannot read the prompt for agent `{agent}` from stdin"
-        ))
-        .cause(e.to_string())
-    })?;
+    std::io::Read::read_to_string(&mut crate::output::stdin_stream(), &mut prompt).map_err(
+        |e| {
+            Error::new(format!(
+                "cannot read the prompt for agent `{agent}` from stdin"
+            ))
+            .cause(e.to_string())
+        },
+    )?;
     Ok(if prompt.trim().is_empty() {
         Interaction::NoPrompt
     } else {
@@ -197,11 +205,15 @@ impl AgentSetup {
     }
 }
 
-fn agent_setup(config: &crate::config::Config, name: &str) -> Result<AgentSetup, Error> {
+fn agent_setup(
+    config: &crate::config::Config,
+    name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<AgentSetup, Error> {
     let agent = &config.agents[name];
     let model = &config.models[&agent.model];
     let provider = &config.providers[&model.provider];
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let env = |name: &str| lookup(name).filter(|v| !v.is_empty());
     let mut secrets = Vec::new();
     let api_key = match &provider.api_key_variable {
         Some(variable) => {
@@ -219,14 +231,14 @@ fn agent_setup(config: &crate::config::Config, name: &str) -> Result<AgentSetup,
     };
     let mut headers = Vec::new();
     for (header, template) in &provider.headers {
-        let Some(value) = crate::plan::desired::resolve_template(template, &env) else {
+        let Ok(value) = crate::secret::resolve(template, &env) else {
             return Err(Error::new(format!(
                 "header `{header}` of provider `{}` uses a variable that is not set ({template})",
                 provider.name
             )));
         };
         if value != *template {
-            for variable in crate::config::env_ref::references(template) {
+            for variable in crate::secret::references(template) {
                 secrets.extend(env(&variable));
             }
         }
@@ -253,53 +265,48 @@ fn agent_setup(config: &crate::config::Config, name: &str) -> Result<AgentSetup,
     })
 }
 
-/// A saved plan, if it is still what a fresh plan would be.
-fn check_saved(path: &Path, current: &Plan) -> Result<Plan, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::new(format!("cannot read the plan `{}`", path.display())).cause(e.to_string())
-    })?;
-    let saved: Plan = serde_json::from_str(&text).map_err(|e| {
-        Error::new(format!("`{}` is not an outrig plan", path.display()))
-            .cause(e.to_string())
-            .hint("save one with `outrig plan --out FILE`")
-    })?;
-    if saved.format_version != crate::plan::FORMAT_VERSION {
+/// The saved plan, if a fresh plan equals it; otherwise an error naming what differs.
+fn check_saved(path: &Path, saved: Plan, fresh: Plan) -> Result<Plan, Error> {
+    if saved.outrig_version != fresh.outrig_version {
         return Err(Error::new(format!(
-            "the plan `{}` has format version {}, this outrig reads {}",
+            "the plan `{}` was made by outrig {}, this is outrig {}",
             path.display(),
-            saved.format_version,
-            crate::plan::FORMAT_VERSION
-        )));
-    }
-    if saved.config_digest != current.config_digest {
-        return Err(Error::new(format!(
-            "the plan `{}` is stale: the config or its inputs changed since it was made",
-            path.display()
+            saved.outrig_version,
+            fresh.outrig_version
         ))
-        .hint("run `outrig plan --out FILE` again and review it"));
+        .hint("run `outrig plan --out FILE` again with this outrig and review it"));
     }
-    if saved.observed_fingerprint != current.observed_fingerprint {
-        return Err(Error::new(format!(
-            "the plan `{}` is stale: podman's images or containers changed since it was made",
-            path.display()
-        ))
-        .hint("run `outrig plan --out FILE` again and review it"));
+    let differences = compare::differences(&saved, &fresh);
+    if differences.is_empty() {
+        return Ok(saved);
     }
-    Ok(saved)
+    const SHOWN: usize = 20;
+    let mut error = Error::new(format!(
+        "the plan `{}` is not what would run now: {} difference{} (saved → now); nothing was started",
+        path.display(),
+        differences.len(),
+        if differences.len() == 1 { "" } else { "s" }
+    ));
+    for difference in differences.iter().take(SHOWN) {
+        error = error.cause(difference.clone());
+    }
+    if differences.len() > SHOWN {
+        error = error.cause(format!("... and {} more", differences.len() - SHOWN));
+    }
+    Err(error.hint("run `outrig plan --out FILE` again and review it"))
 }
 
 /// Ask on the terminal; refuse without one.
 fn confirm() -> Result<(), Error> {
-    if !std::io::stdin().is_terminal() {
+    if !crate::output::stdin_stream().is_terminal() {
         return Err(
             Error::new("refusing to apply without confirmation: stdin is not a terminal")
                 .hint("review the plan above and pass `--auto-approve`"),
         );
     }
-    eprint!("\nApply this plan? Only `yes` is accepted: ");
-    let _ = std::io::stderr().flush();
+    crate::output::stderr("\nApply this plan? Only `yes` is accepted: ");
     let mut answer = String::new();
-    std::io::stdin()
+    crate::output::stdin_stream()
         .lock()
         .read_line(&mut answer)
         .map_err(|e| Error::new("cannot read the answer").cause(e.to_string()))?;

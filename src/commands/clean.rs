@@ -6,23 +6,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::cli::{CleanArgs, GlobalArgs};
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::podman::inspect::ObservedContainer;
-use crate::podman::{PodmanCommand, Runtime, labels};
+use crate::podman::{Podman, PodmanCommand, Runtime, labels};
 use crate::session::{self, Status};
 
-pub fn run(global: &GlobalArgs, args: &CleanArgs, cwd: &Path) -> Result<ExitStatus, Error> {
+pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<ExitStatus, Error> {
     let max_age = parse_age(&args.older_than).ok_or_else(|| {
         Error::new(format!("`--older-than {}` is not an age", args.older_than))
             .hint("for example `30d`, `12h` or `90m`")
     })?;
-    let root = super::session_root(global, &args.root, cwd);
-    let program = std::env::var("OUTRIG_PODMAN")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "podman".into());
+    let root = super::session_root(global, &args.root, &env);
+    let program = env.podman_override().unwrap_or_else(|| "podman".into());
     let base = PodmanCommand::new(program, &[]);
-    let listing = Runtime
+    let listing = Podman
         .run(&base.clone().args([
             "ps",
             "--all",
@@ -56,7 +54,7 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, cwd: &Path) -> Result<ExitStat
         if alive {
             continue;
         }
-        if Runtime
+        if Podman
             .run(
                 &base
                     .clone()
@@ -64,7 +62,7 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, cwd: &Path) -> Result<ExitStat
             )
             .is_ok()
         {
-            anstream::eprintln!(
+            crate::status!(
                 "  removed container {} (session {id} is gone)",
                 container.name()
             );
@@ -87,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, cwd: &Path) -> Result<ExitStat
             removed_records += 1;
         }
     }
-    anstream::eprintln!(
+    crate::status!(
         "removed {removed_containers} stray container(s) and {removed_records} session record(s)"
     );
     Ok(ExitStatus::Success)

@@ -2,38 +2,29 @@
 //! ones, and orphans of killed sessions), and mark kept sessions as ended.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use crate::cli::{GlobalArgs, SessionRootArgs};
-use crate::config;
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::plan::desired::project_id;
-use crate::podman::inspect::{self, ObserveError};
-use crate::podman::{PodmanCommand, Runtime, labels};
+use crate::podman::inspect;
+use crate::podman::labels;
+use crate::project::Project;
 use crate::session::{self, Status};
 
-pub fn run(global: &GlobalArgs, args: &SessionRootArgs, cwd: &Path) -> Result<ExitStatus, Error> {
-    let loaded = config::load(global.config.as_deref(), cwd)?;
-    let config = &loaded.config;
-    let mut engine = config.engine.clone();
-    if let Some(program) = std::env::var_os("OUTRIG_PODMAN").filter(|p| !p.is_empty()) {
-        engine.podman = program.to_string_lossy().into_owned();
-    }
-    let base = PodmanCommand::new(engine.podman.clone(), &engine.global_args);
+pub fn run(
+    global: &GlobalArgs,
+    args: &SessionRootArgs,
+    env: Environment,
+) -> Result<ExitStatus, Error> {
+    let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
+    let config = project.config();
+    let base = project.podman();
     let id = project_id(&config.project, &config.root);
-    let observed = inspect::observe(&Runtime, &base, &id).map_err(|e| match e {
-        ObserveError::Process(p) => {
-            Error::new("podman could not list containers").cause(p.to_string())
-        }
-        ObserveError::Parse { command, error } => {
-            Error::new("podman's answer could not be read").cause(format!("`{command}`: {error}"))
-        }
-    })?;
-    let root = match &args.session_root {
-        Some(root) => cwd.join(root),
-        None => session::root(None, config.session_root.as_deref()),
-    };
-    let records = session::records(&root, &id);
+    let observed = inspect::observe(&*project.runtime, &base, &id)
+        .map_err(|e| crate::project::observe_error(e, &project.engine.podman))?;
+    let root = &project.session_root;
+    let records = session::records(root, &id);
     let running: BTreeSet<String> = records
         .iter()
         .filter(|r| r.status == Status::Running && r.owns_containers())
@@ -47,13 +38,14 @@ pub fn run(global: &GlobalArgs, args: &SessionRootArgs, cwd: &Path) -> Result<Ex
             .unwrap_or_default()
             .to_string();
         if running.contains(&session_id) {
-            anstream::eprintln!(
+            crate::status!(
                 "  keeping {} (session {session_id} is running)",
                 container.name()
             );
             continue;
         }
-        Runtime
+        project
+            .runtime
             .run(
                 &base
                     .clone()
@@ -62,14 +54,14 @@ pub fn run(global: &GlobalArgs, args: &SessionRootArgs, cwd: &Path) -> Result<Ex
             .map_err(|e| {
                 Error::new(format!("cannot remove `{}`", container.name())).cause(e.to_string())
             })?;
-        anstream::eprintln!("  removed {} (session {session_id})", container.name());
+        crate::status!("  removed {} (session {session_id})", container.name());
         removed += 1;
         sessions.insert(session_id);
     }
     for session_id in &sessions {
-        session::mark_destroyed(&root, session_id);
+        session::mark_destroyed(root, session_id);
     }
-    anstream::eprintln!(
+    crate::status!(
         "destroyed {removed} sandbox(es) of project `{}`",
         config.project
     );

@@ -1,13 +1,12 @@
 //! `outrig discard <sid>`: delete a session's record (never a running session's).
 
-use std::path::Path;
-
 use crate::cli::{DiscardArgs, GlobalArgs};
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::session;
 
-pub fn run(global: &GlobalArgs, args: &DiscardArgs, cwd: &Path) -> Result<ExitStatus, Error> {
-    let root = super::session_root(global, &args.root, cwd);
+pub fn run(global: &GlobalArgs, args: &DiscardArgs, env: Environment) -> Result<ExitStatus, Error> {
+    let root = super::session_root(global, &args.root, &env);
     let dir = session::locate(&root, &args.session)?;
     if let Ok(record) = session::read(&dir)
         && record.status == session::Status::Running
@@ -23,6 +22,6 @@ pub fn run(global: &GlobalArgs, args: &DiscardArgs, cwd: &Path) -> Result<ExitSt
     session::remove(&root, &args.session).map_err(|e| {
         Error::new(format!("cannot remove session {}", args.session)).cause(e.to_string())
     })?;
-    anstream::eprintln!("discarded session {}", args.session);
+    crate::status!("discarded session {}", args.session);
     Ok(ExitStatus::Success)
 }

@@ -5,13 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{InitAccess, InitArgs, InitNetwork};
-use crate::config::{self, env_ref};
+use crate::config;
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
+use crate::secret as env_ref;
 
 /// Where `init` puts the schema copy, relative to the project directory.
 pub const SCHEMA_COPY: &str = ".outrig/outrig.schema.json";
 
-pub fn run(args: &InitArgs, cwd: &Path) -> Result<ExitStatus, Error> {
+pub fn run(args: &InitArgs, env: Environment) -> Result<ExitStatus, Error> {
+    let cwd = env.cwd.as_path();
     let dir = cwd.join(args.dir.as_deref().unwrap_or(Path::new(".")));
     if !dir.is_dir() {
         return Err(
@@ -52,9 +55,9 @@ pub fn run(args: &InitArgs, cwd: &Path) -> Result<ExitStatus, Error> {
         crate::fs::write_atomic(path, text.as_bytes()).map_err(|e| {
             Error::new(format!("cannot write `{}`", path.display())).cause(e.to_string())
         })?;
-        anstream::eprintln!("created `{}`", config::display_name(path, cwd));
+        crate::status!("created `{}`", config::display_name(path, cwd));
     }
-    anstream::eprintln!(
+    crate::status!(
         "\nnext: edit `sandbox/Containerfile` to install the MCP servers you want, then run \
          `outrig validate`"
     );

@@ -1,15 +1,16 @@
 //! `outrig logs <sid> [server] [-f]`: a session's logs.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{GlobalArgs, LogsArgs};
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::session;
 
-pub fn run(global: &GlobalArgs, args: &LogsArgs, cwd: &Path) -> Result<ExitStatus, Error> {
-    let root = super::session_root(global, &args.root, cwd);
+pub fn run(global: &GlobalArgs, args: &LogsArgs, env: Environment) -> Result<ExitStatus, Error> {
+    let root = super::session_root(global, &args.root, &env);
     let dir = session::locate(&root, &args.session)?;
     let logs = dir.join("logs");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&logs)
@@ -51,7 +52,7 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, cwd: &Path) -> Result<ExitStatu
         files = wanted;
     }
     let mut offsets = vec![0u64; files.len()];
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout_stream().lock();
     loop {
         for (file, offset) in files.iter().zip(offsets.iter_mut()) {
             let Ok(mut handle) = std::fs::File::open(file) else {

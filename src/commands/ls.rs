@@ -1,14 +1,14 @@
 //! `outrig ls`: sessions, newest first. An unreadable record costs only its own row.
 
 use std::io::Write;
-use std::path::Path;
 
 use crate::cli::{GlobalArgs, LsArgs};
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::session;
 
-pub fn run(global: &GlobalArgs, args: &LsArgs, cwd: &Path) -> Result<ExitStatus, Error> {
-    let root = super::session_root(global, &args.root, cwd);
+pub fn run(global: &GlobalArgs, args: &LsArgs, env: Environment) -> Result<ExitStatus, Error> {
+    let root = super::session_root(global, &args.root, &env);
     let rows: Vec<serde_json::Value> = session::ids(&root)
         .into_iter()
         .map(|id| match session::read(&root.join(&id)) {
@@ -35,7 +35,7 @@ pub fn run(global: &GlobalArgs, args: &LsArgs, cwd: &Path) -> Result<ExitStatus,
         return Ok(ExitStatus::Success);
     }
     if rows.is_empty() {
-        anstream::eprintln!("no sessions in `{}`", root.display());
+        crate::status!("no sessions in `{}`", root.display());
         return Ok(ExitStatus::Success);
     }
     let mut out = format!(

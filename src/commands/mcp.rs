@@ -2,58 +2,54 @@
 //! serve their tools as one MCP server on stdio until the client closes it. Builds nothing
 //! unless `--build`: a client must never wait on an image build.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::apply::{self, Stop};
 use crate::cli::{GlobalArgs, McpArgs, McpClient};
 use crate::config::Config;
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::mcp::gateway;
 use crate::mcp::toolbox::Toolbox;
 use crate::plan::desired::Target;
-use crate::plan::{Action, Plan};
-use crate::podman::{PodmanCommand, Runtime, labels};
-use crate::session::log::Redactor;
+use crate::plan::{Action, Address, Plan};
+use crate::project::Project;
 use crate::session::{self, Session, Status};
 
-pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus, Error> {
+pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<ExitStatus, Error> {
     if let Some(client) = args.print_config {
-        return print_config(global, args, client, cwd);
+        return print_config(global, args, client, &env);
     }
-    let target = target(global, args, cwd)?;
-    let computed = super::plan::compute(global, target, args.session_root.as_deref(), cwd)?;
-    let config = &computed.config;
-    let (image, allow) = selection(config, args, &computed.plan)?;
+    let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
+    let target = target(project.config(), args)?;
+    let (image, allow) = selection(project.config(), args, target)?;
     let attach = match &args.attach {
-        Some(wanted) => Some(attached_container(
-            &computed,
-            wanted,
-            &image,
-            &computed.engine,
-        )?),
+        Some(wanted) => Some(attached_container(&project, wanted, &image)?),
         None => None,
     };
-    let plan = narrow(&computed.plan, &image, &allow, args.build, attach.is_some())?;
-    let mut session = super::begin_session(&computed, &plan, args.session_dir.as_deref(), "mcp")?;
+    let plan = project.plan(target, attach.as_deref().map(|c| (image.as_str(), c)))?;
+    let plan = narrow(&plan, &image, &allow, args.build)?;
+    let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "mcp")?;
     session.record.attached_to = attach.clone();
     let _ = session.save();
-    anstream::eprintln!(
+    crate::status!(
         "outrig mcp: session {} ({})",
         session.record.id,
         session.dir.display()
     );
-    let env = |name: &str| std::env::var(name).ok();
-    let redactor = Redactor::for_desired(&plan.desired, &env);
+    let env = project.lookup();
+    let key = project.fingerprint_key()?;
+    let redactor = project.redactor(&plan.desired);
     let events = Arc::new(session.open_log("outrig.log")?);
     let audit = session.open_log("tools.jsonl")?;
     let context = apply::Context {
-        engine: &computed.engine,
-        root: &computed.root,
+        runtime: project.runtime.clone(),
+        engine: &project.engine,
         env: &env,
+        key: &key,
+        redactor: redactor.clone(),
         keep: false,
-        attach: attach.clone().map(|container| (image.clone(), container)),
         interrupts_handled: None,
     };
     let runtime = super::runtime()?;
@@ -74,7 +70,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
                 toolbox.tools().len(),
                 toolbox.backends().len()
             );
-            anstream::eprintln!("outrig mcp: {message}");
+            crate::status!("outrig mcp: {message}");
             events.event(&message);
             let served = gateway::serve_stdio(toolbox.clone(), events.clone()).await;
             for key in toolbox.exited() {
@@ -92,7 +88,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
     match result {
         Err(Stop::Failed(error)) => Err(error),
         Err(Stop::Interrupted(signal)) => {
-            anstream::eprintln!(
+            crate::status!(
                 "outrig mcp: stopped by {}; session {} recorded",
                 signal.name(),
                 session.record.id
@@ -100,7 +96,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
             Ok(exit)
         }
         Ok(()) => {
-            anstream::eprintln!(
+            crate::status!(
                 "outrig mcp: the client closed the session; session {} recorded",
                 session.record.id
             );
@@ -110,20 +106,15 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, cwd: &Path) -> Result<ExitStatus
 }
 
 /// What to plan for: the agent (named or default), or one image.
-fn target<'a>(global: &GlobalArgs, args: &'a McpArgs, cwd: &Path) -> Result<Target<'a>, Error> {
+fn target<'a>(config: &Config, args: &'a McpArgs) -> Result<Target<'a>, Error> {
     if let Some(image) = &args.image {
         return Ok(Target::Image(image));
     }
-    if args.agent.is_some() {
+    if args.agent.is_some() || config.default_agent.is_some() {
         return Ok(Target::Agent(args.agent.as_deref()));
     }
     // Without a default agent, fall back to the only image with servers.
-    let loaded = crate::config::load(global.config.as_deref(), cwd)?;
-    if loaded.config.default_agent.is_some() {
-        return Ok(Target::Agent(None));
-    }
-    let with_servers: Vec<&String> = loaded
-        .config
+    let with_servers: Vec<&String> = config
         .images
         .iter()
         .filter(|(_, i)| !i.servers.is_empty())
@@ -150,21 +141,23 @@ fn target<'a>(global: &GlobalArgs, args: &'a McpArgs, cwd: &Path) -> Result<Targ
 fn selection(
     config: &Config,
     args: &McpArgs,
-    plan: &Plan,
+    target: Target<'_>,
 ) -> Result<(String, Vec<Vec<String>>), Error> {
-    let agent = plan.agent.as_ref().and_then(|name| config.agents.get(name));
+    let (agent, images) = crate::plan::desired::select(config, target)?;
+    let agent = agent.as_ref().and_then(|name| config.agents.get(name));
     let image = match (&args.image, agent) {
         (Some(image), _) => image.clone(),
         (None, Some(agent)) => agent.image.clone(),
-        (None, None) => plan
-            .desired
-            .servers
-            .values()
-            .map(|s| s.image.clone())
-            .next()
+        (None, None) => images
+            .first()
+            .map(|i| i.to_string())
             .ok_or_else(|| Error::new("no image in the config has MCP servers"))?,
     };
-    if !plan.desired.servers.values().any(|s| s.image == image) {
+    if config
+        .images
+        .get(&image)
+        .is_none_or(|i| i.servers.is_empty())
+    {
         return Err(
             Error::new(format!("image `{image}` has no MCP servers")).hint(format!(
                 "add `[images.{image}.mcp.<server>]` with a `command`"
@@ -181,16 +174,10 @@ fn selection(
 
 /// The part of `plan` this gateway carries out: the image's sandbox and servers, and its
 /// build or pull only with `--build`. Pending builds without it are an error.
-fn narrow(
-    plan: &Plan,
-    image: &str,
-    allow: &[Vec<String>],
-    build: bool,
-    attach: bool,
-) -> Result<Plan, Error> {
-    let image_address = format!("image.{image}");
+fn narrow(plan: &Plan, image: &str, allow: &[Vec<String>], build: bool) -> Result<Plan, Error> {
     let pending = plan.steps.iter().find(|s| {
-        s.address == image_address && matches!(s.action, Action::Create | Action::Replace)
+        s.address == Address::Image(image.to_string())
+            && matches!(s.action, Action::Create | Action::Replace)
     });
     if let (Some(step), false) = (pending, build) {
         let what = if plan.desired.images[image].build.is_some() {
@@ -200,23 +187,21 @@ fn narrow(
         };
         return Err(Error::new(format!(
             "image `{image}` must be {what} before its tools can be served ({})",
-            step.reason
+            crate::plan::render::reasons(plan, step)
         ))
         .hint("run `outrig apply` first, or start the gateway with `outrig mcp --build`"));
     }
     let mut narrowed = plan.clone();
-    let server_prefix = format!("mcp.{image}.");
-    narrowed.steps.retain(|s| {
-        (s.address == image_address && build)
-            || (!attach && s.address == format!("sandbox.{image}"))
-            || s.address
-                .strip_prefix(&server_prefix)
-                .is_some_and(|server| may_publish(server, allow))
+    narrowed.steps.retain(|s| match &s.address {
+        Address::Image(name) => name == image && build,
+        Address::Sandbox(name) => name == image,
+        Address::Server { image: of, server } => of == image && may_publish(server, allow),
+        Address::Agent(_) | Address::Container(_) => false,
     });
     if !narrowed
         .steps
         .iter()
-        .any(|s| s.address.starts_with(&server_prefix))
+        .any(|s| matches!(&s.address, Address::Server { .. }))
     {
         return Err(Error::new(format!(
             "no server of image `{image}` can offer a tool the allow-lists accept"
@@ -233,10 +218,10 @@ fn may_publish(server: &str, allow: &[Vec<String>]) -> bool {
         patterns
             .iter()
             .any(|pattern| match pattern.split_once("__") {
-                Some((server_part, _)) => crate::config::check::glob_match(server_part, server),
+                Some((server_part, _)) => crate::glob::glob_match(server_part, server),
                 // `*`, `fs*`: may match across the separator.
                 None => {
-                    crate::config::check::glob_match(pattern, &format!("{server}__x"))
+                    crate::glob::glob_match(pattern, &format!("{server}__x"))
                         || pattern.contains('*')
                 }
             })
@@ -244,14 +229,10 @@ fn may_publish(server: &str, allow: &[Vec<String>]) -> bool {
 }
 
 /// The container of a kept sandbox named by session id or container name.
-fn attached_container(
-    computed: &super::plan::Computed,
-    wanted: &str,
-    image: &str,
-    engine: &crate::config::resolve::Engine,
-) -> Result<String, Error> {
-    let project_id = &computed.plan.desired.project_id;
-    let from_session = session::records(&computed.session_root, project_id)
+fn attached_container(project: &Project, wanted: &str, image: &str) -> Result<String, Error> {
+    let config = project.config();
+    let project_id = &crate::plan::desired::project_id(&config.project, &config.root);
+    let from_session = session::records(&project.session_root, project_id)
         .into_iter()
         .find(|r| r.id == wanted)
         .map(|record| {
@@ -274,17 +255,13 @@ fn attached_container(
     };
     let format = format!(
         "{{{{index .Config.Labels \"{}\"}}}} {{{{index .Config.Labels \"{}\"}}}} {{{{.State.Running}}}}",
-        labels::PROJECT_ID,
-        labels::SANDBOX
+        crate::podman::labels::PROJECT_ID,
+        crate::podman::labels::SANDBOX
     );
-    let command = PodmanCommand::new(engine.podman.clone(), &engine.global_args).args([
-        "container",
-        "inspect",
-        "--format",
-        &format,
-        &name,
-    ]);
-    let output = Runtime.run(&command).map_err(|e| {
+    let command = project
+        .podman()
+        .args(["container", "inspect", "--format", &format, &name]);
+    let output = project.runtime.run(&command).map_err(|e| {
         Error::new(format!(
             "`{wanted}` is neither a session nor a container of this project"
         ))
@@ -313,11 +290,12 @@ fn print_config(
     global: &GlobalArgs,
     args: &McpArgs,
     client: McpClient,
-    cwd: &Path,
+    env: &Environment,
 ) -> Result<ExitStatus, Error> {
-    let loaded = crate::config::load(global.config.as_deref(), cwd)?;
+    let loaded = crate::config::load(global.config.as_deref(), &env.cwd)?;
     let config = &loaded.config;
-    let program = std::env::current_exe()
+    let program = env
+        .current_exe()
         .map_err(|e| Error::new("cannot find outrig's own path").cause(e.to_string()))?;
     let mut command_args: Vec<String> = vec![
         "--config".into(),
@@ -339,15 +317,15 @@ fn print_config(
         .values()
         .flat_map(|i| i.servers.values())
         .flat_map(|s| s.env.values())
-        .flat_map(|v| crate::config::env_ref::references(v))
+        .flat_map(|v| crate::secret::references(v))
         .collect();
     variables.sort();
     variables.dedup();
     let name = format!("outrig-{}", config.project);
     let program = program.display().to_string();
     let text = snippet(client, &name, &program, &command_args, &variables);
-    print!("{text}");
-    anstream::eprintln!(
+    crate::output::stdout(&text);
+    crate::status!(
         "{}",
         match client {
             McpClient::ClaudeCode => format!(

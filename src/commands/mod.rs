@@ -10,48 +10,68 @@ pub mod ls;
 pub mod mcp;
 pub mod plan;
 pub mod schema;
+pub mod show;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalArgs, SessionRootArgs};
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::plan::Plan;
 
 /// The session root for commands that read sessions: the flag, else the config's
 /// `session-root` when a config is found (an invalid or missing one is not an error here),
 /// else the default.
-pub fn session_root(global: &GlobalArgs, args: &SessionRootArgs, cwd: &Path) -> PathBuf {
+pub fn session_root(global: &GlobalArgs, args: &SessionRootArgs, env: &Environment) -> PathBuf {
     if let Some(root) = &args.session_root {
-        return cwd.join(root);
+        return env.cwd.join(root);
     }
-    let configured = crate::config::load(global.config.as_deref(), cwd)
+    let configured = crate::config::load(global.config.as_deref(), &env.cwd)
         .ok()
         .and_then(|loaded| loaded.config.session_root);
-    crate::session::root(None, configured.as_deref())
+    crate::session::root(None, configured.as_deref(), &env.data_dir())
 }
 
-/// Start the session that carries out `plan`: its directory and first record.
-pub fn begin_session(
-    computed: &plan::Computed,
-    plan: &crate::plan::Plan,
-    session_dir: Option<&Path>,
-    command: &str,
-) -> Result<crate::session::Session, crate::error::Error> {
-    let mut session = crate::session::Session::create(
-        &computed.session_root,
-        session_dir,
-        &plan.desired.project,
-        &plan.desired.project_id,
-    )
-    .map_err(|e| {
-        crate::error::Error::new("cannot create the session record").cause(e.to_string())
+/// Largest plan file outrig reads.
+pub const MAX_PLAN_SIZE: u64 = 16 * 1024 * 1024;
+
+/// A plan saved with `outrig plan --out`, read with a cap and checked for its format.
+pub fn read_plan(path: &Path) -> Result<Plan, Error> {
+    let bytes = crate::fs::read_bounded(path, MAX_PLAN_SIZE).map_err(|e| {
+        let error = Error::new(format!("cannot read the plan `{}`", path.display()));
+        match e {
+            crate::fs::ReadError::Io(e) => error.cause(e.to_string()),
+            crate::fs::ReadError::TooLarge { limit } => error
+                .cause(format!(
+                    "it is larger than {} MiB, the most a plan may be",
+                    limit >> 20
+                ))
+                .hint("save a plan with `outrig plan --out FILE`"),
+        }
     })?;
-    session.record.command = command.to_string();
-    session.record.desired = Some(plan.desired.clone());
-    session.record.agent = plan.agent.clone();
-    session.record.config_digest = plan.config_digest.clone();
-    session.record.config_path = computed.config_path.display().to_string();
-    let _ = session.save();
-    Ok(session)
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(format!("`{}` is not an outrig plan", path.display()))
+            .cause(e.to_string())
+            .hint("save one with `outrig plan --out FILE`")
+    })?;
+    let version = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(crate::plan::FORMAT_VERSION)) {
+        return Err(Error::new(format!(
+            "the plan `{}` has format version {}, this outrig reads {}",
+            path.display(),
+            version.map_or("(none)".to_string(), |v| v.to_string()),
+            crate::plan::FORMAT_VERSION
+        ))
+        .hint("make the plan again with this outrig: `outrig plan --out FILE`"));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        Error::new(format!("`{}` is not an outrig plan", path.display()))
+            .cause(e.to_string())
+            .hint("save one with `outrig plan --out FILE`")
+    })
 }
 
 /// Finalize a session's record from how its apply ended; returns the exit status.
@@ -68,7 +88,7 @@ pub fn finish_session(
         Err(Stop::Failed(_)) => (Status::Failed, ExitStatus::Failure),
         Err(Stop::Interrupted(signal)) => (Status::Interrupted, signal.exit_status()),
     };
-    session.record.ended_at = Some(crate::session::now());
+    session.record.ended_at = Some(session.now());
     session.record.pid = None;
     session.record.status = status;
     session.record.exit_code = Some(exit as i32);

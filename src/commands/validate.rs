@@ -1,13 +1,11 @@
 //! `outrig validate`: every problem in the config, in one run.
 
-use std::io::Write;
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::cli::{Format, GlobalArgs, ValidateArgs};
 use crate::config::diagnostic::DiagnosticRecord;
 use crate::config::{self, Checked};
+use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 
 /// Version of the `--format json` output; bumped on incompatible changes.
@@ -23,7 +21,12 @@ struct Report<'a> {
     diagnostics: Vec<DiagnosticRecord<'a>>,
 }
 
-pub fn run(global: &GlobalArgs, args: &ValidateArgs, cwd: &Path) -> Result<ExitStatus, Error> {
+pub fn run(
+    global: &GlobalArgs,
+    args: &ValidateArgs,
+    env: Environment,
+) -> Result<ExitStatus, Error> {
+    let cwd = env.cwd.as_path();
     let path = config::locate(global.config.as_deref(), cwd)?;
     let checked = config::check_file(&path, cwd)?;
     let valid = checked.is_valid();
@@ -54,12 +57,22 @@ fn print_json(checked: &Checked, valid: bool) {
     };
     let mut text = serde_json::to_string_pretty(&report).expect("a report serialises");
     text.push('\n');
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::output::stdout(&text);
 }
 
 fn print_human(checked: &Checked, valid: bool) {
-    for diagnostic in &checked.diagnostics {
-        anstream::eprintln!("{}", diagnostic.render(&checked.source, true));
+    for diagnostic in checked.diagnostics.iter().take(config::SHOWN_DIAGNOSTICS) {
+        crate::output::diagnostic(&diagnostic.render(&checked.source, true));
+    }
+    if let Some(more) = checked
+        .diagnostics
+        .len()
+        .checked_sub(config::SHOWN_DIAGNOSTICS)
+        .filter(|n| *n > 0)
+    {
+        crate::status!(
+            "... and {more} more diagnostics not shown (`--format json` lists every one)\n"
+        );
     }
     let errors = checked.error_count();
     let warnings = checked.diagnostics.len() - errors;
@@ -71,14 +84,14 @@ fn print_human(checked: &Checked, valid: bool) {
         } else {
             String::new()
         };
-        anstream::eprintln!("{green}valid{green:#}: `{}`{suffix}", checked.source.name);
+        crate::status!("{green}valid{green:#}: `{}`{suffix}", checked.source.name);
     } else {
         let red = anstyle::AnsiColor::Red.on_default().bold();
         let mut summary = plural(errors.max(1), "error");
         if warnings > 0 {
             summary.push_str(&format!(", {}", plural(warnings, "warning")));
         }
-        anstream::eprintln!(
+        crate::status!(
             "{red}error{red:#}: `{}` is invalid: {summary}",
             checked.source.name
         );

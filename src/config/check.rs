@@ -9,11 +9,12 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
-use super::env_ref;
 use super::model::{ConfigFile, Image};
 use super::resolve::{parse_duration, parse_memory};
 use super::source::{SpanMap, dotted_path, pointer};
 use super::suggest::did_you_mean;
+use crate::glob::glob_match;
+use crate::secret;
 
 /// Longest name of an image, server, agent, model, provider or project.
 pub const NAME_MAX: usize = 40;
@@ -394,7 +395,7 @@ impl Checker<'_> {
             }
             for (variable, value) in &server.env {
                 let env_at = ["images", name, "mcp", server_name, "env", variable];
-                if !env_ref::is_variable_name(variable) {
+                if !secret::is_variable_name(variable) {
                     self.emit_at_key(
                         &env_at,
                         Diagnostic::error(
@@ -435,7 +436,7 @@ impl Checker<'_> {
             }
         }
         if let Some(api_key) = &provider.api_key
-            && let Some(variable) = env_ref::sole_reference(api_key)
+            && let Some(variable) = secret::sole_reference(api_key)
         {
             self.variable_is_set(&variable, &["providers", name, "api-key"]);
             let insecure =
@@ -523,9 +524,9 @@ impl Checker<'_> {
     }
 
     fn template(&mut self, value: &str, at: &[&str]) {
-        match env_ref::parse(value) {
+        match secret::parse(value) {
             Ok(_) => {
-                for variable in env_ref::references(value) {
+                for variable in secret::references(value) {
                     self.variable_is_set(&variable, at);
                 }
             }
@@ -696,43 +697,9 @@ fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Glob match with `*` (any run) and `?` (one character).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
-            backtrack = Some((p, t));
-            p += 1;
-        } else if let Some((star, matched)) = backtrack {
-            p = star + 1;
-            t = matched + 1;
-            backtrack = Some((star, matched + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("fs__*", "fs__read_file"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("t?me", "time"));
-        assert!(glob_match("a*b*c", "aXXbYYc"));
-        assert!(!glob_match("a*b*c", "aXXbYY"));
-        assert!(!glob_match("fs", "fs2"));
-    }
 
     #[test]
     fn names_are_normalised_for_hints() {

@@ -8,7 +8,6 @@
 
 pub mod check;
 pub mod diagnostic;
-pub mod env_ref;
 pub mod model;
 pub mod resolve;
 pub mod schema_check;
@@ -29,8 +28,11 @@ use crate::error::Error;
 pub const FILE_NAME: &str = "outrig.toml";
 
 /// Largest config file outrig reads. Real configs are a few kilobytes; the limit keeps a
-/// wrong `--config` (a log file, a disk image) from being read into memory.
+/// wrong `--config` (a log file, a disk image, `/dev/zero`) from being read into memory.
 pub const MAX_FILE_SIZE: u64 = 4 * 1024 * 1024;
+
+/// How many diagnostics are rendered in full; the rest are counted.
+pub const SHOWN_DIAGNOSTICS: usize = 50;
 
 /// How many times schema errors are cut away before giving up on the semantic layer.
 const PRUNE_ROUNDS: usize = 8;
@@ -115,22 +117,23 @@ pub fn read(path: &Path, name: &str) -> Result<Result<SourceFile, Checked>, Erro
                 "check the file's permissions"
             })
     };
-    let metadata = std::fs::metadata(path).map_err(cannot_read)?;
-    if metadata.is_dir() {
+    if path.is_dir() {
         return Err(
             Error::new(format!("`{name}` is a directory, not a config file"))
                 .hint(format!("pass the file inside it, `{name}/{FILE_NAME}`")),
         );
     }
-    if metadata.len() > MAX_FILE_SIZE {
-        return Err(Error::new(format!(
-            "`{name}` is {:.1} MiB; a config file may be at most {} MiB",
-            metadata.len() as f64 / (1024.0 * 1024.0),
-            MAX_FILE_SIZE / (1024 * 1024)
-        ))
-        .hint("check that `--config` names an outrig.toml"));
-    }
-    let bytes = std::fs::read(path).map_err(cannot_read)?;
+    let bytes = match crate::fs::read_bounded(path, MAX_FILE_SIZE) {
+        Ok(bytes) => bytes,
+        Err(crate::fs::ReadError::Io(error)) => return Err(cannot_read(error)),
+        Err(crate::fs::ReadError::TooLarge { limit }) => {
+            return Err(Error::new(format!(
+                "`{name}` is larger than {} MiB, the most a config file may be",
+                limit / (1024 * 1024)
+            ))
+            .hint("check that `--config` names an outrig.toml"));
+        }
+    };
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Ok(SourceFile::new(name, text))),
         Err(error) => {
@@ -264,8 +267,32 @@ pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Loaded, Error> {
                 warnings: checked.diagnostics,
             })
         }
-        _ => Err(Error::invalid_config(checked)),
+        _ => Err(invalid(&checked)),
     }
+}
+
+/// The error for an invalid config: its diagnostics (the first [`SHOWN_DIAGNOSTICS`] in
+/// full), then one line.
+pub fn invalid(checked: &Checked) -> Error {
+    let errors = checked.error_count();
+    let mut error = Error::new(format!(
+        "`{}` is invalid: {errors} error{}",
+        checked.source.name,
+        if errors == 1 { "" } else { "s" }
+    ))
+    .hint("run `outrig validate` to see every problem");
+    for diagnostic in checked.diagnostics.iter().take(SHOWN_DIAGNOSTICS) {
+        error = error.detail(diagnostic.render(&checked.source, true));
+    }
+    if let Some(more) = checked
+        .diagnostics
+        .len()
+        .checked_sub(SHOWN_DIAGNOSTICS)
+        .filter(|n| *n > 0)
+    {
+        error = error.detail(format!("... and {more} more diagnostics not shown\n"));
+    }
+    error
 }
 
 /// Order JSON pointers segment by segment, array indices numerically.

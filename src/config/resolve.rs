@@ -149,9 +149,9 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
         .map(|(name, image)| {
             let source = match (&image.containerfile, &image.from) {
                 (Some(containerfile), _) => {
-                    let containerfile = root.join(containerfile);
+                    let containerfile = crate::fs::clean_path(&root.join(containerfile));
                     let context = match &image.context {
-                        Some(context) => root.join(context),
+                        Some(context) => crate::fs::clean_path(&root.join(context)),
                         None => containerfile.parent().unwrap_or(&root).to_path_buf(),
                     };
                     ImageSource::Build {
@@ -215,7 +215,7 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
                     .mounts
                     .iter()
                     .map(|m| Mount {
-                        source: root.join(&m.source),
+                        source: crate::fs::clean_path(&root.join(&m.source)),
                         target: m.target.clone(),
                         access: m.access.unwrap_or(Access::ReadOnly),
                     })
@@ -233,10 +233,7 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
             let resolved = Provider {
                 name: name.clone(),
                 base_url: p.base_url.trim_end_matches('/').to_string(),
-                api_key_variable: p
-                    .api_key
-                    .as_deref()
-                    .and_then(super::env_ref::sole_reference),
+                api_key_variable: p.api_key.as_deref().and_then(crate::secret::sole_reference),
                 headers: p.headers.clone(),
                 request_timeout: duration(&p.request_timeout, DEFAULT_REQUEST_TIMEOUT),
                 retry_budget: duration(&p.retry_budget, DEFAULT_RETRY_BUDGET),
@@ -282,7 +279,7 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
             .clone()
             .unwrap_or_else(|| default_project_name(&root)),
         workspace: Workspace {
-            host_path: root.join(workspace.path.as_deref().unwrap_or(".")),
+            host_path: crate::fs::clean_path(&root.join(workspace.path.as_deref().unwrap_or("."))),
             mount: workspace_mount,
             access: workspace.access.unwrap_or(Access::ReadWrite),
         },

@@ -412,7 +412,7 @@ fn stdio() -> (Reader, Writer) {
         Ok(receiver) => Box::new(receiver),
         Err(_) => Box::new(tokio::io::stdin()),
     };
-    let writer: Writer = match std::io::stdout()
+    let writer: Writer = match crate::output::stdout_stream()
         .as_fd()
         .try_clone_to_owned()
         .and_then(pipe::Sender::from_owned_fd)
@@ -459,7 +459,7 @@ pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::log::Redactor;
+    use crate::secret::Redactor;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
     /// A `Front` over in-memory pipes, with no servers behind it, and the client's ends.

@@ -7,3 +7,21 @@ pub mod gateway;
 pub mod names;
 pub mod toolbox;
 pub mod transport;
+
+use std::time::Duration;
+
+/// A server that answered, handed to what runs in the session (the gateway, the agent).
+#[derive(Clone)]
+pub struct Backend {
+    /// `<image>.<server>`.
+    pub key: String,
+    /// The server's name in the config.
+    pub server: String,
+    /// Where its tools are called.
+    pub calls: std::sync::Arc<transport::Direct>,
+    /// Its tools as it listed them.
+    pub tools: Vec<rmcp::model::Tool>,
+    pub call_timeout: Duration,
+    /// Where its stderr goes, relative to the session directory.
+    pub stderr_log: String,
+}

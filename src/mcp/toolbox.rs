@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use rmcp::ErrorData;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject, Tool};
 
+use super::Backend;
 use super::names;
 use super::transport::CallError;
-use crate::apply::Backend;
-use crate::config::check::glob_match;
-use crate::plan::desired::short_hash;
-use crate::session::log::{AppendLog, Redactor, preview};
+use crate::digest::short_hash;
+use crate::glob::glob_match;
+use crate::secret::{Redactor, preview};
+use crate::session::log::AppendLog;
 
 /// Characters of arguments and results kept in an audit line's preview.
 const PREVIEW_CHARS: usize = 200;
@@ -204,7 +205,7 @@ impl Toolbox {
             "server `{}` exited; its tools now answer with an error (its stderr: {})",
             backend.server, backend.stderr_log
         );
-        anstream::eprintln!("outrig: {message}");
+        crate::status!("outrig: {message}");
         self.events.event(&message);
     }
 

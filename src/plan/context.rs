@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
 
+use super::{FileChange, FileChangeKind};
+
 /// The digest of a build context and what went into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextDigest {
@@ -304,20 +306,51 @@ fn walk(root: &Path, rules: &IgnoreRules) -> Result<Vec<Entry>, ContextError> {
     Ok(out)
 }
 
-/// Paths whose entries differ between two manifests (added, removed or changed), sorted.
-pub fn changed_paths(
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) -> Vec<String> {
-    let mut changed: Vec<String> = old
-        .iter()
-        .filter(|(path, fingerprint)| new.get(*path) != Some(fingerprint))
-        .map(|(path, _)| path.clone())
-        .collect();
-    changed.extend(new.keys().filter(|path| !old.contains_key(*path)).cloned());
-    changed.sort();
-    changed.dedup();
-    changed
+/// The entries that differ between two manifests (added, removed, modified, or with only
+/// their permission bits changed), sorted by path.
+pub fn changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<FileChange> {
+    let mut out = Vec::new();
+    for (path, before) in old {
+        let change = match new.get(path) {
+            None => FileChangeKind::Removed,
+            Some(after) if after == before => continue,
+            Some(after) => match (mode_of(before), mode_of(after)) {
+                (Some((old_mode, old_rest)), Some((new_mode, new_rest)))
+                    if old_rest == new_rest =>
+                {
+                    FileChangeKind::ModeChanged {
+                        old: old_mode.to_string(),
+                        new: new_mode.to_string(),
+                    }
+                }
+                _ => FileChangeKind::Modified,
+            },
+        };
+        out.push(FileChange {
+            path: path.clone(),
+            change,
+        });
+    }
+    for path in new.keys().filter(|path| !old.contains_key(*path)) {
+        out.push(FileChange {
+            path: path.clone(),
+            change: FileChangeKind::Added,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// A manifest entry's mode and the rest (kind and content): `f 644 <hash>` → (`644`,
+/// `f <hash>`). Links have no mode.
+fn mode_of(entry: &str) -> Option<(&str, String)> {
+    let mut parts = entry.splitn(3, ' ');
+    let kind = parts.next()?;
+    if kind == "l" {
+        return None;
+    }
+    let mode = parts.next()?;
+    Some((mode, format!("{kind} {}", parts.next().unwrap_or_default())))
 }
 
 /// Manifests of build contexts by context hash, cached under
@@ -328,14 +361,10 @@ pub struct ManifestCache {
 }
 
 impl ManifestCache {
-    /// The cache in its usual place, if there is a home for it.
-    pub fn new() -> ManifestCache {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
+    /// The cache in outrig's cache directory.
+    pub fn new(cache_dir: &Path) -> ManifestCache {
         ManifestCache {
-            dir: base.map(|b| b.join("outrig/contexts")),
+            dir: Some(cache_dir.join("contexts")),
         }
     }
 
@@ -360,12 +389,6 @@ impl ManifestCache {
     pub fn load(&self, hash: &str) -> Option<BTreeMap<String, String>> {
         let text = std::fs::read(self.path(hash)?).ok()?;
         serde_json::from_slice(&text).ok()
-    }
-}
-
-impl Default for ManifestCache {
-    fn default() -> Self {
-        ManifestCache::new()
     }
 }
 
@@ -422,11 +445,19 @@ mod tests {
 
         // one byte
         std::fs::write(root.join("src/a.py"), "print(2)\n").unwrap();
+        std::fs::set_permissions(
+            root.join("src/a.py"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let changed = take();
         assert_ne!(changed.digest, first.digest);
         assert_eq!(
-            changed_paths(&first.manifest, &changed.manifest),
-            vec!["src/a.py"]
+            changes(&first.manifest, &changed.manifest),
+            vec![FileChange {
+                path: "src/a.py".into(),
+                change: FileChangeKind::Modified
+            }]
         );
 
         // a mode
@@ -435,7 +466,18 @@ mod tests {
             std::fs::Permissions::from_mode(0o755),
         )
         .unwrap();
-        assert_ne!(take().digest, changed.digest);
+        let moded = take();
+        assert_ne!(moded.digest, changed.digest);
+        assert_eq!(
+            changes(&changed.manifest, &moded.manifest),
+            vec![FileChange {
+                path: "src/a.py".into(),
+                change: FileChangeKind::ModeChanged {
+                    old: "644".into(),
+                    new: "755".into()
+                }
+            }]
+        );
     }
 
     #[test]

@@ -9,11 +9,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::context::{self, IgnoreRules};
-use crate::config::env_ref::{self, Piece};
 use crate::config::model::{Access, NetworkMode, PullPolicy};
-use crate::config::resolve::{Config, ImageSource};
+use crate::config::resolve::{Config, Engine, ImageSource};
+use crate::digest::short_hash;
 use crate::error::Error;
-use crate::podman::{PodmanCommand, labels};
+use crate::podman::command::{Arg, Planned};
+use crate::podman::labels;
+pub use crate::secret::Value;
+use crate::secret::{FingerprintKey, Resolver};
 
 /// Everything a session of this project will build and run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,32 +32,6 @@ pub struct Desired {
     /// Servers by `<image>.<server>`.
     pub servers: BTreeMap<String, ServerSpec>,
     pub agents: BTreeMap<String, AgentSpec>,
-}
-
-/// A value from the config: literal, or a template with `${VAR}` references, which is
-/// shown as written and identified by a fingerprint of its resolved value, never the value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Value {
-    Literal(String),
-    Secret {
-        /// The value as written, e.g. `${API_TOKEN}`.
-        template: String,
-        /// Truncated keyed BLAKE3 of the resolved value.
-        fingerprint: String,
-    },
-}
-
-impl Value {
-    pub fn shown(&self) -> String {
-        match self {
-            Value::Literal(text) => text.clone(),
-            Value::Secret {
-                template,
-                fingerprint,
-            } => format!("{template} (fingerprint {fingerprint})"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -110,7 +87,8 @@ pub struct SandboxSpec {
     pub memory: String,
     pub cpus: Option<f64>,
     pub rootless: bool,
-    /// Hash of the run settings above, stored as a container label.
+    /// Hash of the run settings above and of the image reference, stored as a container
+    /// label.
     pub config_hash: String,
 }
 
@@ -155,6 +133,8 @@ pub struct AgentSpec {
 pub struct Inputs<'a> {
     /// Look up a host environment variable (injected for tests).
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The key secret fingerprints are made with.
+    pub key: &'a FingerprintKey,
     /// Whether podman runs rootless (chooses the user-namespace mode).
     pub rootless: bool,
     /// Threads for hashing build contexts.
@@ -230,27 +210,7 @@ pub fn select<'c>(
 /// servers).
 pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<Desired, Error> {
     let (agent, images) = select(config, target)?;
-    let mut missing_variables = Vec::new();
-    let mut resolve = |template: &str| -> Value {
-        let references = env_ref::references(template);
-        if references.is_empty() {
-            return Value::Literal(unescape(template));
-        }
-        let mut resolved = String::new();
-        for piece in env_ref::parse(template).unwrap_or_default() {
-            match piece {
-                Piece::Literal(text) => resolved.push_str(&text),
-                Piece::Reference(name) => match (inputs.env)(&name) {
-                    Some(value) => resolved.push_str(&value),
-                    None => missing_variables.push(name),
-                },
-            }
-        }
-        Value::Secret {
-            template: template.to_string(),
-            fingerprint: fingerprint(&resolved),
-        }
-    };
+    let mut resolver = Resolver::new(inputs.env, inputs.key);
     let relative = |path: &Path| {
         path.strip_prefix(&config.root)
             .map(|p| {
@@ -301,7 +261,7 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
                     })?;
                 let build_args: BTreeMap<String, Value> = build_args
                     .iter()
-                    .map(|(k, v)| (k.clone(), resolve(v)))
+                    .map(|(k, v)| (k.clone(), resolver.value(v)))
                     .collect();
                 let containerfile_hash = short_hash(containerfile_text.as_bytes());
                 let args_hash = short_hash(
@@ -365,7 +325,7 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
             config_hash: String::new(),
         };
         sandbox.config_hash = short_hash(
-            serde_json::to_string(&sandbox)
+            serde_json::to_string(&(&sandbox, &desired.images[name].reference))
                 .expect("serialisable")
                 .as_bytes(),
         );
@@ -378,7 +338,7 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
                 env: server
                     .env
                     .iter()
-                    .map(|(k, v)| (k.clone(), resolve(v)))
+                    .map(|(k, v)| (k.clone(), resolver.value(v)))
                     .collect(),
                 workdir: server.workdir.clone(),
                 startup_timeout_ms: server.startup_timeout.as_millis() as u64,
@@ -394,10 +354,8 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
         let agent = &config.agents[agent_name];
         let model = &config.models[&agent.model];
         let provider = &config.providers[&model.provider];
-        if let Some(variable) = &provider.api_key_variable
-            && (inputs.env)(variable).is_none()
-        {
-            missing_variables.push(variable.clone());
+        if let Some(variable) = &provider.api_key_variable {
+            resolver.require(variable);
         }
         desired.agents.insert(
             agent_name.clone(),
@@ -418,9 +376,8 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
             },
         );
     }
+    let missing_variables = resolver.missing();
     if !missing_variables.is_empty() {
-        missing_variables.sort();
-        missing_variables.dedup();
         let list: Vec<String> = missing_variables.iter().map(|v| format!("`{v}`")).collect();
         return Err(Error::new(format!(
             "environment variable{} {} {} not set",
@@ -433,36 +390,6 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
     Ok(desired)
 }
 
-/// The resolved value of a template, reading `${VAR}` from `env`; `None` when a variable
-/// is unset. Only called at the moment a value is handed to podman's environment.
-pub fn resolve_template(template: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    let mut resolved = String::new();
-    for piece in env_ref::parse(template).ok()? {
-        match piece {
-            Piece::Literal(text) => resolved.push_str(&text),
-            Piece::Reference(name) => resolved.push_str(&env(&name)?),
-        }
-    }
-    Some(resolved)
-}
-
-/// `$$` → `$` in a literal value.
-fn unescape(template: &str) -> String {
-    template.replace("$$", "$")
-}
-
-/// A short, stable hash of bytes (16 hex digits of BLAKE3).
-pub fn short_hash(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex()[..16].to_string()
-}
-
-/// The fingerprint of a secret value: keyed so it is not a plain hash of the secret, and
-/// short, so it identifies a change without helping to guess the value.
-pub fn fingerprint(value: &str) -> String {
-    let key = blake3::derive_key("outrig 2026 secret fingerprint v1", b"");
-    blake3::keyed_hash(&key, value.as_bytes()).to_hex()[..12].to_string()
-}
-
 /// The project's identity on this machine: its name and a hash of its directory.
 pub fn project_id(project: &str, root: &Path) -> String {
     format!(
@@ -472,22 +399,42 @@ pub fn project_id(project: &str, root: &Path) -> String {
 }
 
 impl Desired {
+    /// A redactor for the values of every variable this state references through `${VAR}`
+    /// (server environments, build arguments, the agents' API keys).
+    pub fn redactor(&self, env: &dyn Fn(&str) -> Option<String>) -> crate::secret::Redactor {
+        let mut templates: Vec<&str> = Vec::new();
+        for server in self.servers.values() {
+            templates.extend(server.env.values().filter_map(Value::secret_template));
+        }
+        for image in self.images.values() {
+            if let Some(build) = &image.build {
+                templates.extend(build.build_args.values().filter_map(Value::secret_template));
+            }
+        }
+        for agent in self.agents.values() {
+            templates.extend(agent.api_key.as_deref());
+        }
+        crate::secret::Redactor::for_templates(templates, env)
+    }
+
     /// The podman command that builds `image` (secrets passed by name only).
     pub fn build_command(
         &self,
-        engine: &crate::config::resolve::Engine,
+        engine: &Engine,
         root: &Path,
         image: &ImageSpec,
-    ) -> Option<PodmanCommand> {
+    ) -> Option<Planned> {
         let build = image.build.as_ref()?;
-        let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args)
+        let mut command = Planned::new(engine.podman.clone(), &engine.global_args)
             .arg("build")
             .arg(format!("--pull={}", pull_flag(image.pull)))
             .args(["--tag", &image.reference])
-            .args([
-                "--file",
-                &root.join(&build.containerfile).display().to_string(),
-            ]);
+            .arg("--file")
+            .arg(
+                crate::fs::clean_path(&root.join(&build.containerfile))
+                    .display()
+                    .to_string(),
+            );
         for (key, value) in [
             (labels::PROJECT, self.project.as_str()),
             (labels::IMAGE, image.name.as_str()),
@@ -498,42 +445,51 @@ impl Desired {
             (labels::CONTEXT_HASH, build.context_hash.as_str()),
             (labels::ARGS_HASH, build.args_hash.as_str()),
         ] {
-            command = command.args(["--label", &format!("{key}={value}")]);
+            command = command.arg("--label").arg(format!("{key}={value}"));
         }
         if let Some(target) = &build.target {
             command = command.args(["--target", target]);
         }
         for (name, value) in &build.build_args {
             command = match value {
-                Value::Literal(text) => command.args(["--build-arg", &format!("{name}={text}")]),
+                Value::Literal(text) => command.arg("--build-arg").arg(format!("{name}={text}")),
                 // The value reaches podman through its environment only.
                 Value::Secret { .. } => command.args(["--build-arg", name]),
             };
         }
-        Some(command.arg(root.join(&build.context).display().to_string()))
+        Some(
+            command.arg(
+                crate::fs::clean_path(&root.join(&build.context))
+                    .display()
+                    .to_string(),
+            ),
+        )
     }
 
-    /// The podman command that starts the sandbox of `image` for `session`.
-    pub fn run_command(
-        &self,
-        engine: &crate::config::resolve::Engine,
-        image: &str,
-        session: &str,
-    ) -> Option<PodmanCommand> {
+    /// The podman command that starts the sandbox of `image`, its name, labels and the
+    /// session directory label filled in by the session.
+    pub fn run_command(&self, engine: &Engine, image: &str) -> Option<Planned> {
         let sandbox = self.sandboxes.get(image)?;
         let reference = &self.images.get(image)?.reference;
-        let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args)
-            .args(["run", "--detach", "--init", "--pull=never"])
-            .args(["--name", &container_name(&self.project, image, session)]);
+        let mut command = Planned::new(engine.podman.clone(), &engine.global_args)
+            .args(["run", "--detach", "--init", "--pull=never", "--name"])
+            .arg(self.container(image));
         for (key, value) in [
             (labels::PROJECT, self.project.as_str()),
             (labels::PROJECT_ID, self.project_id.as_str()),
-            (labels::SESSION, session),
             (labels::SANDBOX, image),
             (labels::CONFIG_HASH, sandbox.config_hash.as_str()),
         ] {
-            command = command.args(["--label", &format!("{key}={value}")]);
+            command = command.arg("--label").arg(format!("{key}={value}"));
         }
+        command = command
+            .arg("--label")
+            .arg(Arg::session(format!("{}={{session}}", labels::SESSION)))
+            .arg("--label")
+            .arg(Arg::session(format!(
+                "{}={{session_dir}}",
+                labels::SESSION_DIR
+            )));
         // podman's default network is named `podman`; `default` is outrig's word for it.
         command = command.arg(match sandbox.network {
             NetworkMode::None => "--network=none",
@@ -567,15 +523,15 @@ impl Desired {
             }
             spec
         };
-        let workspace = mount(
+        command = command.arg("--mount").arg(mount(
             &sandbox.workspace_host,
             &sandbox.workspace_mount,
             sandbox.workspace_access,
-        );
-        command = command.args(["--mount", &workspace]);
+        ));
         for extra in &sandbox.mounts {
-            let spec = mount(&extra.source, &extra.target, extra.access);
-            command = command.args(["--mount", &spec]);
+            command = command
+                .arg("--mount")
+                .arg(mount(&extra.source, &extra.target, extra.access));
         }
         for path in &sandbox.tmpfs {
             command = command.arg(format!("--tmpfs={path}"));
@@ -583,28 +539,30 @@ impl Desired {
         Some(command.args([reference.as_str(), "sleep", "infinity"]))
     }
 
-    /// The podman command that starts server `key` (`<image>.<server>`) in its sandbox,
+    /// The name of the sandbox of `image`, the session filling in its id.
+    pub fn container(&self, image: &str) -> Arg {
+        Arg::session(format!("outrig-{}-{image}-{{session}}", self.project))
+    }
+
+    /// The podman command that starts server `key` (`<image>.<server>`) in `container`,
     /// detached, its stdio on descriptors outrig passes down (see
-    /// [`crate::podman::runtime::SERVER_SHIM`]). Secret values are added by the caller
-    /// through the process environment.
-    pub fn exec_command(
-        &self,
-        engine: &crate::config::resolve::Engine,
-        key: &str,
-        container: &str,
-    ) -> Option<PodmanCommand> {
+    /// [`crate::podman::runtime::SERVER_SHIM`]), marked with `OUTRIG_SERVER` so teardown
+    /// finds its processes. Secret values are set by apply on podman's environment.
+    pub fn exec_command(&self, engine: &Engine, key: &str, container: Arg) -> Option<Planned> {
         let server = self.servers.get(key)?;
         use crate::podman::runtime::{SERVER_FDS, SERVER_SHIM};
-        let mut command = PodmanCommand::new(engine.podman.clone(), &engine.global_args).args([
-            "exec",
-            "--detach",
-            &format!("--preserve-fds={SERVER_FDS}"),
-            "--workdir",
-            &server.workdir,
-        ]);
+        let mut command = Planned::new(engine.podman.clone(), &engine.global_args)
+            .args([
+                "exec",
+                "--detach",
+                &format!("--preserve-fds={SERVER_FDS}"),
+                "--env",
+            ])
+            .arg(Arg::session(server_marker(key, "{session}")))
+            .args(["--workdir", &server.workdir]);
         for (name, value) in &server.env {
             command = match value {
-                Value::Literal(text) => command.args(["--env", &format!("{name}={text}")]),
+                Value::Literal(text) => command.arg("--env").arg(format!("{name}={text}")),
                 Value::Secret { .. } => command.args(["--env", name]),
             };
         }
@@ -612,14 +570,15 @@ impl Desired {
             command
                 .arg(container)
                 .args(["sh", "-c", SERVER_SHIM, "sh"])
-                .args(server.command.iter().cloned()),
+                .args(server.command.iter().map(String::as_str)),
         )
     }
 }
 
-/// The container name of a sandbox.
-pub fn container_name(project: &str, image: &str, session: &str) -> String {
-    format!("outrig-{project}-{image}-{session}")
+/// The variable that marks server `key`'s processes inside the sandbox, so teardown finds
+/// this session's own (several sessions may run servers in one kept sandbox).
+pub fn server_marker(key: &str, session_id: &str) -> String {
+    format!("OUTRIG_SERVER={key}@{session_id}")
 }
 
 fn pull_flag(pull: PullPolicy) -> &'static str {
@@ -627,19 +586,5 @@ fn pull_flag(pull: PullPolicy) -> &'static str {
         PullPolicy::Never => "never",
         PullPolicy::Missing => "missing",
         PullPolicy::Always => "always",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprints_are_stable_and_hide_the_value() {
-        let print = fingerprint("s3cr3t-value");
-        assert_eq!(print, fingerprint("s3cr3t-value"));
-        assert_ne!(print, fingerprint("s3cr3t-valuf"));
-        assert!(!print.contains("s3cr3t"));
-        assert_eq!(print.len(), 12);
     }
 }

@@ -1,23 +1,23 @@
 //! The pure plan function: desired state × observed podman state × last applied session
-//! → steps, reasons, commands, diffs and security deltas. No I/O.
+//! → typed steps (address, action, reasons, the exact operation), diffs and security
+//! deltas. No I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use similar::TextDiff;
 
-use super::desired::{
-    AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, Value, container_name, short_hash,
+use super::desired::{AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, Value};
+use super::{
+    Action, Address, AgentSetting, DeltaKind, Direction, FORMAT_VERSION, Operation, Plan, Reason,
+    RunSetting, SecretInput, SecurityDelta, ServerSetting, Step, Summary,
 };
-use super::{Action, Direction, FORMAT_VERSION, Plan, SecurityDelta, Step, Summary};
 use crate::config::model::{Access, NetworkMode, PullPolicy};
 use crate::config::resolve::Engine;
 use crate::error::Error;
+use crate::podman::command::{Arg, Planned};
 use crate::podman::inspect::{Observed, ObservedImage};
-use crate::podman::{PodmanCommand, labels};
-
-/// Placeholder for the session id in planned commands.
-pub const SESSION_PLACEHOLDER: &str = "<session>";
+use crate::podman::labels;
 
 /// Everything the plan function looks at.
 pub struct Inputs<'a> {
@@ -33,6 +33,9 @@ pub struct Inputs<'a> {
     pub config_text: &'a str,
     /// The manifest of an earlier build context by its hash, if cached.
     pub manifests: &'a dyn Fn(&str) -> Option<BTreeMap<String, String>>,
+    /// A kept sandbox (image, container name) the servers start in instead of a new one
+    /// (`outrig mcp --attach`).
+    pub attach: Option<(&'a str, &'a str)>,
 }
 
 /// Compute the plan.
@@ -40,156 +43,61 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
     let desired = inputs.desired;
     let last = inputs.last_applied.map(|(_, d)| d);
     let mut steps = Vec::new();
-    let mut summary = Summary::default();
-    let base = PodmanCommand::new(inputs.engine.podman.clone(), &inputs.engine.global_args);
-
     for image in desired.images.values() {
-        let step = image_step(image, inputs, last, &base)?;
-        if matches!(step.action, Action::Create | Action::Replace) {
-            summary.to_build += 1;
-        }
-        steps.push(step);
+        steps.push(image_step(image, inputs, last)?);
     }
     for (name, sandbox) in &desired.sandboxes {
-        let old = last.and_then(|l| l.sandboxes.get(name));
-        let command = desired.run_command(inputs.engine, name, SESSION_PLACEHOLDER);
-        let (action, reason, diff) = match (last, old) {
-            (_, Some(old)) if old.config_hash == sandbox.config_hash => (
-                Action::Create,
-                "starts for the session; run settings unchanged".to_string(),
-                None,
-            ),
-            (_, Some(old)) => (
-                Action::Update,
-                format!(
-                    "run settings changed: {}",
-                    sandbox_changes(old, sandbox).join(", ")
-                ),
-                unified(
-                    &args_text(
-                        last.and_then(|l| l.run_command(inputs.engine, name, SESSION_PLACEHOLDER)),
-                    ),
-                    &args_text(command.clone()),
-                    "run (last applied)",
-                    "run (planned)",
-                ),
-            ),
-            (Some(_), None) => (Action::Create, "new sandbox".to_string(), None),
-            (None, None) => (Action::Create, "starts for the session".to_string(), None),
-        };
-        summary.to_start += 1;
-        steps.push(Step {
-            address: format!("sandbox.{name}"),
-            action,
-            reason,
-            command: command.map(|c| c.to_string()),
-            diff,
-        });
+        if inputs.attach.is_some_and(|(image, _)| image == name) {
+            continue;
+        }
+        steps.push(sandbox_step(name, sandbox, inputs, last));
     }
     for (key, server) in &desired.servers {
-        let old = last.and_then(|l| l.servers.get(key));
-        let container = container_name(&desired.project, &server.image, SESSION_PLACEHOLDER);
-        let command = desired.exec_command(inputs.engine, key, &container);
-        let (action, reason, diff) = match (last, old) {
-            (_, Some(old)) if old == server => (
-                Action::Create,
-                "starts for the session; unchanged".to_string(),
-                None,
-            ),
-            (_, Some(old)) => (
-                Action::Update,
-                format!("{} changed", server_changes(old, server).join(", ")),
-                unified(
-                    &args_text(last.and_then(|l| {
-                        let container = container_name(&l.project, &old.image, SESSION_PLACEHOLDER);
-                        l.exec_command(inputs.engine, key, &container)
-                    })),
-                    &args_text(command.clone()),
-                    "exec (last applied)",
-                    "exec (planned)",
-                ),
-            ),
-            (Some(_), None) => (Action::Create, "new server".to_string(), None),
-            (None, None) => (Action::Create, "starts for the session".to_string(), None),
-        };
-        summary.servers += 1;
-        steps.push(Step {
-            address: format!("mcp.{key}"),
-            action,
-            reason,
-            command: command.map(|c| c.to_string()),
-            diff,
-        });
+        steps.push(server_step(key, server, inputs, last));
     }
     for (name, agent) in &desired.agents {
         let old = last.and_then(|l| l.agents.get(name));
-        let (action, reason) = match (last, old) {
-            (_, Some(old)) if old == agent => {
-                (Action::Create, "runs in the session; unchanged".to_string())
-            }
-            (_, Some(old)) => (
-                Action::Update,
-                format!("{} changed", agent_changes(old, agent).join(", ")),
-            ),
-            (Some(_), None) => (Action::Create, "new agent".to_string()),
-            (None, None) => (Action::Create, "runs in the session".to_string()),
-        };
+        let (action, reasons) = lifecycle(last.is_some(), old, agent, agent_changes);
         steps.push(Step {
-            address: format!("agent.{name}"),
+            address: Address::Agent(name.clone()),
             action,
-            reason: format!(
-                "{reason} (model `{}` at `{}`)",
-                agent.identifier, agent.base_url
-            ),
-            command: None,
+            reasons,
+            operation: None,
             diff: None,
         });
     }
     let mut containers = inputs.observed.containers.clone();
     containers.sort_by(|a, b| a.name().cmp(b.name()));
     for container in &containers {
-        let session = container.label(labels::SESSION).unwrap_or("unknown");
-        let address = format!("container.{}", container.name());
-        if inputs.live_sessions.contains(session) {
+        let session = container
+            .label(labels::SESSION)
+            .unwrap_or("unknown")
+            .to_string();
+        let address = Address::Container(container.name().to_string());
+        let state = container.state.clone();
+        if inputs.live_sessions.contains(&session) {
             steps.push(Step {
                 address,
                 action: Action::NoOp,
-                reason: format!(
-                    "belongs to session {session}, which is running or kept ({})",
-                    container.state
-                ),
-                command: None,
+                reasons: vec![Reason::LiveSession { session, state }],
+                operation: None,
                 diff: None,
             });
         } else {
-            summary.to_remove += 1;
             steps.push(Step {
                 address,
                 action: Action::Remove,
-                reason: format!(
-                    "orphaned container from session {session} ({})",
-                    container.state
-                ),
-                command: Some(
-                    base.clone()
-                        .args(["rm", "--force", "--time", "0", container.name()])
-                        .to_string(),
-                ),
+                reasons: vec![Reason::Orphan { session, state }],
+                operation: Some(Operation::RemoveContainer {
+                    container: container.name().to_string(),
+                    command: Planned::new(inputs.engine.podman.clone(), &inputs.engine.global_args)
+                        .args(["rm", "--force", "--time", "0", container.name()]),
+                }),
                 diff: None,
             });
         }
     }
-    summary.changed = steps.iter().filter(|s| s.action == Action::Update).count()
-        + match last {
-            // Against a last applied session, new resources are changes.
-            Some(_) => steps
-                .iter()
-                .filter(|s| s.action == Action::Create && (s.reason.starts_with("new ")))
-                .count(),
-            // With none, everything that runs is new.
-            None => summary.to_start + summary.servers + desired.agents.len(),
-        };
-    summary.has_changes = summary.to_build > 0 || summary.to_remove > 0 || summary.changed > 0;
+    let summary = summary(&steps, last.is_some());
     let security_deltas = security_deltas(last, desired);
     Ok(Plan {
         format_version: FORMAT_VERSION,
@@ -197,7 +105,6 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         project: desired.project.clone(),
         agent: desired.agent.clone(),
         config_digest: config_digest(inputs.config_text, desired),
-        observed_fingerprint: observed_fingerprint(inputs.observed, desired),
         last_applied_session: inputs.last_applied.map(|(id, _)| id.to_string()),
         steps,
         security_deltas,
@@ -206,83 +113,244 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
     })
 }
 
-fn image_step(
-    image: &ImageSpec,
+/// The counts of the summary line, from the steps' actions and reasons.
+pub fn summary(steps: &[Step], applied_before: bool) -> Summary {
+    let mut summary = Summary::default();
+    for step in steps {
+        match (&step.address, step.action) {
+            (Address::Image(_), Action::Create | Action::Replace) => summary.to_build += 1,
+            (Address::Sandbox(_), _) => summary.to_start += 1,
+            (Address::Server { .. }, _) => summary.servers += 1,
+            (Address::Container(_), Action::Remove) => summary.to_remove += 1,
+            _ => {}
+        }
+        let runs = matches!(
+            step.address,
+            Address::Sandbox(_) | Address::Server { .. } | Address::Agent(_)
+        );
+        if runs && step.is_change() {
+            summary.changed += 1;
+        }
+    }
+    let _ = applied_before;
+    summary.has_changes = summary.to_build > 0 || summary.to_remove > 0 || summary.changed > 0;
+    summary
+}
+
+/// Action and reasons of something every session starts (sandbox, server, agent): the
+/// same as last applied, changed (the reasons name what), new, or the first of all.
+fn lifecycle<T: PartialEq>(
+    applied_before: bool,
+    old: Option<&T>,
+    new: &T,
+    changes: fn(&T, &T) -> Vec<Reason>,
+) -> (Action, Vec<Reason>) {
+    match (applied_before, old) {
+        (_, Some(old)) if old == new => (Action::Create, vec![Reason::Unchanged]),
+        (_, Some(old)) => (Action::Update, changes(old, new)),
+        (true, None) => (Action::Create, vec![Reason::New]),
+        (false, None) => (Action::Create, vec![Reason::NothingApplied]),
+    }
+}
+
+fn sandbox_step(
+    name: &str,
+    sandbox: &SandboxSpec,
     inputs: &Inputs,
     last: Option<&Desired>,
-    base: &PodmanCommand,
-) -> Result<Step, Error> {
-    let address = format!("image.{}", image.name);
+) -> Step {
+    let desired = inputs.desired;
+    let command = desired
+        .run_command(inputs.engine, name)
+        .expect("a desired sandbox has an image");
+    let old = last.and_then(|l| l.sandboxes.get(name));
+    let planned_image = &desired.images[name].reference;
+    let last_image = last.and_then(|l| l.images.get(name)).map(|i| &i.reference);
+    let (mut action, mut reasons) = lifecycle(last.is_some(), old, sandbox, |old, new| {
+        sandbox_changes(old, new)
+            .into_iter()
+            .map(|setting| Reason::RunSettingChanged { setting })
+            .collect()
+    });
+    if let Some(last_image) = last_image.filter(|l| *l != planned_image) {
+        if action != Action::Update {
+            action = Action::Update;
+            reasons.clear();
+        }
+        reasons.insert(
+            0,
+            Reason::ImageDiffers {
+                last: last_image.clone(),
+                planned: planned_image.clone(),
+            },
+        );
+    }
+    let diff = match (action, old) {
+        (Action::Update, Some(_)) => unified(
+            &args_text(last.and_then(|l| l.run_command(inputs.engine, name))),
+            &args_text(Some(command.clone())),
+            "run (last applied)",
+            "run (planned)",
+        ),
+        _ => None,
+    };
+    Step {
+        address: Address::Sandbox(name.to_string()),
+        action,
+        reasons,
+        operation: Some(Operation::RunSandbox {
+            image: name.to_string(),
+            container: desired.container(name),
+            command,
+        }),
+        diff,
+    }
+}
+
+fn server_step(key: &str, server: &ServerSpec, inputs: &Inputs, last: Option<&Desired>) -> Step {
+    let desired = inputs.desired;
+    let container = match inputs.attach {
+        Some((image, container)) if image == server.image => Arg::Text(container.to_string()),
+        _ => desired.container(&server.image),
+    };
+    let command = desired
+        .exec_command(inputs.engine, key, container.clone())
+        .expect("a desired server has a command");
+    let old = last.and_then(|l| l.servers.get(key));
+    let (action, mut reasons) = lifecycle(last.is_some(), old, server, server_changes);
+    if let Arg::Text(container) = &container {
+        reasons.push(Reason::Attached {
+            container: container.clone(),
+        });
+    }
+    let diff = match (action, old) {
+        (Action::Update, Some(old)) => unified(
+            &args_text(
+                last.and_then(|l| l.exec_command(inputs.engine, key, l.container(&old.image))),
+            ),
+            &args_text(desired.exec_command(inputs.engine, key, desired.container(&server.image))),
+            "exec (last applied)",
+            "exec (planned)",
+        ),
+        _ => None,
+    };
+    Step {
+        address: Address::server(key),
+        action,
+        reasons,
+        operation: Some(Operation::StartServer {
+            container,
+            command,
+            secrets: secret_inputs(&server.env),
+        }),
+        diff,
+    }
+}
+
+/// The secrets among `values`, as apply hands them to podman.
+fn secret_inputs(values: &BTreeMap<String, Value>) -> Vec<SecretInput> {
+    values
+        .iter()
+        .filter_map(|(name, value)| match value {
+            Value::Secret {
+                template,
+                fingerprint,
+            } => Some(SecretInput {
+                name: name.clone(),
+                template: template.clone(),
+                fingerprint: fingerprint.clone(),
+            }),
+            Value::Literal(_) => None,
+        })
+        .collect()
+}
+
+fn image_step(image: &ImageSpec, inputs: &Inputs, last: Option<&Desired>) -> Result<Step, Error> {
+    let address = Address::Image(image.name.clone());
+    let step = |action, reasons, operation, diff| Step {
+        address: address.clone(),
+        action,
+        reasons,
+        operation,
+        diff,
+    };
     let present = inputs
         .observed
         .images
         .iter()
         .any(|o| has_reference(o, &image.reference));
+    let pull = || Operation::Pull {
+        command: Planned::new(inputs.engine.podman.clone(), &inputs.engine.global_args)
+            .args(["pull", &image.reference]),
+    };
     let Some(build) = &image.build else {
         return match (present, image.pull) {
-            (true, PullPolicy::Always) => Ok(Step {
-                address,
-                action: Action::Create,
-                reason: "`pull = \"always\"`: check the registry for a newer image".into(),
-                command: Some(base.clone().args(["pull", &image.reference]).to_string()),
-                diff: None,
-            }),
-            (true, _) => Ok(Step {
-                address,
-                action: Action::NoOp,
-                reason: format!("`{}` exists locally", image.reference),
-                command: None,
-                diff: None,
-            }),
+            (true, PullPolicy::Always) => Ok(step(
+                Action::Create,
+                vec![Reason::PullAlways],
+                Some(pull()),
+                None,
+            )),
+            (true, _) => Ok(step(
+                Action::NoOp,
+                vec![Reason::ImagePresent {
+                    reference: image.reference.clone(),
+                }],
+                None,
+                None,
+            )),
             (false, PullPolicy::Never) => Err(Error::new(format!(
                 "image `{}` uses `{}`, which does not exist locally",
                 image.name, image.reference
             ))
             .hint("build or load it first, or set `pull = \"missing\"` to let podman fetch it")),
-            (false, _) => Ok(Step {
-                address,
-                action: Action::Create,
-                reason: "image missing locally: pull it".into(),
-                command: Some(base.clone().args(["pull", &image.reference]).to_string()),
-                diff: None,
-            }),
+            (false, _) => Ok(step(
+                Action::Create,
+                vec![Reason::ImageNotLocal],
+                Some(pull()),
+                None,
+            )),
         };
     };
-    let command = inputs
-        .desired
-        .build_command(inputs.engine, inputs.root, image)
-        .map(|c| c.to_string());
     if present {
-        return Ok(Step {
-            address,
-            action: Action::NoOp,
-            reason: format!("up to date (`{}`)", image.reference),
-            command: None,
-            diff: None,
-        });
+        return Ok(step(
+            Action::NoOp,
+            vec![Reason::ImageCurrent {
+                reference: image.reference.clone(),
+            }],
+            None,
+            None,
+        ));
     }
-    // An earlier build of this image for this project, newest label set first.
+    let operation = Some(Operation::Build {
+        image: image.name.clone(),
+        command: inputs
+            .desired
+            .build_command(inputs.engine, inputs.root, image)
+            .expect("a built image has a build command"),
+        secrets: secret_inputs(&build.build_args),
+    });
+    // An earlier build of this image for this project.
     let earlier: Option<&ObservedImage> = inputs.observed.images.iter().find(|o| {
         o.labels.get(labels::IMAGE).map(String::as_str) == Some(image.name.as_str())
             && o.labels.get(labels::PROJECT).map(String::as_str)
                 == Some(inputs.desired.project.as_str())
     });
     let Some(earlier) = earlier else {
-        return Ok(Step {
-            address,
-            action: Action::Create,
-            reason: "image missing: build it".into(),
-            command,
-            diff: None,
-        });
+        return Ok(step(
+            Action::Create,
+            vec![Reason::ImageMissing],
+            operation,
+            None,
+        ));
     };
-    let mut changed = Vec::new();
+    let mut reasons = Vec::new();
     let mut diff = String::new();
     let old_build = last
         .and_then(|l| l.images.get(&image.name))
         .and_then(|i| i.build.as_ref());
     if earlier.labels.get(labels::CONTAINERFILE_HASH) != Some(&build.containerfile_hash) {
-        changed.push("Containerfile changed".to_string());
+        reasons.push(Reason::ContainerfileChanged);
         if let Some(old) = old_build.filter(|o| o.containerfile_hash != build.containerfile_hash) {
             diff.push_str(
                 &unified(
@@ -298,25 +366,19 @@ fn image_step(
     if let Some(earlier_context) = earlier.labels.get(labels::CONTEXT_HASH)
         && earlier_context != &build.context_hash
     {
-        let files = (inputs.manifests)(earlier_context)
-            .map(|old| super::context::changed_paths(&old, &build.context_manifest))
+        let changes = (inputs.manifests)(earlier_context)
+            .map(|old| super::context::changes(&old, &build.context_manifest))
             .unwrap_or_default();
-        changed.push(match files.len() {
-            0 => format!("build context `{}` changed", build.context),
-            1..=5 => format!(
-                "build context changed: {}",
-                files
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            n => format!("build context changed: {n} files, first `{}`", files[0]),
+        let more = changes.len().saturating_sub(5);
+        reasons.push(Reason::ContextChanged {
+            changes: changes.into_iter().take(5).collect(),
+            more,
         });
     }
     if earlier.labels.get(labels::ARGS_HASH) != Some(&build.args_hash) {
-        changed.push("build arguments changed".to_string());
+        reasons.push(Reason::BuildArgumentsChanged);
         if let Some(old) = old_build.filter(|o| o.args_hash != build.args_hash) {
+            reasons.extend(secret_changes(&old.build_args, &build.build_args));
             diff.push_str(
                 &unified(
                     &args_list(old),
@@ -328,23 +390,46 @@ fn image_step(
             );
         }
     }
-    if changed.is_empty() {
-        changed.push("inputs changed".to_string());
+    if reasons.is_empty() {
+        reasons.push(Reason::BuildInputsChanged);
     }
-    Ok(Step {
-        address,
-        action: Action::Replace,
-        reason: format!(
-            "{} (replaces `{}`)",
-            changed.join("; "),
-            earlier
-                .names
-                .first()
-                .map_or(earlier.id.as_str(), String::as_str)
-        ),
-        command,
-        diff: (!diff.is_empty()).then_some(diff),
-    })
+    reasons.push(Reason::Replaces {
+        reference: earlier
+            .names
+            .first()
+            .map_or(earlier.id.as_str(), String::as_str)
+            .to_string(),
+    });
+    Ok(step(
+        Action::Replace,
+        reasons,
+        operation,
+        (!diff.is_empty()).then_some(diff),
+    ))
+}
+
+/// Secrets whose value changed between two sets of values (by fingerprint).
+fn secret_changes(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>) -> Vec<Reason> {
+    new.iter()
+        .filter_map(|(name, value)| match (old.get(name), value) {
+            (
+                Some(Value::Secret {
+                    template: old_template,
+                    fingerprint: old_print,
+                }),
+                Value::Secret {
+                    template,
+                    fingerprint,
+                },
+            ) if old_template == template && old_print != fingerprint => {
+                Some(Reason::SecretValueChanged {
+                    name: name.clone(),
+                    variables: crate::secret::references(template),
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn args_list(build: &super::desired::BuildSpec) -> String {
@@ -382,10 +467,10 @@ pub fn has_reference(image: &ObservedImage, reference: &str) -> bool {
 }
 
 /// An argument list one per line, for diffs.
-fn args_text(command: Option<PodmanCommand>) -> String {
+fn args_text(command: Option<Planned>) -> String {
     command
         .map(|c| {
-            c.args
+            c.shown_args()
                 .iter()
                 .map(|a| format!("{}\n", crate::podman::command::shell_quote(a)))
                 .collect()
@@ -406,83 +491,86 @@ fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> Option<Strin
     )
 }
 
-fn sandbox_changes(old: &SandboxSpec, new: &SandboxSpec) -> Vec<&'static str> {
+fn sandbox_changes(old: &SandboxSpec, new: &SandboxSpec) -> Vec<RunSetting> {
     let mut out = Vec::new();
     if old.network != new.network {
-        out.push("network");
+        out.push(RunSetting::Network);
     }
     if old.workspace_host != new.workspace_host
         || old.workspace_mount != new.workspace_mount
         || old.workspace_access != new.workspace_access
     {
-        out.push("workspace");
+        out.push(RunSetting::Workspace);
     }
     if old.mounts != new.mounts || old.tmpfs != new.tmpfs {
-        out.push("mounts");
+        out.push(RunSetting::Mounts);
     }
     if old.cap_add != new.cap_add || old.cap_drop != new.cap_drop {
-        out.push("capabilities");
+        out.push(RunSetting::Capabilities);
     }
-    if old.no_new_privileges != new.no_new_privileges
-        || old.read_only != new.read_only
-        || old.rootless != new.rootless
-    {
-        out.push("security options");
+    if old.no_new_privileges != new.no_new_privileges || old.read_only != new.read_only {
+        out.push(RunSetting::SecurityOptions);
+    }
+    if old.rootless != new.rootless {
+        out.push(RunSetting::UserNamespace);
     }
     if old.pids_limit != new.pids_limit || old.memory != new.memory || old.cpus != new.cpus {
-        out.push("limits");
-    }
-    if old.image != new.image {
-        out.push("image");
-    }
-    if out.is_empty() {
-        out.push("settings");
+        out.push(RunSetting::Limits);
     }
     out
 }
 
-fn server_changes(old: &ServerSpec, new: &ServerSpec) -> Vec<&'static str> {
+fn server_changes(old: &ServerSpec, new: &ServerSpec) -> Vec<Reason> {
     let mut out = Vec::new();
+    let setting = |setting| Reason::ServerSettingChanged { setting };
     if old.command != new.command {
-        out.push("command");
+        out.push(setting(ServerSetting::Command));
     }
-    if old.env != new.env {
-        out.push("environment");
+    let secrets = secret_changes(&old.env, &new.env);
+    let only_secret_values = old.env.len() == new.env.len()
+        && old.env.keys().eq(new.env.keys())
+        && old
+            .env
+            .iter()
+            .filter(|(k, v)| new.env.get(*k) != Some(*v))
+            .all(|(k, _)| {
+                secrets
+                    .iter()
+                    .any(|r| matches!(r, Reason::SecretValueChanged { name, .. } if name == k))
+            });
+    if old.env != new.env && !only_secret_values {
+        out.push(setting(ServerSetting::Environment));
     }
+    out.extend(secrets);
     if old.workdir != new.workdir {
-        out.push("working directory");
+        out.push(setting(ServerSetting::WorkingDirectory));
     }
     if old.startup_timeout_ms != new.startup_timeout_ms
         || old.call_timeout_ms != new.call_timeout_ms
         || old.result_max_bytes != new.result_max_bytes
     {
-        out.push("limits");
-    }
-    if out.is_empty() {
-        out.push("settings");
+        out.push(setting(ServerSetting::Limits));
     }
     out
 }
 
-fn agent_changes(old: &AgentSpec, new: &AgentSpec) -> Vec<&'static str> {
+fn agent_changes(old: &AgentSpec, new: &AgentSpec) -> Vec<Reason> {
     let mut out = Vec::new();
+    let mut push = |setting| out.push(Reason::AgentSettingChanged { setting });
     if old.identifier != new.identifier || old.model != new.model {
-        out.push("model");
+        push(AgentSetting::Model);
     }
     if old.provider != new.provider || old.base_url != new.base_url || old.api_key != new.api_key {
-        out.push("provider");
+        push(AgentSetting::Provider);
     }
     if old.tools != new.tools {
-        out.push("tool allow-list");
+        push(AgentSetting::ToolAllowList);
     }
     if old.image != new.image {
-        out.push("image");
+        push(AgentSetting::Image);
     }
     if old.tool_call_max != new.tool_call_max || old.tool_result_max != new.tool_result_max {
-        out.push("limits");
-    }
-    if out.is_empty() {
-        out.push("settings");
+        push(AgentSetting::Limits);
     }
     out
 }
@@ -491,10 +579,10 @@ fn agent_changes(old: &AgentSpec, new: &AgentSpec) -> Vec<&'static str> {
 /// last applied session, or against nothing on a first plan.
 pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDelta> {
     let mut out = Vec::new();
-    let mut push = |address: &str, kind: &str, direction: Direction, message: String| {
+    let mut push = |address: &Address, kind: DeltaKind, direction: Direction, message: String| {
         out.push(SecurityDelta {
-            address: address.to_string(),
-            kind: kind.to_string(),
+            address: address.clone(),
+            kind,
             direction,
             message,
         });
@@ -504,12 +592,12 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         Access::ReadWrite => "read-write",
     };
     for (name, sandbox) in &new.sandboxes {
-        let address = format!("sandbox.{name}");
+        let address = Address::Sandbox(name.clone());
         let old = last.and_then(|l| l.sandboxes.get(name));
         match old {
             None => push(
                 &address,
-                "workspace-access",
+                DeltaKind::WorkspaceAccess,
                 Direction::Widens,
                 format!(
                     "workspace `{}` mounted {} at `{}`",
@@ -524,7 +612,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             {
                 push(
                     &address,
-                    "workspace-access",
+                    DeltaKind::WorkspaceAccess,
                     if sandbox.workspace_access == Access::ReadWrite
                         && (old.workspace_access == Access::ReadOnly
                             || old.workspace_host != sandbox.workspace_host)
@@ -553,7 +641,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
                 ),
                 NetworkMode::None => (Direction::Narrows, "network default → none".to_string()),
             };
-            push(&address, "network", direction, message);
+            push(&address, DeltaKind::Network, direction, message);
         }
         let old_mounts: BTreeMap<&str, &super::desired::MountSpec> = old
             .map(|o| o.mounts.iter().map(|m| (m.target.as_str(), m)).collect())
@@ -562,7 +650,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             match old_mounts.get(mount.target.as_str()) {
                 None => push(
                     &address,
-                    "mount",
+                    DeltaKind::Mount,
                     Direction::Widens,
                     format!(
                         "new mount `{}` at `{}` ({})",
@@ -576,7 +664,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
                 {
                     push(
                         &address,
-                        "mount",
+                        DeltaKind::Mount,
                         if mount.access == Access::ReadWrite {
                             Direction::Widens
                         } else {
@@ -601,7 +689,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         {
             push(
                 &address,
-                "mount",
+                DeltaKind::Mount,
                 Direction::Narrows,
                 format!("mount at `{removed}` removed"),
             );
@@ -611,7 +699,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         for cap in sandbox.cap_add.iter().filter(|c| !old_add.contains(c)) {
             push(
                 &address,
-                "capability",
+                DeltaKind::Capability,
                 Direction::Widens,
                 format!("capability {cap} added"),
             );
@@ -623,7 +711,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         {
             push(
                 &address,
-                "capability",
+                DeltaKind::Capability,
                 Direction::Widens,
                 "capabilities no longer all dropped: podman's default set applies".into(),
             );
@@ -631,7 +719,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         if old.is_none_or(|o| o.no_new_privileges) && !sandbox.no_new_privileges {
             push(
                 &address,
-                "privileges",
+                DeltaKind::Privileges,
                 Direction::Widens,
                 "no-new-privileges off: setuid programs can gain privileges".into(),
             );
@@ -639,19 +727,19 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         if old.is_some_and(|o| o.read_only) && !sandbox.read_only {
             push(
                 &address,
-                "read-only",
+                DeltaKind::ReadOnly,
                 Direction::Widens,
                 "root filesystem writable".into(),
             );
         }
     }
     for (key, server) in &new.servers {
-        let address = format!("mcp.{key}");
+        let address = Address::server(key);
         let old = last.and_then(|l| l.servers.get(key));
         if old.is_none() {
             push(
                 &address,
-                "server",
+                DeltaKind::Server,
                 Direction::Widens,
                 format!(
                     "new server `{}`: its tools are exposed as `{}__*`",
@@ -674,7 +762,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             {
                 push(
                     &address,
-                    "secret",
+                    DeltaKind::Secret,
                     Direction::Widens,
                     format!("secret {template} passed to the server as `{name}`"),
                 );
@@ -688,32 +776,32 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             .filter(|k| !new.servers.contains_key(*k))
         {
             push(
-                &format!("mcp.{key}"),
-                "server",
+                &Address::server(key),
+                DeltaKind::Server,
                 Direction::Narrows,
                 "server removed".into(),
             );
         }
     }
     for (name, agent) in &new.agents {
-        let address = format!("agent.{name}");
+        let address = Address::Agent(name.clone());
         let old = last.and_then(|l| l.agents.get(name));
         match (old.map(|o| &o.tools), &agent.tools) {
             (None, None) => push(
                 &address,
-                "tools",
+                DeltaKind::Tools,
                 Direction::Widens,
                 "every tool of the image allowed".into(),
             ),
             (None, Some(tools)) => push(
                 &address,
-                "tools",
+                DeltaKind::Tools,
                 Direction::Widens,
                 format!("tools allowed: {}", tools.join(", ")),
             ),
             (Some(Some(_)), None) => push(
                 &address,
-                "tools",
+                DeltaKind::Tools,
                 Direction::Widens,
                 "allow-list removed: every tool of the image allowed".into(),
             ),
@@ -722,7 +810,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
                 if !added.is_empty() {
                     push(
                         &address,
-                        "tools",
+                        DeltaKind::Tools,
                         Direction::Widens,
                         format!(
                             "tools newly allowed: {}",
@@ -741,7 +829,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             match old {
                 Some(old) if old.base_url != agent.base_url => push(
                     &address,
-                    "provider-url",
+                    DeltaKind::ProviderUrl,
                     Direction::Widens,
                     format!(
                         "API key {key} now sent to `{}` (was `{}`)",
@@ -750,7 +838,7 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
                 ),
                 None => push(
                     &address,
-                    "provider-url",
+                    DeltaKind::ProviderUrl,
                     Direction::Widens,
                     format!("API key {key} sent to `{}`", agent.base_url),
                 ),
@@ -771,29 +859,4 @@ fn config_digest(config_text: &str, desired: &Desired) -> String {
             .as_bytes(),
     );
     hasher.finalize().to_hex()[..32].to_string()
-}
-
-/// A fingerprint of the observed facts the plan depends on: which desired references are
-/// present (and as which image), earlier builds of this project, and its containers.
-fn observed_fingerprint(observed: &Observed, desired: &Desired) -> String {
-    let mut facts: Vec<String> = Vec::new();
-    for image in desired.images.values() {
-        for o in observed
-            .images
-            .iter()
-            .filter(|o| has_reference(o, &image.reference))
-        {
-            facts.push(format!("ref {} {}", image.reference, o.id));
-        }
-    }
-    for o in &observed.images {
-        if o.labels.get(labels::PROJECT) == Some(&desired.project) {
-            facts.push(format!("built {} {:?}", o.id, o.names));
-        }
-    }
-    for c in &observed.containers {
-        facts.push(format!("container {} {} {:?}", c.id, c.state, c.labels));
-    }
-    facts.sort();
-    short_hash(facts.join("\n").as_bytes())
 }

@@ -3,8 +3,14 @@
 //! Pure data and pure functions. [`desired`] turns a resolved config into the desired
 //! resources (image identity by content, sandbox run settings, servers, agent);
 //! [`diff::plan`] compares them with the observed podman state and the last applied
-//! session; [`render`] shows the result to people and machines. Nothing here runs podman.
+//! session; [`compare`] tells a saved plan from a fresh one; [`render`] shows a plan to
+//! people and machines. Nothing here runs podman.
+//!
+//! A step is typed data: its [`Address`], its [`Action`], the [`Reason`]s for it, and the
+//! exact [`Operation`] apply will carry out (the podman command, with the session's id left
+//! as a placeholder). Words are made only by [`render`]; nothing decides by reading them.
 
+pub mod compare;
 pub mod context;
 pub mod desired;
 pub mod diff;
@@ -12,13 +18,24 @@ pub mod render;
 #[cfg(test)]
 mod tests;
 
+use std::fmt;
+use std::str::FromStr;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use desired::Desired;
 
+use crate::podman::command::{Arg, Planned};
+
 /// Version of the JSON plan format (`--json`, `--out`); bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: typed addresses, reasons and operations.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The JSON Schema of the plan format; `schema/plan.schema.json` is its committed copy.
+pub fn schema() -> String {
+    crate::schema::generate_json_format::<Plan>()
+}
 
 /// A complete plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -31,11 +48,9 @@ pub struct Plan {
     pub project: String,
     /// The agent the plan runs, if any.
     pub agent: Option<String>,
-    /// BLAKE3 of the config file's bytes and every input of the desired state (build
-    /// contexts, secret fingerprints): a saved plan is stale when this changes.
+    /// BLAKE3 of the config file's bytes and the desired state (recorded in the session;
+    /// a saved plan is checked by comparing it with a fresh plan, not by this digest).
     pub config_digest: String,
-    /// BLAKE3 of the observed podman state the plan was computed against.
-    pub observed_fingerprint: String,
     /// The session whose applied state the plan compares with, if any.
     pub last_applied_session: Option<String>,
     pub steps: Vec<Step>,
@@ -49,17 +64,114 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct Step {
-    /// Stable resource address: `image.<name>`, `sandbox.<image>`, `mcp.<image>.<server>`,
-    /// `agent.<name>`, `container.<name>`.
-    pub address: String,
+    pub address: Address,
     pub action: Action,
-    /// Why, in words.
-    pub reason: String,
-    /// The exact podman command line this step runs, secrets masked; `<session>` stands
-    /// for the session id chosen at apply time.
-    pub command: Option<String>,
+    /// Why; rendered to words by the views.
+    pub reasons: Vec<Reason>,
+    /// What apply runs for this step; none for no-ops and the agent.
+    pub operation: Option<Operation>,
     /// A unified diff of what changed (Containerfile, arguments), when there is one.
     pub diff: Option<String>,
+}
+
+/// The stable name of a resource: `image.<name>`, `sandbox.<image>`,
+/// `mcp.<image>.<server>`, `agent.<name>`, `container.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Address {
+    Image(String),
+    Sandbox(String),
+    Server { image: String, server: String },
+    Agent(String),
+    Container(String),
+}
+
+impl Address {
+    pub fn server(key: &str) -> Address {
+        let (image, server) = key.split_once('.').unwrap_or((key, ""));
+        Address::Server {
+            image: image.to_string(),
+            server: server.to_string(),
+        }
+    }
+
+    /// The image a resource belongs to, for images, sandboxes and servers.
+    pub fn image(&self) -> Option<&str> {
+        match self {
+            Address::Image(image) | Address::Sandbox(image) => Some(image),
+            Address::Server { image, .. } => Some(image),
+            Address::Agent(_) | Address::Container(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Image(name) => write!(f, "image.{name}"),
+            Address::Sandbox(name) => write!(f, "sandbox.{name}"),
+            Address::Server { image, server } => write!(f, "mcp.{image}.{server}"),
+            Address::Agent(name) => write!(f, "agent.{name}"),
+            Address::Container(name) => write!(f, "container.{name}"),
+        }
+    }
+}
+
+impl FromStr for Address {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Address, String> {
+        let (kind, rest) = text
+            .split_once('.')
+            .ok_or_else(|| format!("`{text}` is not a resource address"))?;
+        let nonempty = |s: &str| -> Result<String, String> {
+            if s.is_empty() {
+                Err(format!("`{text}` names no resource"))
+            } else {
+                Ok(s.to_string())
+            }
+        };
+        match kind {
+            "image" => Ok(Address::Image(nonempty(rest)?)),
+            "sandbox" => Ok(Address::Sandbox(nonempty(rest)?)),
+            "agent" => Ok(Address::Agent(nonempty(rest)?)),
+            "container" => Ok(Address::Container(nonempty(rest)?)),
+            "mcp" => match rest.split_once('.') {
+                Some((image, server)) => Ok(Address::Server {
+                    image: nonempty(image)?,
+                    server: nonempty(server)?,
+                }),
+                None => Err(format!("`{text}` is not `mcp.<image>.<server>`")),
+            },
+            _ => Err(format!("`{text}` is not a resource address")),
+        }
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Address, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Address {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Address".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`image.<name>`, `sandbox.<image>`, `mcp.<image>.<server>`, `agent.<name>` or `container.<name>`",
+            "type": "string",
+            "pattern": "^(image|sandbox|agent|container)\\.[^.].*$|^mcp\\.[^.]+\\.[^.]+$"
+        })
+    }
 }
 
 /// What a step does.
@@ -88,19 +200,231 @@ impl Action {
             Action::NoOp => " ",
         }
     }
+
+    /// The action's name in records: `create`, `update`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Remove => "remove",
+            Action::NoOp => "no_op",
+        }
+    }
+}
+
+/// Why a step is what it is. Rendered to words by [`render`]; for decisions, match on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reason {
+    /// A built image that does not exist, with no earlier build to replace.
+    ImageMissing,
+    /// A built image that exists under its content-addressed tag.
+    ImageCurrent {
+        reference: String,
+    },
+    /// An existing image (`from`) that is present locally.
+    ImagePresent {
+        reference: String,
+    },
+    /// An existing image that is not present locally and may be pulled.
+    ImageNotLocal,
+    /// `pull = "always"`: the registry is asked for a newer image.
+    PullAlways,
+    /// The image replaces this earlier build.
+    Replaces {
+        reference: String,
+    },
+    ContainerfileChanged,
+    /// Files of the build context changed; `changes` is empty when the earlier context's
+    /// manifest is not cached, and lists at most five, `more` counting the rest.
+    ContextChanged {
+        changes: Vec<FileChange>,
+        more: usize,
+    },
+    BuildArgumentsChanged,
+    /// The labels of the earlier build do not say which input changed.
+    BuildInputsChanged,
+    /// Nothing was applied for this project yet.
+    NothingApplied,
+    /// The same as in the last applied session.
+    Unchanged,
+    /// New since the last applied session.
+    New,
+    /// The sandbox runs another image than in the last applied session.
+    ImageDiffers {
+        last: String,
+        planned: String,
+    },
+    RunSettingChanged {
+        setting: RunSetting,
+    },
+    ServerSettingChanged {
+        setting: ServerSetting,
+    },
+    /// A secret's value changed (told by its fingerprint): `name` is the environment
+    /// variable or build argument, `variables` the host variables it is made of.
+    SecretValueChanged {
+        name: String,
+        variables: Vec<String>,
+    },
+    AgentSettingChanged {
+        setting: AgentSetting,
+    },
+    /// A container of this project whose session is gone.
+    Orphan {
+        session: String,
+        state: String,
+    },
+    /// A container of a session that is running or kept.
+    LiveSession {
+        session: String,
+        state: String,
+    },
+    /// Servers start in a sandbox another session kept (`outrig mcp --attach`).
+    Attached {
+        container: String,
+    },
+}
+
+/// One changed entry of a build context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct FileChange {
+    pub path: String,
+    pub change: FileChangeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FileChangeKind {
+    Added,
+    Removed,
+    /// Its content (or type, or link target) changed.
+    Modified,
+    /// Only its permission bits changed (octal).
+    ModeChanged {
+        old: String,
+        new: String,
+    },
+}
+
+/// A sandbox setting that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunSetting {
+    Network,
+    Workspace,
+    Mounts,
+    Capabilities,
+    SecurityOptions,
+    Limits,
+    UserNamespace,
+}
+
+/// A server setting that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerSetting {
+    Command,
+    Environment,
+    WorkingDirectory,
+    Limits,
+}
+
+/// An agent setting that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentSetting {
+    Model,
+    Provider,
+    ToolAllowList,
+    Image,
+    Limits,
+}
+
+/// Exactly what apply runs for a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Operation {
+    /// `podman build`; its output goes to the session's `logs/build-<image>.log`.
+    Build {
+        image: String,
+        command: Planned,
+        /// Build arguments whose values podman takes from its own environment.
+        secrets: Vec<SecretInput>,
+    },
+    /// `podman pull`.
+    Pull { command: Planned },
+    /// `podman rm` of a container left behind.
+    RemoveContainer { container: String, command: Planned },
+    /// `podman run` of the session's sandbox.
+    RunSandbox {
+        image: String,
+        /// The container's name.
+        container: Arg,
+        command: Planned,
+    },
+    /// `podman exec --detach` of a server, its stdio on pipes outrig passes down.
+    StartServer {
+        /// The container it runs in.
+        container: Arg,
+        command: Planned,
+        /// Environment variables whose values podman takes from its own environment.
+        secrets: Vec<SecretInput>,
+    },
+}
+
+impl Operation {
+    /// The podman command the operation runs.
+    pub fn command(&self) -> &Planned {
+        match self {
+            Operation::Build { command, .. }
+            | Operation::Pull { command }
+            | Operation::RemoveContainer { command, .. }
+            | Operation::RunSandbox { command, .. }
+            | Operation::StartServer { command, .. } => command,
+        }
+    }
+}
+
+/// A secret handed to podman by name: the variable set on the podman process, the template
+/// its value comes from, and the fingerprint the value had when planned (apply refuses a
+/// value that no longer matches).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct SecretInput {
+    pub name: String,
+    pub template: String,
+    pub fingerprint: String,
 }
 
 /// A change in security posture since the last applied session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct SecurityDelta {
-    pub address: String,
-    /// Stable kind: `workspace-access`, `mount`, `network`, `capability`,
-    /// `privileges`, `read-only`, `secret`, `server`, `tools`, `provider-url`.
-    pub kind: String,
+    pub address: Address,
+    pub kind: DeltaKind,
     /// Whether the sandbox gets more (`widens`) or less (`narrows`) than before.
     pub direction: Direction,
+    /// What changed, in words (for people; decide on `kind` and `direction`).
     pub message: String,
+}
+
+/// What a security delta is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeltaKind {
+    WorkspaceAccess,
+    Mount,
+    Network,
+    Capability,
+    Privileges,
+    ReadOnly,
+    Secret,
+    Server,
+    Tools,
+    ProviderUrl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -122,4 +446,15 @@ pub struct Summary {
     pub changed: usize,
     /// True when there is anything to build, pull, remove or change.
     pub has_changes: bool,
+}
+
+impl Step {
+    /// Whether the step differs from the last applied session (or nothing was applied).
+    pub fn is_change(&self) -> bool {
+        match self.action {
+            Action::Update | Action::Replace | Action::Remove => true,
+            Action::NoOp => false,
+            Action::Create => !self.reasons.contains(&Reason::Unchanged),
+        }
+    }
 }

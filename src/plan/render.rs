@@ -1,11 +1,22 @@
-//! Views of a plan: the human one (colour through `anstream`, which strips it where
-//! colour is off) and JSON.
+//! Views of a plan: the human one (colour through `anstream`, which strips it where colour
+//! is off) and JSON. The only place where reasons become words.
 
 use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
 
-use super::{Action, Direction, Plan};
+use super::{
+    Action, Address, AgentSetting, Direction, FileChangeKind, Operation, Plan, Reason, RunSetting,
+    ServerSetting, Step,
+};
+use crate::podman::command::shell_quote;
+
+/// How much of a plan the human view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Detail {
+    /// Every step (unchanged ones too) and every server's whole podman command.
+    pub verbose: bool,
+}
 
 fn style(action: Action) -> Style {
     match action {
@@ -18,8 +29,9 @@ fn style(action: Action) -> Style {
 }
 
 /// The plan for people.
-pub fn human(plan: &Plan) -> String {
+pub fn human(plan: &Plan, detail: Detail) -> String {
     let bold = Style::new().bold();
+    let dim = Style::new().dimmed();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -39,24 +51,52 @@ pub fn human(plan: &Plan) -> String {
         }
     );
     let _ = writeln!(out);
+    let (shown, unchanged): (Vec<&Step>, Vec<&Step>) = plan
+        .steps
+        .iter()
+        .partition(|s| detail.verbose || s.is_change());
     let width = plan
         .steps
         .iter()
-        .map(|s| s.address.len())
+        .map(|s| s.address.to_string().len())
         .max()
         .unwrap_or(0);
-    for step in &plan.steps {
+    let mut servers_shown = false;
+    for step in &shown {
         let s = style(step.action);
         let _ = writeln!(
             out,
             "  {s}{:>3} {:<width$}{s:#}  {}",
             step.action.symbol(),
-            step.address,
-            step.reason
+            step.address.to_string(),
+            reasons(plan, step)
         );
-        if let Some(command) = &step.command {
-            let dim = Style::new().dimmed();
-            let _ = writeln!(out, "        {dim}{command}{dim:#}");
+        match (&step.operation, &step.address) {
+            (Some(Operation::StartServer { .. }), Address::Server { image, server })
+                if !detail.verbose =>
+            {
+                servers_shown = true;
+                if let Some(spec) = plan.desired.servers.get(&format!("{image}.{server}")) {
+                    let command: Vec<String> =
+                        spec.command.iter().map(|a| shell_quote(a)).collect();
+                    let _ = writeln!(out, "        {dim}{}{dim:#}", command.join(" "));
+                    if !spec.env.is_empty() {
+                        let names: Vec<String> = spec
+                            .env
+                            .iter()
+                            .map(|(name, value)| match value.secret_template() {
+                                Some(template) => format!("{name} (secret {template})"),
+                                None => name.clone(),
+                            })
+                            .collect();
+                        let _ = writeln!(out, "        {dim}env: {}{dim:#}", names.join(", "));
+                    }
+                }
+            }
+            (Some(operation), _) => {
+                let _ = writeln!(out, "        {dim}{}{dim:#}", operation.command());
+            }
+            (None, _) => {}
         }
         if let Some(diff) = &step.diff {
             for line in diff.lines() {
@@ -70,6 +110,28 @@ pub fn human(plan: &Plan) -> String {
                 let _ = writeln!(out, "        {line_style}{line}{line_style:#}");
             }
         }
+    }
+    if !unchanged.is_empty() {
+        let names: Vec<String> = unchanged.iter().map(|s| s.address.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "  {dim}    {} unchanged: {} (`--verbose` shows them){dim:#}",
+            unchanged.len(),
+            names.join(", ")
+        );
+    }
+    if servers_shown {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{dim}Servers start with `podman exec --detach --preserve-fds=4 --env \
+             OUTRIG_SERVER=<image>.<server>@<session> --workdir DIR [--env NAME ...] \
+             CONTAINER sh -c SHIM sh COMMAND...`,{dim:#}"
+        );
+        let _ = writeln!(
+            out,
+            "{dim}their stdio on pipes outrig passes down; `--verbose` shows each whole.{dim:#}"
+        );
     }
     if !plan.security_deltas.is_empty() {
         let header = AnsiColor::Yellow.on_default().bold();
@@ -90,13 +152,137 @@ pub fn human(plan: &Plan) -> String {
             let _ = writeln!(
                 out,
                 "  {s}{mark}{s:#} {:<width$}  {}",
-                delta.address, delta.message
+                delta.address.to_string(),
+                delta.message
             );
         }
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", summary_line(plan));
     out
+}
+
+/// A step's reasons in words.
+pub fn reasons(plan: &Plan, step: &Step) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut run_settings: Vec<&str> = Vec::new();
+    let mut server_settings: Vec<&str> = Vec::new();
+    let mut agent_settings: Vec<&str> = Vec::new();
+    let noun = match step.address {
+        Address::Sandbox(_) => "sandbox",
+        Address::Server { .. } => "server",
+        Address::Agent(_) => "agent",
+        _ => "resource",
+    };
+    for reason in &step.reasons {
+        match reason {
+            Reason::ImageMissing => parts.push("image missing: build it".into()),
+            Reason::ImageCurrent { reference } => parts.push(format!("up to date (`{reference}`)")),
+            Reason::ImagePresent { reference } => {
+                parts.push(format!("`{reference}` exists locally"))
+            }
+            Reason::ImageNotLocal => parts.push("image missing locally: pull it".into()),
+            Reason::PullAlways => {
+                parts.push("`pull = \"always\"`: check the registry for a newer image".into())
+            }
+            Reason::Replaces { reference } => parts.push(format!("replaces `{reference}`")),
+            Reason::ContainerfileChanged => parts.push("Containerfile changed".into()),
+            Reason::ContextChanged { changes, more } => {
+                if changes.is_empty() {
+                    parts.push("build context changed".into());
+                } else {
+                    let files: Vec<String> = changes
+                        .iter()
+                        .map(|c| match &c.change {
+                            FileChangeKind::Modified => format!("`{}`", c.path),
+                            FileChangeKind::Added => format!("`{}` (added)", c.path),
+                            FileChangeKind::Removed => format!("`{}` (removed)", c.path),
+                            FileChangeKind::ModeChanged { old, new } => {
+                                format!("`{}` (mode only: {old} → {new})", c.path)
+                            }
+                        })
+                        .collect();
+                    let more = match more {
+                        0 => String::new(),
+                        n => format!(" and {n} more"),
+                    };
+                    parts.push(format!("build context changed: {}{more}", files.join(", ")));
+                }
+            }
+            Reason::BuildArgumentsChanged => parts.push("build arguments changed".into()),
+            Reason::BuildInputsChanged => parts.push("inputs changed".into()),
+            Reason::NothingApplied => parts.push(
+                match step.address {
+                    Address::Agent(_) => "runs in the session",
+                    _ => "starts for the session",
+                }
+                .into(),
+            ),
+            Reason::Unchanged => parts.push(
+                match step.address {
+                    Address::Agent(_) => "runs in the session; unchanged",
+                    _ => "starts for the session; unchanged",
+                }
+                .into(),
+            ),
+            Reason::New => parts.push(format!("new {noun}")),
+            Reason::ImageDiffers { last, planned } => parts.push(format!(
+                "image differs from the last applied session's: `{last}` → `{planned}`"
+            )),
+            Reason::RunSettingChanged { setting } => run_settings.push(match setting {
+                RunSetting::Network => "network",
+                RunSetting::Workspace => "workspace",
+                RunSetting::Mounts => "mounts",
+                RunSetting::Capabilities => "capabilities",
+                RunSetting::SecurityOptions => "security options",
+                RunSetting::Limits => "limits",
+                RunSetting::UserNamespace => "user namespace",
+            }),
+            Reason::ServerSettingChanged { setting } => server_settings.push(match setting {
+                ServerSetting::Command => "command",
+                ServerSetting::Environment => "environment",
+                ServerSetting::WorkingDirectory => "working directory",
+                ServerSetting::Limits => "limits",
+            }),
+            Reason::SecretValueChanged { name, .. } => parts.push(format!("{name}: value changed")),
+            Reason::AgentSettingChanged { setting } => agent_settings.push(match setting {
+                AgentSetting::Model => "model",
+                AgentSetting::Provider => "provider",
+                AgentSetting::ToolAllowList => "tool allow-list",
+                AgentSetting::Image => "image",
+                AgentSetting::Limits => "limits",
+            }),
+            Reason::Orphan { session, state } => parts.push(format!(
+                "orphaned container from session {session} ({state})"
+            )),
+            Reason::LiveSession { session, state } => parts.push(format!(
+                "belongs to session {session}, which is running or kept ({state})"
+            )),
+            Reason::Attached { container } => {
+                parts.push(format!("in the kept sandbox `{container}`"))
+            }
+        }
+    }
+    if !run_settings.is_empty() {
+        parts.push(format!("run settings changed: {}", run_settings.join(", ")));
+    }
+    if !server_settings.is_empty() {
+        parts.push(format!("{} changed", server_settings.join(", ")));
+    }
+    if !agent_settings.is_empty() {
+        parts.push(format!("{} changed", agent_settings.join(", ")));
+    }
+    let mut text = parts.join("; ");
+    if let Address::Agent(name) = &step.address
+        && let Some(agent) = plan.desired.agents.get(name)
+    {
+        let _ = write!(
+            text,
+            " (model `{}` at `{}`)",
+            agent.identifier, agent.base_url
+        );
+    }
+    text
 }
 
 /// `Plan: 1 to build, 1 to start, 2 servers, 1 to remove.` or `No changes. ...`

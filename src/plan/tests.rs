@@ -8,7 +8,11 @@ use super::desired::{
     AgentSpec, BuildSpec, Desired, ImageSpec, MountSpec, SandboxSpec, ServerSpec, Value,
 };
 use super::diff::{Inputs, plan};
-use super::{Action, Direction, Plan, render};
+use super::render::Detail;
+use super::{
+    Action, Address, DeltaKind, Direction, FileChange, FileChangeKind, Operation, Plan, Reason,
+    render,
+};
 use crate::config::model::{Access, NetworkMode, PullPolicy};
 use crate::config::resolve::Engine;
 use crate::podman::inspect::{Observed, ObservedContainer, ObservedImage};
@@ -156,6 +160,7 @@ fn run(desired: &Desired, observed: &Observed, last: Option<&Desired>, live: &[&
         root: Path::new("/project"),
         config_text: "# config\n",
         manifests: &manifests,
+        attach: None,
     })
     .expect("plan");
     plan.outrig_version = "<version>".into();
@@ -163,14 +168,25 @@ fn run(desired: &Desired, observed: &Observed, last: Option<&Desired>, live: &[&
 }
 
 fn human(plan: &Plan) -> String {
-    anstream::adapter::strip_str(&render::human(plan)).to_string()
+    anstream::adapter::strip_str(&render::human(plan, Detail::default())).to_string()
+}
+
+fn verbose(plan: &Plan) -> String {
+    anstream::adapter::strip_str(&render::human(plan, Detail { verbose: true })).to_string()
 }
 
 fn actions(plan: &Plan) -> Vec<(String, Action)> {
     plan.steps
         .iter()
-        .map(|s| (s.address.clone(), s.action))
+        .map(|s| (s.address.to_string(), s.action))
         .collect()
+}
+
+fn step<'p>(plan: &'p Plan, address: &str) -> &'p super::Step {
+    plan.steps
+        .iter()
+        .find(|s| s.address.to_string() == address)
+        .unwrap_or_else(|| panic!("no step {address}"))
 }
 
 #[test]
@@ -229,11 +245,7 @@ fn a_changed_containerfile_replaces_the_image_with_a_diff() {
     let plan = run(&new, &observed, Some(&old), &[]);
     let step = &plan.steps[0];
     assert_eq!(step.action, Action::Replace);
-    assert!(
-        step.reason.starts_with("Containerfile changed"),
-        "{}",
-        step.reason
-    );
+    assert_eq!(step.reasons[0], Reason::ContainerfileChanged);
     assert!(step.diff.as_deref().unwrap().contains("+RUN true"));
     assert_eq!(plan.summary.to_build, 1);
     insta::assert_snapshot!("containerfile_changed_human", human(&plan));
@@ -261,12 +273,20 @@ fn a_changed_context_file_is_named() {
     };
     let plan = run(&new, &observed, Some(&old), &[]);
     assert_eq!(plan.steps[0].action, Action::Replace);
+    assert_eq!(
+        plan.steps[0].reasons[0],
+        Reason::ContextChanged {
+            changes: vec![FileChange {
+                path: "vendor/a.py".into(),
+                change: FileChangeKind::Modified
+            }],
+            more: 0
+        }
+    );
     assert!(
-        plan.steps[0]
-            .reason
-            .contains("build context changed: `vendor/a.py`"),
+        render::reasons(&plan, &plan.steps[0]).contains("build context changed: `vendor/a.py`"),
         "{}",
-        plan.steps[0].reason
+        render::reasons(&plan, &plan.steps[0])
     );
     let builds: Vec<_> = plan
         .steps
@@ -293,11 +313,7 @@ fn without_a_session_record_the_labels_still_name_the_changed_input() {
     };
     let plan = run(&new, &observed, None, &[]);
     assert_eq!(plan.steps[0].action, Action::Replace);
-    assert!(
-        plan.steps[0].reason.starts_with("build arguments changed"),
-        "{}",
-        plan.steps[0].reason
-    );
+    assert_eq!(plan.steps[0].reasons[0], Reason::BuildArgumentsChanged);
 }
 
 #[test]
@@ -378,20 +394,20 @@ fn security_widening_and_narrowing_are_reported() {
         containers: vec![],
     };
     let plan = run(&new, &observed, Some(&old), &[]);
-    let kinds: Vec<(&str, Direction)> = plan
+    let kinds: Vec<(DeltaKind, Direction)> = plan
         .security_deltas
         .iter()
-        .map(|d| (d.kind.as_str(), d.direction))
+        .map(|d| (d.kind, d.direction))
         .collect();
     for expected in [
-        ("workspace-access", Direction::Widens),
-        ("network", Direction::Widens),
-        ("mount", Direction::Widens),
-        ("capability", Direction::Widens),
-        ("secret", Direction::Widens),
-        ("server", Direction::Narrows),
-        ("tools", Direction::Widens),
-        ("provider-url", Direction::Widens),
+        (DeltaKind::WorkspaceAccess, Direction::Widens),
+        (DeltaKind::Network, Direction::Widens),
+        (DeltaKind::Mount, Direction::Widens),
+        (DeltaKind::Capability, Direction::Widens),
+        (DeltaKind::Secret, Direction::Widens),
+        (DeltaKind::Server, Direction::Narrows),
+        (DeltaKind::Tools, Direction::Widens),
+        (DeltaKind::ProviderUrl, Direction::Widens),
     ] {
         assert!(
             kinds.contains(&expected),
@@ -428,6 +444,7 @@ fn existing_images_are_never_pulled_unless_allowed() {
             root: Path::new("/project"),
             config_text: "",
             manifests: &manifests,
+            attach: None,
         })
     };
     let error = inputs(&desired).unwrap_err();
@@ -440,8 +457,11 @@ fn existing_images_are_never_pulled_unless_allowed() {
     let pulled = inputs(&desired).unwrap();
     assert_eq!(pulled.steps[0].action, Action::Create);
     assert_eq!(
-        pulled.steps[0].command.as_deref(),
-        Some("podman pull localhost/outrig-base:bookworm")
+        pulled.steps[0]
+            .operation
+            .as_ref()
+            .map(|o| o.command().to_string()),
+        Some("podman pull localhost/outrig-base:bookworm".to_string())
     );
     // Present: short names match as podman resolves them.
     let observed = Observed {
@@ -463,6 +483,7 @@ fn existing_images_are_never_pulled_unless_allowed() {
         root: Path::new("/project"),
         config_text: "",
         manifests: &manifests,
+        attach: None,
     })
     .unwrap();
     assert_eq!(present.steps[0].action, Action::NoOp);
@@ -487,13 +508,9 @@ fn a_changed_server_command_is_an_update_with_a_diff() {
         containers: vec![],
     };
     let plan = run(&new, &observed, Some(&old), &[]);
-    let step = plan
-        .steps
-        .iter()
-        .find(|s| s.address == "mcp.tools.time")
-        .unwrap();
+    let step = step(&plan, "mcp.tools.time");
     assert_eq!(step.action, Action::Update);
-    assert_eq!(step.reason, "command changed");
+    assert_eq!(render::reasons(&plan, step), "command changed");
     assert!(
         step.diff
             .as_deref()
@@ -510,7 +527,7 @@ fn plans_round_trip_through_json_and_match_their_schema() {
     let text = render::json(&plan);
     let back: Plan = serde_json::from_str(&text).unwrap();
     assert_eq!(render::json(&back), text);
-    let schema: serde_json::Value = serde_json::from_str(&crate::schema::generate_plan()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&super::schema()).unwrap();
     let validator = jsonschema::draft7::new(&schema).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     let errors: Vec<String> = validator
@@ -518,4 +535,163 @@ fn plans_round_trip_through_json_and_match_their_schema() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+fn current() -> Observed {
+    Observed {
+        images: vec![built_image(
+            "localhost/outrig-tools:1111",
+            "cf1",
+            "ctx1",
+            "args1",
+        )],
+        containers: vec![],
+    }
+}
+
+/// Build A, apply B, go back to A: the image is current, but the sandbox runs another
+/// image than the last session did, so the plan has changes.
+#[test]
+fn a_reverted_image_is_a_change_naming_both_tags() {
+    let applied_b = {
+        let mut b = fixture();
+        b.images.get_mut("tools").unwrap().reference = "localhost/outrig-tools:2222".into();
+        b
+    };
+    let plan = run(&fixture(), &current(), Some(&applied_b), &[]);
+    let sandbox = step(&plan, "sandbox.tools");
+    assert_eq!(sandbox.action, Action::Update);
+    assert_eq!(
+        sandbox.reasons,
+        vec![Reason::ImageDiffers {
+            last: "localhost/outrig-tools:2222".into(),
+            planned: "localhost/outrig-tools:1111".into()
+        }]
+    );
+    assert!(plan.summary.has_changes);
+    assert!(
+        human(&plan).contains(
+            "image differs from the last applied session's: `localhost/outrig-tools:2222` → `localhost/outrig-tools:1111`"
+        ),
+        "{}",
+        human(&plan)
+    );
+}
+
+#[test]
+fn a_mode_only_change_says_so() {
+    let mut new = fixture();
+    let image = new.images.get_mut("tools").unwrap();
+    image.reference = "localhost/outrig-tools:5555".into();
+    let build = image.build.as_mut().unwrap();
+    build.context_hash = "ctx2".into();
+    build
+        .context_manifest
+        .insert("vendor/a.py".into(), "f 755 bbb".into());
+    let plan = run(&new, &current(), Some(&fixture()), &[]);
+    assert!(
+        render::reasons(&plan, &plan.steps[0]).contains("`vendor/a.py` (mode only: 644 → 755)"),
+        "{}",
+        render::reasons(&plan, &plan.steps[0])
+    );
+}
+
+#[test]
+fn a_rotated_secret_names_its_variable() {
+    let with_secret = |fingerprint: &str| {
+        let mut d = fixture();
+        d.servers.get_mut("tools.time").unwrap().env.insert(
+            "API_TOKEN".into(),
+            Value::Secret {
+                template: "${API_TOKEN}".into(),
+                fingerprint: fingerprint.into(),
+            },
+        );
+        d
+    };
+    let plan = run(
+        &with_secret("bbbbbbbbbbbb"),
+        &current(),
+        Some(&with_secret("aaaaaaaaaaaa")),
+        &[],
+    );
+    let server = step(&plan, "mcp.tools.time");
+    assert_eq!(server.action, Action::Update);
+    assert_eq!(
+        server.reasons,
+        vec![Reason::SecretValueChanged {
+            name: "API_TOKEN".into(),
+            variables: vec!["API_TOKEN".into()]
+        }]
+    );
+    assert_eq!(render::reasons(&plan, server), "API_TOKEN: value changed");
+    assert!(!human(&plan).contains("bbbbbbbbbbbb"));
+}
+
+/// Every step carries the operation apply runs; the sandbox's name and labels carry the
+/// session as a placeholder, and the server's container is the sandbox's.
+#[test]
+fn steps_carry_their_operations() {
+    let plan = run(&fixture(), &Observed::default(), None, &[]);
+    let Some(Operation::Build { command, .. }) = &step(&plan, "image.tools").operation else {
+        panic!("a build");
+    };
+    assert!(
+        command.to_string().ends_with(" /project/sandbox"),
+        "{command}"
+    );
+    let Some(Operation::RunSandbox {
+        container, command, ..
+    }) = &step(&plan, "sandbox.tools").operation
+    else {
+        panic!("a sandbox");
+    };
+    assert_eq!(container.shown(), "outrig-demo-tools-<session>");
+    let shown = command.to_string();
+    assert!(
+        shown.contains("--label 'org.outrig.session=<session>'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("--label 'org.outrig.session-dir=<session-dir>'"),
+        "{shown}"
+    );
+    assert!(!shown.contains("/."), "{shown}");
+    let Some(Operation::StartServer {
+        container: in_container,
+        command,
+        ..
+    }) = &step(&plan, "mcp.tools.fs").operation
+    else {
+        panic!("a server");
+    };
+    assert_eq!(in_container, container);
+    assert!(
+        command
+            .to_string()
+            .contains("OUTRIG_SERVER=tools.fs@<session>")
+    );
+    assert_eq!(step(&plan, "agent.coder").operation, None);
+    assert_eq!(
+        "mcp.tools.fs".parse::<Address>().unwrap(),
+        Address::Server {
+            image: "tools".into(),
+            server: "fs".into()
+        }
+    );
+    assert!("mcp.tools".parse::<Address>().is_err());
+}
+
+#[test]
+fn the_verbose_view_shows_every_step_and_whole_commands() {
+    let desired = fixture();
+    let plan = run(&desired, &current(), Some(&desired), &[]);
+    let short = human(&plan);
+    assert!(
+        short.contains(
+            "5 unchanged: image.tools, sandbox.tools, mcp.tools.fs, mcp.tools.time, agent.coder"
+        ),
+        "{short}"
+    );
+    insta::assert_snapshot!("no_changes_verbose", verbose(&plan));
 }

@@ -1,10 +1,15 @@
-//! A podman invocation as plain data.
+//! A podman invocation as plain data: [`PodmanCommand`] is what runs; [`Planned`] is what
+//! a plan step carries — the same command with the session's id and directory left as
+//! placeholders, bound to a session by [`Planned::bind`] at apply time.
 //!
 //! Secret values never go on a command line, where `ps` and `podman inspect` would show
 //! them: a secret environment variable is passed as `--env NAME` (podman copies the value
 //! from its own environment) and its value is set on the podman process only.
 
 use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// One podman command: global arguments, the subcommand and its arguments, and the
 /// environment variables set on the podman process itself.
@@ -70,6 +75,136 @@ impl fmt::Display for PodmanCommand {
     }
 }
 
+/// One argument of a planned command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Arg {
+    /// Exactly this text.
+    Text(String),
+    /// Text with the session's id and directory filled in at apply time: `{session}` and
+    /// `{session_dir}` in `session` stand for them. Only outrig writes these (from names
+    /// that cannot contain braces); values from the config are always [`Arg::Text`].
+    Session { session: String },
+}
+
+/// What a session fills into a planned command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub session_id: String,
+    pub session_dir: String,
+}
+
+/// The placeholder shown for the session id in planned commands.
+pub const SESSION_PLACEHOLDER: &str = "<session>";
+/// The placeholder shown for the session directory in planned commands.
+pub const SESSION_DIR_PLACEHOLDER: &str = "<session-dir>";
+
+impl Arg {
+    /// An argument that carries the session id: `template` with `{session}` in it.
+    pub fn session(template: impl Into<String>) -> Arg {
+        Arg::Session {
+            session: template.into(),
+        }
+    }
+
+    fn fill(&self, id: &str, dir: &str) -> String {
+        match self {
+            Arg::Text(text) => text.clone(),
+            Arg::Session { session } => session
+                .replace("{session_dir}", dir)
+                .replace("{session}", id),
+        }
+    }
+
+    /// The argument as this session passes it.
+    pub fn bind(&self, binding: &Binding) -> String {
+        self.fill(&binding.session_id, &binding.session_dir)
+    }
+
+    /// The argument as shown in a plan, with `<session>` and `<session-dir>`.
+    pub fn shown(&self) -> String {
+        self.fill(SESSION_PLACEHOLDER, SESSION_DIR_PLACEHOLDER)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(text: &str) -> Arg {
+        Arg::Text(text.to_string())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(text: String) -> Arg {
+        Arg::Text(text)
+    }
+}
+
+/// A podman command as a plan carries it: program, global arguments, and arguments some of
+/// which are filled in by the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Planned {
+    pub program: String,
+    pub global_args: Vec<String>,
+    pub args: Vec<Arg>,
+}
+
+impl Planned {
+    pub fn new(program: impl Into<String>, global_args: &[String]) -> Self {
+        Planned {
+            program: program.into(),
+            global_args: global_args.to_vec(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<Arg>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Arg>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The command this session runs.
+    pub fn bind(&self, binding: &Binding) -> PodmanCommand {
+        PodmanCommand {
+            program: self.program.clone(),
+            global_args: self.global_args.clone(),
+            args: self
+                .args
+                .iter()
+                .map(|a| a.fill(&binding.session_id, &binding.session_dir))
+                .collect(),
+            process_env: Vec::new(),
+        }
+    }
+
+    /// The arguments as shown, one per element.
+    pub fn shown_args(&self) -> Vec<String> {
+        self.args.iter().map(Arg::shown).collect()
+    }
+}
+
+impl fmt::Display for Planned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&shell_quote(&self.program))?;
+        for arg in &self.global_args {
+            write!(f, " {}", shell_quote(arg))?;
+        }
+        for arg in &self.args {
+            write!(f, " {}", shell_quote(&arg.shown()))?;
+        }
+        Ok(())
+    }
+}
+
 /// Quote an argument for a POSIX shell, only when needed.
 pub fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
@@ -100,5 +235,37 @@ mod tests {
         );
         assert!(!shown.contains("s3cr3t"));
         assert!(!command.argv().iter().any(|a| a.contains("s3cr3t")));
+    }
+
+    #[test]
+    fn planned_commands_show_placeholders_and_bind_to_a_session() {
+        let planned = Planned::new("podman", &[])
+            .args(["run", "--name"])
+            .arg(Arg::session("outrig-demo-tools-{session}"))
+            .arg("--label")
+            .arg(Arg::session("org.outrig.session-dir={session_dir}"))
+            .arg("{session}");
+        assert_eq!(
+            planned.to_string(),
+            "podman run --name 'outrig-demo-tools-<session>' --label \
+             'org.outrig.session-dir=<session-dir>' '{session}'"
+        );
+        let bound = planned.bind(&Binding {
+            session_id: "s1".into(),
+            session_dir: "/tmp/s 1".into(),
+        });
+        assert_eq!(
+            bound.args,
+            [
+                "run",
+                "--name",
+                "outrig-demo-tools-s1",
+                "--label",
+                "org.outrig.session-dir=/tmp/s 1",
+                "{session}"
+            ]
+        );
+        let json = serde_json::to_string(&planned).unwrap();
+        assert_eq!(serde_json::from_str::<Planned>(&json).unwrap(), planned);
     }
 }

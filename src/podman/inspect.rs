@@ -68,7 +68,7 @@ pub enum ObserveError {
 /// `podman images`, asked again when it tripped over an image another process removed
 /// while it was listing (podman 4 then fails the whole listing with "image not known").
 fn list_images(
-    runtime: &Runtime,
+    runtime: &dyn Runtime,
     command: &PodmanCommand,
 ) -> Result<super::runtime::Output, ProcessError> {
     let mut attempt = 0;
@@ -84,7 +84,7 @@ fn list_images(
 
 /// Read images and this project's containers: two podman calls.
 pub fn observe(
-    runtime: &Runtime,
+    runtime: &dyn Runtime,
     base: &PodmanCommand,
     project_id: &str,
 ) -> Result<Observed, ObserveError> {

@@ -7,7 +7,7 @@ pub mod inspect;
 pub mod runtime;
 
 pub use command::PodmanCommand;
-pub use runtime::{ProcessError, Runtime};
+pub use runtime::{Podman, ProcessError, Runtime};
 
 /// The labels outrig puts on what it creates, and matches on when it observes.
 pub mod labels {

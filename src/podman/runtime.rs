@@ -1,4 +1,6 @@
-//! Running podman commands. The only module in outrig that starts processes.
+//! Running podman commands. [`Podman`] is the only code in outrig that starts processes;
+//! everything else is handed a [`Runtime`], so that apply, teardown and their failure paths
+//! can be tested against a recording fake without podman.
 
 // This is the one place allowed to (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
@@ -61,13 +63,38 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Runs podman commands.
-#[derive(Debug, Clone, Default)]
-pub struct Runtime;
+/// A future a runtime returns.
+pub type Starting<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Server, ProcessError>> + Send + 'a>>;
 
-impl Runtime {
+/// What outrig asks of podman.
+pub trait Runtime: Send + Sync {
     /// Run to completion, capturing stdout and stderr; a non-zero exit is an error.
-    pub fn run(&self, command: &PodmanCommand) -> Result<Output, ProcessError> {
+    fn run(&self, command: &PodmanCommand) -> Result<Output, ProcessError>;
+
+    /// Run to completion with stdout and stderr appended to `log`; a non-zero exit is an
+    /// error carrying the log's tail.
+    fn run_logged(
+        &self,
+        command: &PodmanCommand,
+        log: &std::path::Path,
+    ) -> Result<(), ProcessError>;
+
+    /// Start an MCP server with `command` (a `podman exec --detach --preserve-fds` of
+    /// [`SERVER_SHIM`]), its stderr going to `stderr`. Resolves once podman started it.
+    fn start_server<'a>(
+        &'a self,
+        command: &'a PodmanCommand,
+        stderr: std::fs::File,
+    ) -> Starting<'a>;
+}
+
+/// The real runtime: podman's command line.
+#[derive(Debug, Clone, Default)]
+pub struct Podman;
+
+impl Runtime for Podman {
+    fn run(&self, command: &PodmanCommand) -> Result<Output, ProcessError> {
         let mut expression = duct::cmd(&command.program, command.argv())
             .stdin_null()
             .stdout_capture()
@@ -93,9 +120,7 @@ impl Runtime {
         }
     }
 
-    /// Run to completion with stdout and stderr appended to `log`; a non-zero exit is an
-    /// error carrying the log's tail.
-    pub fn run_logged(
+    fn run_logged(
         &self,
         command: &PodmanCommand,
         log: &std::path::Path,
@@ -122,6 +147,14 @@ impl Runtime {
             not_found: false,
         })
     }
+
+    fn start_server<'a>(
+        &'a self,
+        command: &'a PodmanCommand,
+        stderr: std::fs::File,
+    ) -> Starting<'a> {
+        Box::pin(start_server(command, stderr))
+    }
 }
 
 /// The shell that starts an MCP server in its sandbox (`podman exec --detach
@@ -136,7 +169,7 @@ pub const SERVER_SHIM: &str =
 /// How many descriptors [`SERVER_SHIM`] is passed (fds 3 to 6).
 pub const SERVER_FDS: usize = 4;
 
-/// A server process started by [`Runtime::start_server`].
+/// A server process started by [`Runtime::start_server`]: its stdio and its end.
 pub struct Server {
     /// The server's stdin.
     pub stdin: tokio::net::unix::pipe::Sender,
@@ -146,8 +179,9 @@ pub struct Server {
     pub exit: Exit,
 }
 
-/// How a server started by [`Runtime::start_server`] ends.
-pub struct Exit(tokio::net::unix::pipe::Receiver);
+/// How a server started by [`Runtime::start_server`] ends: a pipe on which its exit status
+/// is written.
+pub struct Exit(pub tokio::net::unix::pipe::Receiver);
 
 impl Exit {
     /// Wait for the server to end: its exit status, or `None` when it ended without one
@@ -160,65 +194,60 @@ impl Exit {
     }
 }
 
-impl Runtime {
-    /// Start an MCP server with `command` (a `podman exec --detach --preserve-fds` of
-    /// [`SERVER_SHIM`]), its stderr going to `stderr`. Returns once podman has started it.
-    pub async fn start_server(
-        &self,
-        command: &PodmanCommand,
-        stderr: std::fs::File,
-    ) -> Result<Server, ProcessError> {
-        use command_fds::{CommandFdExt, FdMapping};
-        use tokio::net::unix::pipe;
-        let io = |error: std::io::Error| ProcessError::not_started(command, &error);
-        let (stdin_theirs, stdin_ours) = std::io::pipe().map_err(io)?;
-        let (stdout_ours, stdout_theirs) = std::io::pipe().map_err(io)?;
-        let (status_ours, status_theirs) = std::io::pipe().map_err(io)?;
-        let theirs: [std::os::fd::OwnedFd; SERVER_FDS] = [
-            stdin_theirs.into(),
-            stdout_theirs.into(),
-            stderr.into(),
-            status_theirs.into(),
-        ];
-        let output = {
-            // The command owns the server's ends and closes them when dropped, so that
-            // outrig sees end-of-file when the server exits.
-            let mut podman = tokio::process::Command::new(&command.program);
-            podman
-                .args(command.argv())
-                .envs(command.process_env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            let mappings = theirs
-                .into_iter()
-                .zip(3..)
-                .map(|(parent_fd, child_fd)| FdMapping {
-                    parent_fd,
-                    child_fd,
-                })
-                .collect();
-            podman
-                .fd_mappings(mappings)
-                .map_err(|e| io(std::io::Error::other(e)))?;
-            podman.output().await.map_err(io)?
-        };
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(ProcessError {
-                command: command.to_string(),
-                status: output.status.code(),
-                stderr_tail: tail(&stderr, STDERR_TAIL_LINES),
-                not_found: false,
-            });
-        }
-        Ok(Server {
-            stdin: pipe::Sender::from_owned_fd(stdin_ours.into()).map_err(io)?,
-            stdout: pipe::Receiver::from_owned_fd(stdout_ours.into()).map_err(io)?,
-            exit: Exit(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
-        })
+async fn start_server(
+    command: &PodmanCommand,
+    stderr: std::fs::File,
+) -> Result<Server, ProcessError> {
+    use command_fds::{CommandFdExt, FdMapping};
+    use tokio::net::unix::pipe;
+    let io = |error: std::io::Error| ProcessError::not_started(command, &error);
+    let (stdin_theirs, stdin_ours) = std::io::pipe().map_err(io)?;
+    let (stdout_ours, stdout_theirs) = std::io::pipe().map_err(io)?;
+    let (status_ours, status_theirs) = std::io::pipe().map_err(io)?;
+    let theirs: [std::os::fd::OwnedFd; SERVER_FDS] = [
+        stdin_theirs.into(),
+        stdout_theirs.into(),
+        stderr.into(),
+        status_theirs.into(),
+    ];
+    let output = {
+        // The command owns the server's ends and closes them when dropped, so that
+        // outrig sees end-of-file when the server exits.
+        let mut podman = tokio::process::Command::new(&command.program);
+        podman
+            .args(command.argv())
+            .envs(command.process_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mappings = theirs
+            .into_iter()
+            .zip(3..)
+            .map(|(parent_fd, child_fd)| FdMapping {
+                parent_fd,
+                child_fd,
+            })
+            .collect();
+        podman
+            .fd_mappings(mappings)
+            .map_err(|e| io(std::io::Error::other(e)))?;
+        podman.output().await.map_err(io)?
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(ProcessError {
+            command: command.to_string(),
+            status: output.status.code(),
+            stderr_tail: tail(&stderr, STDERR_TAIL_LINES),
+            not_found: false,
+        });
     }
+    Ok(Server {
+        stdin: pipe::Sender::from_owned_fd(stdin_ours.into()).map_err(io)?,
+        stdout: pipe::Receiver::from_owned_fd(stdout_ours.into()).map_err(io)?,
+        exit: Exit(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
+    })
 }
 
 /// The last `lines` lines of `text`.

@@ -1,17 +1,18 @@
 //! The session store: one directory per `apply` (or `outrig mcp`) under the session root,
-//! holding `session.json`. This module reads records; `plan` uses it to find the last
-//! applied state of a project and to tell orphaned containers from live ones.
+//! holding `session.json`. It knows records, not plans: the desired state a session
+//! applied is kept as the JSON the plan layer wrote, and read back by it. The clock and
+//! the source of session ids are injected ([`Sources`]), so records and snapshots can be
+//! made stable in tests.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Desired;
-
 pub mod log;
 
-/// Version of `session.json`.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of `session.json`. 2: steps carry the plan's typed actions.
+pub const FORMAT_VERSION: u32 = 2;
 pub const RECORD_FILE: &str = "session.json";
 
 /// Where a session stands.
@@ -42,9 +43,9 @@ pub struct Record {
     /// The outrig process working on a running session.
     #[serde(default)]
     pub pid: Option<u32>,
-    /// The desired state as applied.
+    /// The desired state as applied (the plan's `desired`, as JSON).
     #[serde(default)]
-    pub desired: Option<Desired>,
+    pub desired: Option<serde_json::Value>,
     #[serde(default)]
     pub outrig_version: String,
     #[serde(default)]
@@ -141,14 +142,60 @@ pub struct ToolRecord {
 pub struct Session {
     pub dir: std::path::PathBuf,
     pub record: Record,
+    sources: Sources,
 }
 
-/// The current time as RFC 3339 UTC.
-pub fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Millisecond)
-        .unwrap_or(jiff::Timestamp::now())
+/// Where a session's times and id suffixes come from.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> jiff::Timestamp;
+}
+
+/// The random part of session ids.
+pub trait IdSource: Send + Sync {
+    fn suffix(&self) -> u16;
+}
+
+/// The system clock and random ids.
+pub struct System;
+
+impl Clock for System {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
+
+impl IdSource for System {
+    fn suffix(&self) -> u16 {
+        rand::random()
+    }
+}
+
+/// The clock and id source a session uses.
+#[derive(Clone)]
+pub struct Sources {
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+}
+
+impl Sources {
+    pub fn system() -> Sources {
+        Sources {
+            clock: Arc::new(System),
+            ids: Arc::new(System),
+        }
+    }
+}
+
+/// A time as RFC 3339 UTC, to the millisecond.
+pub fn timestamp(time: jiff::Timestamp) -> String {
+    time.round(jiff::Unit::Millisecond)
+        .unwrap_or(time)
         .to_string()
+}
+
+/// The current time as RFC 3339 UTC (for log lines).
+pub fn now() -> String {
+    timestamp(jiff::Timestamp::now())
 }
 
 impl Session {
@@ -159,13 +206,14 @@ impl Session {
         explicit: Option<&Path>,
         project: &str,
         project_id: &str,
+        sources: Sources,
     ) -> std::io::Result<Session> {
         std::fs::create_dir_all(root)?;
         let (id, dir) = loop {
             let id = format!(
                 "{}-{:04x}",
-                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S"),
-                rand::random::<u16>()
+                sources.clock.now().strftime("%Y%m%dT%H%M%S"),
+                sources.ids.suffix()
             );
             let link = root.join(&id);
             match explicit {
@@ -192,7 +240,9 @@ impl Session {
             }
         };
         std::fs::create_dir_all(dir.join("logs"))?;
+        let started_at = timestamp(sources.clock.now());
         let session = Session {
+            sources,
             dir,
             record: Record {
                 format_version: FORMAT_VERSION,
@@ -206,7 +256,7 @@ impl Session {
                 config_path: String::new(),
                 config_digest: String::new(),
                 agent: None,
-                started_at: now(),
+                started_at,
                 ended_at: None,
                 exit_code: None,
                 steps: Vec::new(),
@@ -220,6 +270,11 @@ impl Session {
         };
         session.save()?;
         Ok(session)
+    }
+
+    /// The session clock's time, as recorded.
+    pub fn now(&self) -> String {
+        timestamp(self.sources.clock.now())
     }
 
     /// Write the record atomically.
@@ -259,24 +314,28 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// The session root: `--session-root`, else the config's `session-root`, else
-/// `$XDG_DATA_HOME/outrig/sessions`, else `~/.local/share/outrig/sessions`.
-pub fn root(flag: Option<&Path>, config: Option<&Path>) -> PathBuf {
+/// `sessions` in outrig's data directory (`$XDG_DATA_HOME/outrig`).
+pub fn root(flag: Option<&Path>, config: Option<&Path>, data_dir: &Path) -> PathBuf {
     if let Some(path) = flag.or(config) {
         return path.to_path_buf();
     }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    data.join("outrig/sessions")
+    data_dir.join("sessions")
 }
 
 /// Read one session's record.
 pub fn read(dir: &Path) -> Result<Record, String> {
-    let text = std::fs::read_to_string(dir.join(RECORD_FILE)).map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    let bytes =
+        crate::fs::read_bounded(&dir.join(RECORD_FILE), MAX_RECORD_SIZE).map_err(|e| match e {
+            crate::fs::ReadError::Io(e) => e.to_string(),
+            crate::fs::ReadError::TooLarge { limit } => {
+                format!("larger than {} MiB", limit >> 20)
+            }
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
+
+/// Largest `session.json` outrig reads.
+pub const MAX_RECORD_SIZE: u64 = 64 << 20;
 
 /// Session ids under `root`, newest first (ids sort by their start time).
 pub fn ids(root: &Path) -> Vec<String> {
@@ -290,15 +349,6 @@ pub fn ids(root: &Path) -> Vec<String> {
         .collect();
     ids.sort_by(|a, b| b.cmp(a));
     ids
-}
-
-/// The newest session of `project_id` that applied a desired state. Unreadable records
-/// are skipped.
-pub fn last_applied(root: &Path, project_id: &str) -> Option<Record> {
-    ids(root)
-        .into_iter()
-        .filter_map(|id| read(&root.join(&id)).ok())
-        .find(|r| r.project_id == project_id && r.desired.is_some() && r.status != Status::Failed)
 }
 
 /// Records of `project_id` by id (unreadable ones skipped), for orphan detection.
@@ -359,7 +409,11 @@ pub fn mark_destroyed(root: &Path, id: &str) {
         for container in record.containers.values_mut() {
             container.removed = true;
         }
-        let session = Session { dir, record };
+        let session = Session {
+            dir,
+            record,
+            sources: Sources::system(),
+        };
         let _ = session.save();
     }
 }

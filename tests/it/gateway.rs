@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use outrig::podman::{PodmanCommand, Runtime};
+use outrig::podman::{Podman, PodmanCommand, Runtime};
 use serde_json::{Value, json};
 
 use crate::context::{TestContext, outrig_command, repo_root};
@@ -301,7 +301,7 @@ fn gateway_serves_real_clients_like_the_servers_themselves() {
 
     // Attached sessions left the kept sandbox up, with none of their servers in it.
     assert_eq!(sandboxes(&name).lines().count(), 1);
-    let markers = Runtime
+    let markers = Podman
         .run(&podman(&[
             "exec",
             &container,

@@ -9,7 +9,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use outrig::podman::{PodmanCommand, Runtime};
+use outrig::podman::{Podman, PodmanCommand, Runtime};
 use serde_json::Value;
 
 use crate::context::repo_root;
@@ -28,9 +28,9 @@ pub fn podman(args: &[&str]) -> PodmanCommand {
 /// `servers`); panics in CI when they cannot.
 pub fn prerequisites(servers: bool) -> bool {
     let vendor = repo_root().join("examples/quickstart/sandbox/vendor/.recipe");
-    let missing = if Runtime.run(&podman(&["--version"])).is_err() {
+    let missing = if Podman.run(&podman(&["--version"])).is_err() {
         Some("podman is not installed (run scripts/setup-podman.sh)".to_string())
-    } else if Runtime
+    } else if Podman
         .run(&podman(&["image", "exists", BASE_IMAGE]))
         .is_err()
     {
@@ -60,7 +60,7 @@ pub struct Cleanup(pub Vec<PodmanCommand>);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for command in &self.0 {
-            let _ = Runtime.run(command);
+            let _ = Podman.run(command);
         }
     }
 }
@@ -94,7 +94,7 @@ fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, S
             stdin,
             stdout,
             mut exit,
-        } = Runtime
+        } = Podman
             .start_server(&command, stderr)
             .await
             .expect("podman exec starts");
@@ -132,7 +132,7 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
     let context = repo_root().join("examples/quickstart/sandbox");
     let context = context.to_str().unwrap();
     let containerfile = format!("{context}/Containerfile");
-    Runtime
+    Podman
         .run(&podman(&[
             "build",
             "--pull=never",
@@ -149,7 +149,7 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
         "type=bind,source={},target=/workspace,ro",
         workspace.display()
     );
-    Runtime
+    Podman
         .run(&podman(&[
             "run",
             "--detach",
@@ -203,7 +203,7 @@ fn real_mcp_servers_answer_inside_a_built_sandbox() {
     }
 
     // Nothing of the servers is left running inside the sandbox.
-    let processes = Runtime
+    let processes = Podman
         .run(&podman(&[
             "exec",
             &container,
@@ -296,7 +296,7 @@ fn plan_tracks_real_podman_state() {
             if step["address"].as_str().unwrap().starts_with("image.") && step["action"] != "no_op"
             {
                 let command = step["command"].as_str().unwrap();
-                Runtime
+                Podman
                     .run(
                         &PodmanCommand::new("sh", &[])
                             .args(["-c", &format!("{command} >/dev/null")]),
@@ -349,7 +349,7 @@ fn plan_tracks_real_podman_state() {
 
     // an orphan: a labelled container whose session is gone
     let project_id = changed["desired"]["project_id"].as_str().unwrap();
-    Runtime
+    Podman
         .run(&podman(&[
             "create",
             "--pull=never",
@@ -497,9 +497,9 @@ command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-file
     let ids: Vec<&str> = listing.split_whitespace().collect();
     assert_eq!(ids.len(), 1, "exactly the kept sandbox: {listing}");
     let name = ids[0];
-    let inspect = Runtime.run(&podman(&["inspect", name])).unwrap().stdout;
+    let inspect = Podman.run(&podman(&["inspect", name])).unwrap().stdout;
     assert!(!inspect.contains(secret), "secret in podman inspect");
-    let processes = Runtime
+    let processes = Podman
         .run(&podman(&[
             "exec",
             name,
@@ -661,7 +661,7 @@ impl SlowApply {
 
 /// A project's sandboxes (only containers outrig started: see `org.outrig.sandbox`).
 pub fn sandboxes(project: &str) -> String {
-    Runtime
+    Podman
         .run(&podman(&[
             "ps",
             "--all",
@@ -815,7 +815,7 @@ fn a_failing_server_fails_the_apply_cleanly() {
         "{}",
         run.stderr
     );
-    let left = Runtime
+    let left = Podman
         .run(&podman(&[
             "ps",
             "--all",
@@ -906,7 +906,7 @@ fn a_failing_build_shows_its_log_and_tags_nothing() {
         "log tail shown: {}",
         run.stderr
     );
-    let images = Runtime
+    let images = Podman
         .run(&podman(&[
             "images",
             "--quiet",

@@ -9,12 +9,9 @@ fn committed_schema_is_fresh() {
 
 #[test]
 fn committed_plan_schema_is_fresh() {
-    check_fresh(
-        outrig::schema::PLAN_COMMITTED_PATH,
-        &outrig::schema::generate_plan(),
-    );
+    check_fresh(outrig::schema::PLAN_COMMITTED_PATH, &outrig::plan::schema());
     let run = run_in_repo(&["schema", "plan"]);
-    assert_eq!(run.stdout, outrig::schema::generate_plan());
+    assert_eq!(run.stdout, outrig::plan::schema());
 }
 
 fn check_fresh(relative: &str, generated: &str) {

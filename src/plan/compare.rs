@@ -1,0 +1,249 @@
+//! A saved plan against a fresh one: `outrig apply PLANFILE` runs the saved plan only if a
+//! plan computed now from the config and podman's state equals it, and otherwise lists
+//! what differs, resource by resource (`sandbox.tools: network default → none`), the saved
+//! value first.
+
+use serde_json::Value as Json;
+
+use super::{Address, Plan};
+
+/// How a saved plan differs from a fresh one; empty when they are equal.
+pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    if saved.project != fresh.project {
+        out.push(format!(
+            "project: `{}` → `{}`",
+            saved.project, fresh.project
+        ));
+    }
+    if saved.agent != fresh.agent {
+        out.push(format!(
+            "agent: {} → {}",
+            shown(&serde_json::to_value(&saved.agent).unwrap_or_default()),
+            shown(&serde_json::to_value(&fresh.agent).unwrap_or_default())
+        ));
+    }
+    let old = &saved.desired;
+    let new = &fresh.desired;
+    let mut by_resource: Vec<(Address, Vec<String>)> = Vec::new();
+    resources(
+        &old.images,
+        &new.images,
+        Address::Image,
+        &mut by_resource,
+        image_changes,
+    );
+    resources(
+        &old.sandboxes,
+        &new.sandboxes,
+        Address::Sandbox,
+        &mut by_resource,
+        fields,
+    );
+    resources(
+        &old.servers,
+        &new.servers,
+        |k| Address::server(&k),
+        &mut by_resource,
+        fields,
+    );
+    resources(
+        &old.agents,
+        &new.agents,
+        Address::Agent,
+        &mut by_resource,
+        fields,
+    );
+    if old.project_id != new.project_id {
+        out.push(format!(
+            "project id: `{}` → `{}` (the project moved)",
+            old.project_id, new.project_id
+        ));
+    }
+    let described: Vec<Address> = by_resource.iter().map(|(a, _)| a.clone()).collect();
+    for (address, changes) in by_resource {
+        for change in changes {
+            out.push(format!("{address}: {change}"));
+        }
+    }
+    // Steps: what would run. A resource whose desired state differs is described above.
+    let saved_steps: Vec<&super::Step> = saved.steps.iter().collect();
+    for step in &saved_steps {
+        match fresh.steps.iter().find(|s| s.address == step.address) {
+            None => out.push(format!(
+                "{}: in the saved plan, not in a fresh one",
+                step.address
+            )),
+            Some(now) if now != *step && !described.contains(&step.address) => {
+                let before = serde_json::to_value(step).unwrap_or_default();
+                let after = serde_json::to_value(now).unwrap_or_default();
+                for change in fields(&before, &after) {
+                    out.push(format!("{}: {change}", step.address));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for step in &fresh.steps {
+        if !saved.steps.iter().any(|s| s.address == step.address) {
+            out.push(format!(
+                "{}: in a fresh plan, not in the saved one ({})",
+                step.address,
+                step.action.name()
+            ));
+        }
+    }
+    if out.is_empty() && saved.security_deltas != fresh.security_deltas {
+        out.push("the security section differs".into());
+    }
+    if out.is_empty() && saved.last_applied_session != fresh.last_applied_session {
+        out.push(format!(
+            "compared with: {} → {} (another session was applied since)",
+            saved.last_applied_session.as_deref().unwrap_or("nothing"),
+            fresh.last_applied_session.as_deref().unwrap_or("nothing")
+        ));
+    }
+    if out.is_empty() && saved.summary != fresh.summary {
+        out.push("the summary differs".into());
+    }
+    out
+}
+
+type Changes<T> = fn(&T, &T) -> Vec<String>;
+
+fn resources<T: serde::Serialize + PartialEq>(
+    old: &std::collections::BTreeMap<String, T>,
+    new: &std::collections::BTreeMap<String, T>,
+    address: impl Fn(String) -> Address,
+    out: &mut Vec<(Address, Vec<String>)>,
+    changes: Changes<Json>,
+) {
+    for (name, before) in old {
+        match new.get(name) {
+            None => out.push((
+                address(name.clone()),
+                vec!["in the saved plan, not in a fresh one".into()],
+            )),
+            Some(after) if after != before => {
+                let before = serde_json::to_value(before).unwrap_or_default();
+                let after = serde_json::to_value(after).unwrap_or_default();
+                out.push((address(name.clone()), changes(&before, &after)));
+            }
+            Some(_) => {}
+        }
+    }
+    for name in new.keys().filter(|n| !old.contains_key(*n)) {
+        out.push((
+            address(name.clone()),
+            vec!["in a fresh plan, not in the saved one".into()],
+        ));
+    }
+}
+
+/// An image's changes, naming the input that changed since the plan was made.
+fn image_changes(before: &Json, after: &Json) -> Vec<String> {
+    let build = |v: &Json, key: &str| v.pointer(&format!("/build/{key}")).cloned();
+    let mut out = Vec::new();
+    for (key, what) in [
+        ("containerfile_hash", "Containerfile"),
+        ("context_hash", "build context"),
+        ("args_hash", "build arguments"),
+    ] {
+        if build(before, key) != build(after, key) {
+            out.push(format!("{what} changed since the plan was made"));
+        }
+    }
+    if out.is_empty() {
+        out = fields(before, after);
+    }
+    out
+}
+
+/// Field-by-field changes between two JSON values (`network default → none`); secrets are
+/// named by their variable when only their fingerprint changed. Derived hashes are left
+/// out when another field explains them.
+fn fields(before: &Json, after: &Json) -> Vec<String> {
+    let mut out = Vec::new();
+    walk("", before, after, &mut out);
+    if out.len() > 1 {
+        out.retain(|line| !line.starts_with("config_hash "));
+    }
+    if out.is_empty() {
+        out.push("differs".into());
+    }
+    out
+}
+
+fn walk(path: &str, before: &Json, after: &Json, out: &mut Vec<String>) {
+    if before == after {
+        return;
+    }
+    match (before, after) {
+        (Json::Object(a), Json::Object(b)) => {
+            if let (Some(Json::String(_)), Some(Json::String(_))) =
+                (a.get("fingerprint"), b.get("fingerprint"))
+                && a.get("template") == b.get("template")
+            {
+                let name = path.rsplit('.').next().unwrap_or(path);
+                out.push(format!("{name}: value changed since the plan was made"));
+                return;
+            }
+            for (key, value) in a {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                walk(&child, value, b.get(key).unwrap_or(&Json::Null), out);
+            }
+            for (key, value) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                walk(&child, &Json::Null, value, out);
+            }
+        }
+        (Json::Array(a), Json::Array(b)) => {
+            let lines = |items: &[Json]| -> String {
+                items.iter().map(|i| format!("{}\n", shown(i))).collect()
+            };
+            let (old, new) = (lines(a), lines(b));
+            let diff = similar::TextDiff::from_lines(&old, &new);
+            let mut removed = Vec::new();
+            let mut added = Vec::new();
+            for change in diff.iter_all_changes() {
+                let text = format!("`{}`", change.value().trim_end());
+                match change.tag() {
+                    similar::ChangeTag::Delete => removed.push(text),
+                    similar::ChangeTag::Insert => added.push(text),
+                    similar::ChangeTag::Equal => {}
+                }
+            }
+            let side = |items: Vec<String>| {
+                if items.is_empty() {
+                    "(nothing)".to_string()
+                } else {
+                    items.join(" ")
+                }
+            };
+            out.push(format!("{path}: {} → {}", side(removed), side(added)));
+        }
+        _ => out.push(format!("{path} {} → {}", shown(before), shown(after))),
+    }
+}
+
+/// A value as shown in a difference: strings bare, the rest as compact JSON, long values
+/// cut.
+fn shown(value: &Json) -> String {
+    let text = match value {
+        Json::Null => "(none)".to_string(),
+        Json::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}

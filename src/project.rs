@@ -1,0 +1,196 @@
+//! A project as every command loads it: the environment (read once), the checked config,
+//! the engine (podman and its global arguments, `OUTRIG_PODMAN` applied), the session
+//! store, and the runtime that runs podman. [`Project::plan`] computes a plan the same way
+//! for `plan`, `apply` and `mcp`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::resolve::Engine;
+use crate::config::{self, Config, Loaded};
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::plan::context::ManifestCache;
+use crate::plan::desired::{self, Desired, Target};
+use crate::plan::{Plan, diff};
+use crate::podman::inspect::{self, ObserveError};
+use crate::podman::{Podman, PodmanCommand, Runtime};
+use crate::secret::{FingerprintKey, Redactor};
+use crate::session::{self, Session, Sources};
+
+/// Everything a command works with.
+pub struct Project {
+    pub env: Environment,
+    pub loaded: Loaded,
+    pub engine: Engine,
+    pub session_root: PathBuf,
+    pub runtime: Arc<dyn Runtime>,
+    pub sources: Sources,
+}
+
+impl Project {
+    /// Find, check and resolve the config (`--config` or walking up from the working
+    /// directory); settle the engine and the session root (`session_root` is the flag).
+    pub fn load(
+        config_flag: Option<&Path>,
+        env: Environment,
+        session_root: Option<&Path>,
+    ) -> Result<Project, Error> {
+        let loaded = config::load(config_flag, &env.cwd)?;
+        let mut engine = loaded.config.engine.clone();
+        if let Some(program) = env.podman_override() {
+            engine.podman = program;
+        }
+        let session_root = session::root(
+            session_root.map(|p| env.cwd.join(p)).as_deref(),
+            loaded.config.session_root.as_deref(),
+            &env.data_dir(),
+        );
+        Ok(Project {
+            env,
+            loaded,
+            engine,
+            session_root,
+            runtime: Arc::new(Podman),
+            sources: Sources::system(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    /// A lookup of host variables.
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |name: &str| self.env.var(name)
+    }
+
+    /// The per-user key secret fingerprints are made with.
+    pub fn fingerprint_key(&self) -> Result<FingerprintKey, Error> {
+        let dir = self.env.data_dir();
+        FingerprintKey::load_or_create(&dir).map_err(|e| {
+            Error::new("cannot read or create the key outrig fingerprints secrets with")
+                .cause(format!(
+                    "`{}`: {e}",
+                    dir.join(crate::secret::KEY_FILE).display()
+                ))
+                .hint("check that outrig's data directory ($XDG_DATA_HOME/outrig) is writable")
+        })
+    }
+
+    /// podman with the engine's global arguments.
+    pub fn podman(&self) -> PodmanCommand {
+        PodmanCommand::new(self.engine.podman.clone(), &self.engine.global_args)
+    }
+
+    /// The plan for `target`, its servers in the kept sandbox `attach` (image, container)
+    /// when given.
+    pub fn plan(&self, target: Target<'_>, attach: Option<(&str, &str)>) -> Result<Plan, Error> {
+        for warning in &self.loaded.warnings {
+            if warning.code != "unset-variable" {
+                crate::output::diagnostic(&warning.render(&self.loaded.source, true));
+            }
+        }
+        let config = self.config();
+        let key = self.fingerprint_key()?;
+        let lookup = self.lookup();
+        let inputs = desired::Inputs {
+            env: &lookup,
+            key: &key,
+            rootless: rootless(),
+            hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let desired = desired::desired(config, target, &inputs)?;
+        let manifests = ManifestCache::new(&self.env.cache_dir());
+        for build in desired.images.values().filter_map(|i| i.build.as_ref()) {
+            manifests.store(&build.context_hash, &build.context_manifest);
+        }
+        let observed = inspect::observe(&*self.runtime, &self.podman(), &desired.project_id)
+            .map_err(|e| observe_error(e, &self.engine.podman))?;
+        let records = session::records(&self.session_root, &desired.project_id);
+        let live: BTreeSet<String> = records
+            .iter()
+            .filter(|r| r.owns_containers())
+            .map(|r| r.id.clone())
+            .collect();
+        // The newest session that applied a desired state this outrig can read.
+        let last: Option<(String, Desired)> = records.iter().find_map(|r| {
+            if r.status == session::Status::Failed {
+                return None;
+            }
+            let desired = serde_json::from_value(r.desired.clone()?).ok()?;
+            Some((r.id.clone(), desired))
+        });
+        diff::plan(&diff::Inputs {
+            desired: &desired,
+            observed: &observed,
+            last_applied: last.as_ref().map(|(id, d)| (id.as_str(), d)),
+            live_sessions: &live,
+            engine: &self.engine,
+            root: &config.root,
+            config_text: &self.loaded.source.text,
+            manifests: &|hash| manifests.load(hash),
+            attach,
+        })
+    }
+
+    /// The values to keep out of logs and records: every variable the plan's desired
+    /// state references.
+    pub fn redactor(&self, desired: &Desired) -> Redactor {
+        desired.redactor(&self.lookup())
+    }
+
+    /// Start the session that carries out `plan`: its directory and first record.
+    pub fn begin_session(
+        &self,
+        plan: &Plan,
+        session_dir: Option<&Path>,
+        command: &str,
+    ) -> Result<Session, Error> {
+        let mut session = Session::create(
+            &self.session_root,
+            session_dir.map(|d| self.env.cwd.join(d)).as_deref(),
+            &plan.desired.project,
+            &plan.desired.project_id,
+            self.sources.clone(),
+        )
+        .map_err(|e| Error::new("cannot create the session record").cause(e.to_string()))?;
+        session.record.command = command.to_string();
+        session.record.desired = serde_json::to_value(&plan.desired).ok();
+        session.record.agent = plan.agent.clone();
+        session.record.config_digest = plan.config_digest.clone();
+        session.record.config_path = self.config().path.display().to_string();
+        let _ = session.save();
+        Ok(session)
+    }
+}
+
+/// Whether podman runs rootless: as a non-root user on this machine.
+fn rootless() -> bool {
+    // The effective uid, read from /proc (no libc call needed).
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid != "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The error for podman failing to report its state, with the install hint.
+pub fn observe_error(error: ObserveError, program: &str) -> Error {
+    match error {
+        ObserveError::Process(process) if process.not_found => Error::new(format!("podman (`{program}`) was not found"))
+            .cause(process.to_string())
+            .hint("install podman (`apt-get install podman`), or point `OUTRIG_PODMAN` or `[engine] podman` at it"),
+        ObserveError::Process(process) => Error::new("podman could not report its images and containers")
+            .cause(process.to_string())
+            .hint("check that podman works: `podman info`; for a remote podman, check `[engine] global-args`"),
+        ObserveError::Parse { command, error } => Error::new("podman's answer could not be read")
+            .cause(format!("`{command}`: {error}"))
+            .hint("outrig needs podman 4 or newer"),
+    }
+}
