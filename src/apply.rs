@@ -45,6 +45,8 @@ pub struct Context<'a> {
     pub keep: bool,
     /// While set, SIGINT is left to the work (the agent's REPL cancels a turn with it).
     pub interrupts_handled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Where stopping signals come from.
+    pub signals: SignalSource,
 }
 
 /// Why an apply stopped before finishing.
@@ -80,32 +82,79 @@ impl Signal {
     }
 }
 
+/// Where the signals that stop an apply come from.
+pub enum SignalSource {
+    /// SIGINT, SIGTERM and SIGHUP of this process.
+    Process,
+    /// Signals sent on a channel (tests).
+    Channel(std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>>),
+}
+
+impl SignalSource {
+    /// A source fed by the returned sender.
+    pub fn channel() -> (SignalSource, tokio::sync::mpsc::UnboundedSender<Signal>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        (
+            SignalSource::Channel(std::sync::Mutex::new(Some(receiver))),
+            sender,
+        )
+    }
+}
+
+enum Listener {
+    Process {
+        interrupt: tokio::signal::unix::Signal,
+        terminate: tokio::signal::unix::Signal,
+        hang_up: tokio::signal::unix::Signal,
+    },
+    Channel(Option<tokio::sync::mpsc::UnboundedReceiver<Signal>>),
+}
+
 /// Listeners for SIGINT, SIGTERM and SIGHUP.
 struct Signals {
     /// While set, SIGINT is not ours.
     pass_interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-    hang_up: tokio::signal::unix::Signal,
+    listener: Listener,
 }
 
 impl Signals {
-    fn new() -> std::io::Result<Signals> {
+    fn new(source: &SignalSource) -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
+        let listener = match source {
+            SignalSource::Process => Listener::Process {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+                hang_up: signal(SignalKind::hangup())?,
+            },
+            SignalSource::Channel(receiver) => {
+                Listener::Channel(receiver.lock().ok().and_then(|mut r| r.take()))
+            }
+        };
         Ok(Signals {
             pass_interrupt: None,
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-            hang_up: signal(SignalKind::hangup())?,
+            listener,
         })
     }
 
     async fn next(&mut self) -> Signal {
         loop {
-            let signal = tokio::select! {
-                _ = self.interrupt.recv() => Signal::Interrupt,
-                _ = self.terminate.recv() => Signal::Terminate,
-                _ = self.hang_up.recv() => Signal::HangUp,
+            let signal = match &mut self.listener {
+                Listener::Process {
+                    interrupt,
+                    terminate,
+                    hang_up,
+                } => tokio::select! {
+                    _ = interrupt.recv() => Signal::Interrupt,
+                    _ = terminate.recv() => Signal::Terminate,
+                    _ = hang_up.recv() => Signal::HangUp,
+                },
+                Listener::Channel(receiver) => match receiver.as_mut() {
+                    Some(receiver) => match receiver.recv().await {
+                        Some(signal) => signal,
+                        None => std::future::pending().await,
+                    },
+                    None => std::future::pending().await,
+                },
             };
             let passed = self
                 .pass_interrupt
@@ -131,7 +180,7 @@ pub async fn apply<W>(
 where
     W: AsyncFnOnce(&mut Session, Vec<Backend>) -> Result<(), Error>,
 {
-    let mut signals = Signals::new()
+    let mut signals = Signals::new(&context.signals)
         .map_err(|e| Stop::Failed(Error::new("cannot listen for signals").cause(e.to_string())))?;
     signals.pass_interrupt = context.interrupts_handled.clone();
     let mut servers: Vec<RunningServer> = Vec::new();
@@ -670,3 +719,6 @@ async fn teardown(
     }
     let _ = session.save();
 }
+
+#[cfg(test)]
+mod tests;

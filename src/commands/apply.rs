@@ -74,6 +74,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         redactor: redactor.clone(),
         keep: args.keep,
         interrupts_handled: Some(interrupts.clone()),
+        signals: apply::SignalSource::Process,
     };
     let runtime = super::runtime()?;
     let result = runtime.block_on(apply::apply(

@@ -51,6 +51,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
         redactor: redactor.clone(),
         keep: false,
         interrupts_handled: None,
+        signals: apply::SignalSource::Process,
     };
     let runtime = super::runtime()?;
     let result = runtime.block_on(apply::apply(

@@ -46,26 +46,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
     for image in desired.images.values() {
         steps.push(image_step(image, inputs, last)?);
     }
-    for (name, sandbox) in &desired.sandboxes {
-        if inputs.attach.is_some_and(|(image, _)| image == name) {
-            continue;
-        }
-        steps.push(sandbox_step(name, sandbox, inputs, last));
-    }
-    for (key, server) in &desired.servers {
-        steps.push(server_step(key, server, inputs, last));
-    }
-    for (name, agent) in &desired.agents {
-        let old = last.and_then(|l| l.agents.get(name));
-        let (action, reasons) = lifecycle(last.is_some(), old, agent, agent_changes);
-        steps.push(Step {
-            address: Address::Agent(name.clone()),
-            action,
-            reasons,
-            operation: None,
-            diff: None,
-        });
-    }
+    // Leftovers go before anything new starts.
     let mut containers = inputs.observed.containers.clone();
     containers.sort_by(|a, b| a.name().cmp(b.name()));
     for container in &containers {
@@ -96,6 +77,26 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
                 diff: None,
             });
         }
+    }
+    for (name, sandbox) in &desired.sandboxes {
+        if inputs.attach.is_some_and(|(image, _)| image == name) {
+            continue;
+        }
+        steps.push(sandbox_step(name, sandbox, inputs, last));
+    }
+    for (key, server) in &desired.servers {
+        steps.push(server_step(key, server, inputs, last));
+    }
+    for (name, agent) in &desired.agents {
+        let old = last.and_then(|l| l.agents.get(name));
+        let (action, reasons) = lifecycle(last.is_some(), old, agent, agent_changes);
+        steps.push(Step {
+            address: Address::Agent(name.clone()),
+            action,
+            reasons,
+            operation: None,
+            diff: None,
+        });
     }
     let summary = summary(&steps, last.is_some());
     let security_deltas = security_deltas(last, desired);

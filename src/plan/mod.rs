@@ -16,7 +16,7 @@ pub mod desired;
 pub mod diff;
 pub mod render;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::str::FromStr;

@@ -18,7 +18,7 @@ use crate::config::resolve::Engine;
 use crate::podman::inspect::{Observed, ObservedContainer, ObservedImage};
 use crate::podman::labels;
 
-fn fixture() -> Desired {
+pub(crate) fn fixture() -> Desired {
     let build = BuildSpec {
         containerfile: "sandbox/Containerfile".into(),
         containerfile_text: "FROM localhost/outrig-base:bookworm\nCOPY vendor /opt\n".into(),
@@ -145,7 +145,7 @@ fn container(name: &str, session: &str, state: &str) -> ObservedContainer {
     }
 }
 
-fn run(desired: &Desired, observed: &Observed, last: Option<&Desired>, live: &[&str]) -> Plan {
+pub(crate) fn run(desired: &Desired, observed: &Observed, last: Option<&Desired>, live: &[&str]) -> Plan {
     let live: BTreeSet<String> = live.iter().map(|s| s.to_string()).collect();
     let engine = Engine {
         podman: "podman".into(),

@@ -4,6 +4,8 @@
 
 pub mod command;
 pub mod inspect;
+#[cfg(test)]
+pub mod recording;
 pub mod runtime;
 
 pub use command::PodmanCommand;
