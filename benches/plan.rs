@@ -89,12 +89,18 @@ fn plan_against_queries() {
     let plan = plan_json();
     for step in plan["steps"].as_array().unwrap() {
         if step["action"] == "create" && step["address"].as_str().unwrap().starts_with("image.") {
-            let status = Command::new("sh")
-                .args([
-                    "-c",
-                    &format!("{} >/dev/null", step["command"].as_str().unwrap()),
-                ])
+            let command = &step["operation"]["command"];
+            let args: Vec<&str> = command["global_args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(command["args"].as_array().unwrap())
+                .map(|a| a.as_str().expect("a build has no session arguments"))
+                .collect();
+            let status = Command::new(command["program"].as_str().unwrap())
+                .args(args)
                 .envs(env)
+                .stdout(std::process::Stdio::null())
                 .status()
                 .unwrap();
             assert!(status.success(), "build for the benchmark failed");
@@ -105,7 +111,7 @@ fn plan_against_queries() {
     std::fs::write(
         session.join("session.json"),
         serde_json::json!({
-            "format_version": 1, "id": "20261125T000000-bench", "project": plan["project"],
+            "format_version": 2, "id": "20261125T000000-bench", "project": plan["project"],
             "project_id": plan["desired"]["project_id"], "status": "finished", "desired": plan["desired"],
         })
         .to_string(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use super::{Context, SignalSource, Signal, Stop, apply};
+use super::{Context, Signal, SignalSource, Stop, apply};
 use crate::config::resolve::Engine;
 use crate::mcp::Backend;
 use crate::plan::tests::{fixture, run};
@@ -57,7 +57,11 @@ fn orphan() -> ObservedContainer {
         names: vec!["outrig-demo-tools-20261120T080000-dead".into()],
         image: "localhost/outrig-tools:1111".into(),
         state: "exited".into(),
-        labels: [(labels::SESSION.to_string(), "20261120T080000-dead".to_string())].into(),
+        labels: [(
+            labels::SESSION.to_string(),
+            "20261120T080000-dead".to_string(),
+        )]
+        .into(),
     }
 }
 
@@ -77,12 +81,7 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
-async fn apply_with(
-    plan: &Plan,
-    runtime: Recording,
-    keep: bool,
-    signals: SignalSource,
-) -> Run {
+async fn apply_with(plan: &Plan, runtime: Recording, keep: bool, signals: SignalSource) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let sources = Sources {
         clock: Arc::new(Fixed),
@@ -107,12 +106,19 @@ async fn apply_with(
         signals,
     };
     let seen = std::sync::Mutex::new(Vec::new());
-    let result = apply(plan, &mut session, &context, async |_: &mut Session, backends: Vec<Backend>| {
-        seen.lock()
-            .unwrap()
-            .extend(backends.iter().map(|b| format!("{} {}", b.key, b.tools.len())));
-        Ok(())
-    })
+    let result = apply(
+        plan,
+        &mut session,
+        &context,
+        async |_: &mut Session, backends: Vec<Backend>| {
+            seen.lock().unwrap().extend(
+                backends
+                    .iter()
+                    .map(|b| format!("{} {}", b.key, b.tools.len())),
+            );
+            Ok(())
+        },
+    )
     .await;
     Run {
         result,
@@ -143,10 +149,19 @@ async fn the_plans_operations_run_in_order_bound_to_the_session_then_teardown() 
     );
     let calls = run.runtime.calls();
     let sandbox = calls[2].to_string();
-    assert!(sandbox.contains(&format!("--name outrig-demo-tools-{id} ")), "{sandbox}");
-    assert!(sandbox.contains(&format!("org.outrig.session={id} ")), "{sandbox}");
     assert!(
-        sandbox.contains(&format!("org.outrig.session-dir={}", run.session.dir.display())),
+        sandbox.contains(&format!("--name outrig-demo-tools-{id} ")),
+        "{sandbox}"
+    );
+    assert!(
+        sandbox.contains(&format!("org.outrig.session={id} ")),
+        "{sandbox}"
+    );
+    assert!(
+        sandbox.contains(&format!(
+            "org.outrig.session-dir={}",
+            run.session.dir.display()
+        )),
         "{sandbox}"
     );
     // What ran is what the plan showed, with the session filled in.
@@ -170,12 +185,22 @@ async fn the_plans_operations_run_in_order_bound_to_the_session_then_teardown() 
         .find(|c| c.to_string().contains("mcp_server_time"))
         .unwrap();
     assert!(time.args.contains(&"API_TOKEN".to_string()));
-    assert_eq!(time.process_env, [("API_TOKEN".to_string(), SECRET.to_string())]);
+    assert_eq!(
+        time.process_env,
+        [("API_TOKEN".to_string(), SECRET.to_string())]
+    );
     assert!(!calls.iter().any(|c| c.to_string().contains(SECRET)));
-    assert_eq!(calls[5].args.last().unwrap(), &format!("outrig-demo-tools-{id}"));
+    assert_eq!(
+        calls[5].args.last().unwrap(),
+        &format!("outrig-demo-tools-{id}")
+    );
     assert_eq!(run.backends, ["tools.fs 1", "tools.time 1"]);
     let record = &run.session.record;
-    assert!(record.steps.iter().all(|s| s.status == StepStatus::Done), "{:?}", record.steps);
+    assert!(
+        record.steps.iter().all(|s| s.status == StepStatus::Done),
+        "{:?}",
+        record.steps
+    );
     assert_eq!(record.steps.len(), 5);
     assert!(record.containers["tools"].removed);
     assert_eq!(record.containers["tools"].id, "c0ffee");
@@ -205,11 +230,25 @@ async fn a_failing_sandbox_stops_the_apply_and_is_still_removed() {
     // No server started; the sandbox (recorded before it started) is removed.
     assert_eq!(
         run.runtime.summary(),
-        ["build --pull=never", "rm --force", "run --detach", "rm --force"]
+        [
+            "build --pull=never",
+            "rm --force",
+            "run --detach",
+            "rm --force"
+        ]
     );
     let record = &run.session.record;
     assert_eq!(record.steps.last().unwrap().status, StepStatus::Failed);
-    assert!(!record.steps.last().unwrap().error.as_ref().unwrap().contains(SECRET));
+    assert!(
+        !record
+            .steps
+            .last()
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .contains(SECRET)
+    );
     assert!(record.containers["tools"].removed);
 }
 
@@ -239,7 +278,12 @@ async fn a_server_that_exits_fails_the_apply_with_its_stderr_redacted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_that_changed_since_the_plan_stops_the_server_start() {
-    let plan = run(&with_secret("another-value"), &Observed::default(), None, &[]);
+    let plan = run(
+        &with_secret("another-value"),
+        &Observed::default(),
+        None,
+        &[],
+    );
     let run = apply_with(&plan, Recording::new(), false, SignalSource::channel().0).await;
     let Err(Stop::Failed(error)) = &run.result else {
         panic!("{:?}", run.result);
@@ -266,7 +310,11 @@ async fn a_signal_while_a_server_starts_tears_everything_down() {
     });
     let started = std::time::Instant::now();
     let run = apply_with(&plan(), runtime, false, signals).await;
-    assert!(matches!(run.result, Err(Stop::Interrupted(Signal::Terminate))), "{:?}", run.result);
+    assert!(
+        matches!(run.result, Err(Stop::Interrupted(Signal::Terminate))),
+        "{:?}",
+        run.result
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(run.runtime.summary().last().unwrap(), "rm --force");
     assert!(run.session.record.containers["tools"].removed);

@@ -128,7 +128,7 @@ pub fn read(path: &Path, name: &str) -> Result<Result<SourceFile, Checked>, Erro
         Err(crate::fs::ReadError::Io(error)) => return Err(cannot_read(error)),
         Err(crate::fs::ReadError::TooLarge { limit }) => {
             return Err(Error::new(format!(
-                "`{name}` is larger than {} MiB, the most a config file may be",
+                "`{name}` is larger than {} MiB: a config file may be at most {0} MiB",
                 limit / (1024 * 1024)
             ))
             .hint("check that `--config` names an outrig.toml"));

@@ -38,7 +38,7 @@ pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
         &new.sandboxes,
         Address::Sandbox,
         &mut by_resource,
-        fields,
+        sandbox_changes,
     );
     resources(
         &old.servers,
@@ -74,11 +74,13 @@ pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
                 "{}: in the saved plan, not in a fresh one",
                 step.address
             )),
-            Some(now) if now != *step && !described.contains(&step.address) => {
+            Some(now) if !described.contains(&step.address) => {
                 let before = serde_json::to_value(step).unwrap_or_default();
                 let after = serde_json::to_value(now).unwrap_or_default();
-                for change in fields(&before, &after) {
-                    out.push(format!("{}: {change}", step.address));
+                if before != after {
+                    for change in fields(&before, &after) {
+                        out.push(format!("{}: {change}", step.address));
+                    }
                 }
             }
             Some(_) => {}
@@ -93,7 +95,7 @@ pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
             ));
         }
     }
-    if out.is_empty() && saved.security_deltas != fresh.security_deltas {
+    if out.is_empty() && json(&saved.security_deltas) != json(&fresh.security_deltas) {
         out.push("the security section differs".into());
     }
     if out.is_empty() && saved.last_applied_session != fresh.last_applied_session {
@@ -103,7 +105,7 @@ pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
             fresh.last_applied_session.as_deref().unwrap_or("nothing")
         ));
     }
-    if out.is_empty() && saved.summary != fresh.summary {
+    if out.is_empty() && json(&saved.summary) != json(&fresh.summary) {
         out.push("the summary differs".into());
     }
     out
@@ -111,7 +113,9 @@ pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
 
 type Changes<T> = fn(&T, &T) -> Vec<String>;
 
-fn resources<T: serde::Serialize + PartialEq>(
+/// Compared as they serialise: what a plan file holds is what counts (fields kept out of
+/// the file, like a build context's manifest, play no part).
+fn resources<T: serde::Serialize>(
     old: &std::collections::BTreeMap<String, T>,
     new: &std::collections::BTreeMap<String, T>,
     address: impl Fn(String) -> Address,
@@ -124,12 +128,13 @@ fn resources<T: serde::Serialize + PartialEq>(
                 address(name.clone()),
                 vec!["in the saved plan, not in a fresh one".into()],
             )),
-            Some(after) if after != before => {
+            Some(after) => {
                 let before = serde_json::to_value(before).unwrap_or_default();
                 let after = serde_json::to_value(after).unwrap_or_default();
-                out.push((address(name.clone()), changes(&before, &after)));
+                if before != after {
+                    out.push((address(name.clone()), changes(&before, &after)));
+                }
             }
-            Some(_) => {}
         }
     }
     for name in new.keys().filter(|n| !old.contains_key(*n)) {
@@ -147,14 +152,35 @@ fn image_changes(before: &Json, after: &Json) -> Vec<String> {
     for (key, what) in [
         ("containerfile_hash", "Containerfile"),
         ("context_hash", "build context"),
-        ("args_hash", "build arguments"),
     ] {
         if build(before, key) != build(after, key) {
             out.push(format!("{what} changed since the plan was made"));
         }
     }
+    if build(before, "args_hash") != build(after, "args_hash") {
+        let mut args = Vec::new();
+        walk(
+            "build arguments",
+            &build(before, "build_args").unwrap_or_default(),
+            &build(after, "build_args").unwrap_or_default(),
+            &mut args,
+        );
+        if args.is_empty() {
+            args.push("build arguments changed since the plan was made".into());
+        }
+        out.extend(args);
+    }
     if out.is_empty() {
         out = fields(before, after);
+    }
+    out
+}
+
+/// A sandbox's changes; its run-settings hash alone changes when its image does.
+fn sandbox_changes(before: &Json, after: &Json) -> Vec<String> {
+    let out = fields(before, after);
+    if out.len() == 1 && out[0].starts_with("config_hash ") {
+        return vec!["its image changed since the plan was made".into()];
     }
     out
 }
@@ -246,4 +272,9 @@ fn shown(value: &Json) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text,
     }
+}
+
+/// A value as the JSON it serialises to.
+fn json<T: serde::Serialize>(value: &T) -> Json {
+    serde_json::to_value(value).unwrap_or_default()
 }

