@@ -230,7 +230,7 @@ impl Checker<'_> {
         let help = match did_you_mean(target, names) {
             Some(s) => format!("did you mean `{s}`?"),
             None if names.is_empty() => format!("there is no `[{table}]` table; define one"),
-            None => format!("defined {table}: {}", names.join(", ")),
+            None => format!("defined {table}: {}", super::suggest::some_of(names)),
         };
         self.emit_at_value(
             at,
@@ -506,7 +506,7 @@ impl Checker<'_> {
                         if servers.is_empty() {
                             "none".into()
                         } else {
-                            servers.join(", ")
+                            super::suggest::some_of(&servers)
                         }
                     )
                 });

@@ -189,12 +189,21 @@ impl Diagnostic {
         let mut group = Group::with_title(title);
         match span {
             Some(span) => {
-                let mut annotation = AnnotationKind::Primary.span(span);
+                // Only the lines the span covers go to the renderer: rendering a snippet
+                // costs as much as the text it is given, and a file may be megabytes.
+                let from = text[..span.start].rfind('\n').map_or(0, |at| at + 1);
+                let to = text[span.end..]
+                    .find('\n')
+                    .map_or(text.len(), |at| span.end + at);
+                let line = source.position(from).line;
+                let mut annotation =
+                    AnnotationKind::Primary.span(span.start - from..span.end - from);
                 if let Some(label) = &self.label {
                     annotation = annotation.label(label.as_str());
                 }
                 group = group.element(
-                    Snippet::source(text.as_ref())
+                    Snippet::source(&text[from..to])
+                        .line_start(line)
                         .path(source.name.as_str())
                         .fold(true)
                         .annotation(annotation),

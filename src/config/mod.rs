@@ -159,6 +159,7 @@ pub fn check_source(
     base_dir: &Path,
     env_is_set: &dyn Fn(&str) -> bool,
 ) -> Checked {
+    suggest::reset_budget();
     let (value, spans) = match source::parse(&source) {
         Ok(parsed) => parsed,
         Err(diagnostic) => {
