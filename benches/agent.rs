@@ -8,7 +8,7 @@
 //! RSS of outrig over the session. Needs podman, the base image and the vendored servers.
 
 // A benchmark runs the binaries it measures.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! podman, the base image and the vendored servers; skipped without them.
 
 // A benchmark runs the binaries it measures.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};

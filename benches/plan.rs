@@ -7,7 +7,7 @@
 //!    most 1.3× the queries). Needs podman and the base image; skipped without them.
 
 // A benchmark runs the binaries it measures.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 
 use std::path::Path;
 use std::process::Command;

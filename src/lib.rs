@@ -3,30 +3,33 @@
 //!
 //! # Module map
 //!
-//! The layering is `config → plan → apply → podman`; a module only uses those to its right
-//! (`session` and `mcp` sit beside `apply`).
+//! Data flows `config → plan → apply → podman`: the config is resolved into a desired
+//! state, the plan compares it with podman's state and the last session and says exactly
+//! what will run, apply runs it through podman. Imports go down the layers below, never
+//! up (a test in this file holds the code to it):
 //!
-//! - [`cli`]: clap types only.
-//! - [`commands`]: one thin file per subcommand: load → core → view.
-//! - [`config`]: `outrig.toml` — wire types ([`config::model`]), the layered checks
-//!   (syntax → schema → semantic) with diagnostics, and resolution into [`config::Config`].
-//! - [`schema`]: the JSON Schema, generated from the wire types; `schema/outrig.schema.json`
-//!   is its committed copy.
-//! - [`plan`]: desired state, build-context hashing, the pure plan function, its views.
-//! - [`session`]: the session store (records of applies).
-//! - [`mcp`]: the MCP client used to talk to servers inside a sandbox, the tool set they
-//!   publish, and the gateway that serves it (`outrig mcp`).
-//! - [`agent`]: the LLM agent `apply` runs over those tools.
-//! - [`podman`]: commands as plain data, podman's JSON, and the runtime — the only code
-//!   that starts processes.
-//! - [`error`]: the error users see, and the exit statuses.
-//! - [`fs`]: atomic file writes.
+//! | layer | modules | what they own |
+//! |---|---|---|
+//! | CLI | [`cli`], [`commands`], [`project`] | clap types; one thin file per subcommand (load → core → view); [`project::Project`], what every command loads |
+//! | agent | [`agent`] | the LLM agent `apply` runs over the sandboxed tools |
+//! | apply | [`apply`] | carrying out a plan's operations, recording the session, teardown |
+//! | MCP | [`mcp`] | the client for servers in a sandbox, the published tool set, the gateway (`outrig mcp`) |
+//! | plan | [`plan`] | desired state, build-context hashing, the pure plan function, the saved-plan comparison, the views |
+//! | config | [`config`], [`schema`] | `outrig.toml`: wire types, layered checks with diagnostics, resolution; its JSON Schema |
+//! | sessions | [`session`] | the session store (records, logs); knows records, not plans |
+//! | podman | [`podman`] | commands as plain data, podman's JSON, the [`podman::Runtime`] — the only code that starts processes |
+//! | leaves | [`secret`], [`environment`], [`output`], [`error`], [`fs`], [`digest`], [`glob`] | `${VAR}`, fingerprints and redaction; the process environment (read once); printing; the user-facing error; atomic and bounded file I/O; content hashes; allow-list globs |
+//!
+//! `clippy.toml` guards three rules: only [`podman::runtime`] starts processes, only
+//! [`environment`] reads environment variables, only [`output`] prints.
 //!
 //! # Files on disk
 //!
 //! - `outrig.toml` at the project root (found by walking up from the working directory).
 //! - `.outrig/outrig.schema.json`, written by `outrig init` for editor completion.
 //! - `$XDG_CACHE_HOME/outrig/contexts/<hash>.json`: build-context manifests (plan).
+//! - `$XDG_DATA_HOME/outrig/fingerprint.key` (0600): the key secret fingerprints are made
+//!   with.
 //! - `<session root>/<id>/session.json`: session records (read by plan), with `logs/`
 //!   (server stderr, build logs, `tools.jsonl`, `transcript.jsonl`, `outrig.log`).
 
@@ -102,5 +105,89 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Discard(args) => commands::discard::run(global, args, env),
         Command::Destroy(args) => commands::destroy::run(global, args, env),
         Command::Clean(args) => commands::clean::run(global, args, env),
+    }
+}
+
+#[cfg(test)]
+mod layering {
+    //! The layers of the module map, held against the code: every `crate::<module>` a
+    //! file names must be in its own layer or below.
+
+    /// Bottom first.
+    const LAYERS: &[&[&str]] = &[
+        &[
+            "secret",
+            "environment",
+            "output",
+            "error",
+            "fs",
+            "digest",
+            "glob",
+            "status",
+        ],
+        &["podman"],
+        &["session"],
+        &["config", "schema"],
+        &["plan"],
+        &["mcp"],
+        &["apply"],
+        &["agent"],
+        &["cli", "commands", "project"],
+    ];
+
+    fn layer(module: &str) -> Option<usize> {
+        LAYERS.iter().position(|l| l.contains(&module))
+    }
+
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn imports_go_down_the_layers() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut paths = Vec::new();
+        files(&src, &mut paths);
+        let mut wrong = Vec::new();
+        for path in paths {
+            let relative = path
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let module = relative.split(['/', '.']).next().unwrap().to_string();
+            if module == "lib" || module == "main" {
+                continue;
+            }
+            let own = layer(&module).unwrap_or_else(|| panic!("`{module}` is in no layer"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Tests may reach anywhere; the code above them may not.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (index, _) in code.match_indices("crate::") {
+                let name: String = code[index + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if let Some(used) = layer(&name)
+                    && used > own
+                {
+                    wrong.push(format!("{relative} uses crate::{name}"));
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(
+            wrong.is_empty(),
+            "imports against the layering:\n{}",
+            wrong.join("\n")
+        );
     }
 }

@@ -37,7 +37,7 @@ impl Project {
         env: Environment,
         session_root: Option<&Path>,
     ) -> Result<Project, Error> {
-        let loaded = config::load(config_flag, &env.cwd)?;
+        let loaded = config::load(config_flag, &env.cwd, &|name| env.var(name).is_some())?;
         let mut engine = loaded.config.engine.clone();
         if let Some(program) = env.podman_override() {
             engine.podman = program;

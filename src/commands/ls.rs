@@ -1,7 +1,5 @@
 //! `outrig ls`: sessions, newest first. An unreadable record costs only its own row.
 
-use std::io::Write;
-
 use crate::cli::{GlobalArgs, LsArgs};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
@@ -31,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &LsArgs, env: Environment) -> Result<ExitS
     if args.json {
         let mut text = serde_json::to_string_pretty(&rows).expect("serialisable");
         text.push('\n');
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        crate::output::stdout(&text);
         return Ok(ExitStatus::Success);
     }
     if rows.is_empty() {
@@ -67,7 +65,7 @@ pub fn run(global: &GlobalArgs, args: &LsArgs, env: Environment) -> Result<ExitS
                 .map_or("-".into(), |c| c.to_string()),
         ));
     }
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    crate::output::stdout(&out);
     Ok(ExitStatus::Success)
 }
 

@@ -293,7 +293,9 @@ fn print_config(
     client: McpClient,
     env: &Environment,
 ) -> Result<ExitStatus, Error> {
-    let loaded = crate::config::load(global.config.as_deref(), &env.cwd)?;
+    let loaded = crate::config::load(global.config.as_deref(), &env.cwd, &|name| {
+        env.var(name).is_some()
+    })?;
     let config = &loaded.config;
     let program = env
         .current_exe()

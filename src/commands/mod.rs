@@ -27,9 +27,11 @@ pub fn session_root(global: &GlobalArgs, args: &SessionRootArgs, env: &Environme
     if let Some(root) = &args.session_root {
         return env.cwd.join(root);
     }
-    let configured = crate::config::load(global.config.as_deref(), &env.cwd)
-        .ok()
-        .and_then(|loaded| loaded.config.session_root);
+    let configured = crate::config::load(global.config.as_deref(), &env.cwd, &|name| {
+        env.var(name).is_some()
+    })
+    .ok()
+    .and_then(|loaded| loaded.config.session_root);
     crate::session::root(None, configured.as_deref(), &env.data_dir())
 }
 

@@ -28,7 +28,7 @@ pub fn run(
 ) -> Result<ExitStatus, Error> {
     let cwd = env.cwd.as_path();
     let path = config::locate(global.config.as_deref(), cwd)?;
-    let checked = config::check_file(&path, cwd)?;
+    let checked = config::check_file(&path, cwd, &|name| env.var(name).is_some())?;
     let valid = checked.is_valid();
     match args.format {
         Format::Json => print_json(&checked, valid),

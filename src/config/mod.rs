@@ -241,24 +241,32 @@ pub fn check_source(
     }
 }
 
-/// Read and check the config at `path`; the [`Checked`] result either way.
-pub fn check_file(path: &Path, cwd: &Path) -> Result<Checked, Error> {
+/// Read and check the config at `path`; the [`Checked`] result either way. `env_is_set`
+/// tells whether a host variable is set (unset ones are warnings).
+pub fn check_file(
+    path: &Path,
+    cwd: &Path,
+    env_is_set: &dyn Fn(&str) -> bool,
+) -> Result<Checked, Error> {
     let name = display_name(path, cwd);
     let source = match read(path, &name)? {
         Ok(source) => source,
         Err(checked) => return Ok(checked),
     };
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let env_is_set = |name: &str| std::env::var_os(name).is_some();
-    Ok(check_source(source, base_dir, &env_is_set))
+    Ok(check_source(source, base_dir, env_is_set))
 }
 
 /// Find, read, check and resolve the config. Invalid configs become
 /// an [`Error`] carrying every diagnostic.
-pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Loaded, Error> {
+pub fn load(
+    explicit: Option<&Path>,
+    cwd: &Path,
+    env_is_set: &dyn Fn(&str) -> bool,
+) -> Result<Loaded, Error> {
     let path = locate(explicit, cwd)?;
     let path = std::path::absolute(&path).unwrap_or(path);
-    let checked = check_file(&path, cwd)?;
+    let checked = check_file(&path, cwd, env_is_set)?;
     match checked.file {
         Some(ref file) if checked.error_count() == 0 => {
             let config = resolve::resolve(file, &path);

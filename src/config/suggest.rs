@@ -45,7 +45,6 @@ pub fn did_you_mean<'a>(input: &str, candidates: &'a [String]) -> Option<&'a str
     measured
         .into_iter()
         .take(take)
-        .into_iter()
         .map(|c| {
             let distance = strsim::damerau_levenshtein(&input_lower, &c.to_lowercase());
             (distance, c)

@@ -404,7 +404,7 @@ type Reader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 fn stdio() -> (Reader, Writer) {
     use std::os::fd::AsFd;
     use tokio::net::unix::pipe;
-    let reader: Reader = match std::io::stdin()
+    let reader: Reader = match crate::output::stdin_stream()
         .as_fd()
         .try_clone_to_owned()
         .and_then(pipe::Receiver::from_owned_fd)

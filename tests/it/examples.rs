@@ -53,7 +53,7 @@ fn valid_examples_pass_the_schema_and_load() {
             .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
         // The whole loader.
-        let loaded = outrig::config::load(Some(&path), &cwd)
+        let loaded = outrig::config::load(Some(&path), &cwd, &|_| true)
             .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render()));
         assert!(!loaded.config.images.is_empty());
     }

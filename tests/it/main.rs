@@ -4,7 +4,7 @@
 //! fail (never skip) in CI (`CI=true`) when it is not.
 
 // Tests drive the outrig binary and third-party tools directly.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
 
 mod context;
 
