@@ -34,10 +34,23 @@ pub fn did_you_mean<'a>(input: &str, candidates: &'a [String]) -> Option<&'a str
         let other = c.len();
         c.as_str() != input && other.abs_diff(length) <= (length.max(other) / 2).max(4)
     };
+    if let Some(same) = candidates
+        .iter()
+        .find(|c| c.as_str() != input && c.eq_ignore_ascii_case(input))
+    {
+        return Some(same);
+    }
     let first = input_lower.as_bytes().first().copied();
     let mut measured: Vec<&String> = candidates.iter().filter(plausible).collect();
     if measured.len() > MAX_MEASURED {
-        measured.sort_by_key(|c| c.as_bytes().first().map(u8::to_ascii_lowercase) != first);
+        // The likeliest first (same first letter, closest length), in linear time.
+        let key = |c: &&String| {
+            (
+                c.as_bytes().first().map(u8::to_ascii_lowercase) != first,
+                c.len().abs_diff(length),
+            )
+        };
+        measured.select_nth_unstable_by_key(MAX_MEASURED, key);
         measured.truncate(MAX_MEASURED);
     }
     let take = measured.len().min(left);
