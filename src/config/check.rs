@@ -143,9 +143,30 @@ impl Checker<'_> {
                     .help("add an `[images.<name>]` table with `containerfile` or `from`; `outrig init` writes a working example"),
             );
         }
+        let used: BTreeSet<&str> = file.agents.values().map(|a| a.image.as_str()).collect();
         for (name, image) in &file.images {
             self.name("image", name, &["images", name], true);
             self.image(name, image);
+            // Servers as written: one cut away by a schema error still counts.
+            let has_servers = self
+                .context
+                .original
+                .pointer(&pointer(["images", name.as_str(), "mcp"]))
+                .and_then(Value::as_object)
+                .is_some_and(|servers| !servers.is_empty());
+            if !has_servers && !used.contains(name.as_str()) {
+                self.emit_at_key(
+                    &["images", name],
+                    Diagnostic::warning(
+                        "unused-image",
+                        format!("image `{name}` has no MCP servers and no agent uses it"),
+                    )
+                    .label("nothing would run this image")
+                    .help(format!(
+                        "add `[images.{name}.mcp.<server>]`, point an agent's `image` at it, or remove it"
+                    )),
+                );
+            }
         }
         for (name, provider) in &file.providers {
             self.name("provider", name, &["providers", name], true);
