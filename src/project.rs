@@ -17,7 +17,7 @@ use crate::plan::{Plan, diff};
 use crate::podman::inspect::{self, ObserveError};
 use crate::podman::{Podman, PodmanCommand, Runtime};
 use crate::secret::{FingerprintKey, Redactor};
-use crate::session::{self, Session, Sources};
+use crate::session::{self, Session, Sources, Status};
 
 /// Everything a command works with.
 pub struct Project {
@@ -163,6 +163,69 @@ impl Project {
         session.record.config_path = self.config().path.display().to_string();
         let _ = session.save();
         Ok(session)
+    }
+}
+
+impl Project {
+    /// The container of a kept sandbox of `image`, named by session id or container name
+    /// (`outrig mcp --attach`).
+    pub fn kept_sandbox(&self, wanted: &str, image: &str) -> Result<String, Error> {
+        let project = self;
+        let config = project.config();
+        let project_id = &crate::plan::desired::project_id(&config.project, &config.root);
+        let from_session = session::records(&project.session_root, project_id)
+            .into_iter()
+            .find(|r| r.id == wanted)
+            .map(|record| {
+                record
+                    .containers
+                    .get(image)
+                    .filter(|c| !c.removed && record.status == Status::Kept)
+                    .map(|c| c.name.clone())
+                    .ok_or_else(|| {
+                        Error::new(format!(
+                            "session {wanted} has no kept sandbox of image `{image}` (it is {:?})",
+                            record.status
+                        ))
+                        .hint("keep one with `outrig apply --keep`")
+                    })
+            });
+        let name = match from_session {
+            Some(found) => found?,
+            None => wanted.to_string(),
+        };
+        let format = format!(
+            "{{{{index .Config.Labels \"{}\"}}}} {{{{index .Config.Labels \"{}\"}}}} {{{{.State.Running}}}}",
+            crate::podman::labels::PROJECT_ID,
+            crate::podman::labels::SANDBOX
+        );
+        let command = project
+            .podman()
+            .args(["container", "inspect", "--format", &format, &name]);
+        let output = project.runtime.run(&command).map_err(|e| {
+            Error::new(format!(
+                "`{wanted}` is neither a session nor a container of this project"
+            ))
+            .cause(e.to_string())
+            .hint("`outrig ls` lists sessions; kept ones say `kept`")
+        })?;
+        let fields: Vec<&str> = output.stdout.split_whitespace().collect();
+        match fields.as_slice() {
+            [id, sandbox, running]
+                if id == project_id && *sandbox == image && *running == "true" =>
+            {
+                Ok(name)
+            }
+            [id, _, _] if id != project_id => Err(Error::new(format!(
+                "container `{name}` is not a sandbox of this project"
+            ))),
+            [_, sandbox, _] if *sandbox != image => Err(Error::new(format!(
+                "container `{name}` is a sandbox of image `{sandbox}`, not `{image}`"
+            ))
+            .hint(format!("pass `--image {sandbox}`"))),
+            _ => Err(Error::new(format!("container `{name}` is not running"))
+                .hint("start a new sandbox without `--attach`")),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod provider;
 pub mod repl;
+pub mod setup;
 
 use std::sync::Arc;
 

@@ -2,20 +2,19 @@
 //! confirm, carry it out in a new session, and record the outcome.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::agent::provider::Provider;
-use crate::agent::{Agent, Settings, repl};
+use crate::agent::setup::AgentSetup;
+use crate::agent::{Agent, repl};
 use crate::apply::{self, Stop};
 use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::mcp::toolbox::Toolbox;
 use crate::plan::desired::Target;
-use crate::plan::{Plan, compare, render};
+use crate::plan::{compare, render};
 use crate::project::Project;
 use crate::session::Session;
 use crate::session::Status;
@@ -29,7 +28,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
     };
     let fresh = project.plan(Target::Agent(args.agent.as_deref()), None)?;
     let plan = match saved {
-        Some((path, saved)) => check_saved(path, saved, fresh)?,
+        Some((path, saved)) => compare::require_equal(path, saved, fresh)?,
         None => fresh,
     };
     // What the agent will be asked, decided before anything starts.
@@ -39,7 +38,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
     };
     let agent_setup = match (&plan.agent, &interaction) {
         (Some(name), Interaction::OneShot(_) | Interaction::Repl) => {
-            Some(agent_setup(project.config(), name, &project.lookup())?)
+            Some(AgentSetup::new(project.config(), name, &project.lookup())?)
         }
         _ => None,
     };
@@ -175,126 +174,6 @@ fn interaction(args: &ApplyArgs, agent: &str) -> Result<Interaction, Error> {
     } else {
         Interaction::OneShot(prompt)
     })
-}
-
-/// The agent's settings and provider, with the API key read now: an unset variable stops
-/// the apply before anything starts.
-struct AgentSetup {
-    settings: Settings,
-    model_name: String,
-    provider_name: String,
-    base_url: String,
-    api_key: Option<String>,
-    headers: Vec<(String, String)>,
-    request_timeout: std::time::Duration,
-    retry_budget: std::time::Duration,
-    allow: Vec<Vec<String>>,
-    /// Values to redact: the key and header secrets.
-    secrets: Vec<String>,
-}
-
-impl AgentSetup {
-    fn provider(&self) -> Result<Provider, crate::agent::provider::ProviderError> {
-        Provider::new(
-            &self.provider_name,
-            &self.base_url,
-            self.api_key.clone(),
-            self.headers.clone(),
-            self.request_timeout,
-            self.retry_budget,
-        )
-    }
-}
-
-fn agent_setup(
-    config: &crate::config::Config,
-    name: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<AgentSetup, Error> {
-    let agent = &config.agents[name];
-    let model = &config.models[&agent.model];
-    let provider = &config.providers[&model.provider];
-    let env = |name: &str| lookup(name).filter(|v| !v.is_empty());
-    let mut secrets = Vec::new();
-    let api_key = match &provider.api_key_variable {
-        Some(variable) => {
-            let Some(key) = env(variable) else {
-                return Err(Error::new(format!(
-                    "the API key of provider `{}` is not set: `{variable}` is empty or unset",
-                    provider.name
-                ))
-                .hint(format!("export {variable}=... (the key is read from the environment, never from a file)")));
-            };
-            secrets.push(key.clone());
-            Some(key)
-        }
-        None => None,
-    };
-    let mut headers = Vec::new();
-    for (header, template) in &provider.headers {
-        let Ok(value) = crate::secret::resolve(template, &env) else {
-            return Err(Error::new(format!(
-                "header `{header}` of provider `{}` uses a variable that is not set ({template})",
-                provider.name
-            )));
-        };
-        if value != *template {
-            for variable in crate::secret::references(template) {
-                secrets.extend(env(&variable));
-            }
-        }
-        headers.push((header.clone(), value));
-    }
-    Ok(AgentSetup {
-        settings: Settings {
-            model: model.identifier.clone(),
-            system_prompt: agent.system_prompt.clone(),
-            temperature: model.temperature,
-            max_tokens: model.max_tokens,
-            tool_call_max: agent.tool_call_max,
-            tool_result_max: agent.tool_result_max,
-        },
-        model_name: model.name.clone(),
-        provider_name: provider.name.clone(),
-        base_url: provider.base_url.clone(),
-        api_key,
-        headers,
-        request_timeout: provider.request_timeout,
-        retry_budget: provider.retry_budget,
-        allow: agent.tools.clone().into_iter().collect(),
-        secrets,
-    })
-}
-
-/// The saved plan, if a fresh plan equals it; otherwise an error naming what differs.
-fn check_saved(path: &Path, saved: Plan, fresh: Plan) -> Result<Plan, Error> {
-    if saved.outrig_version != fresh.outrig_version {
-        return Err(Error::new(format!(
-            "the plan `{}` was made by outrig {}, this is outrig {}",
-            path.display(),
-            saved.outrig_version,
-            fresh.outrig_version
-        ))
-        .hint("run `outrig plan --out FILE` again with this outrig and review it"));
-    }
-    let differences = compare::differences(&saved, &fresh);
-    if differences.is_empty() {
-        return Ok(saved);
-    }
-    const SHOWN: usize = 20;
-    let mut error = Error::new(format!(
-        "the plan `{}` is not what would run now: {} difference{} (saved → now); nothing was started",
-        path.display(),
-        differences.len(),
-        if differences.len() == 1 { "" } else { "s" }
-    ));
-    for difference in differences.iter().take(SHOWN) {
-        error = error.cause(difference.clone());
-    }
-    if differences.len() > SHOWN {
-        error = error.cause(format!("... and {} more", differences.len() - SHOWN));
-    }
-    Err(error.hint("run `outrig plan --out FILE` again and review it"))
 }
 
 /// Ask on the terminal; refuse without one.

@@ -12,10 +12,10 @@ use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::mcp::gateway;
 use crate::mcp::toolbox::Toolbox;
+use crate::mcp::wiring;
 use crate::plan::desired::Target;
-use crate::plan::{Action, Address, Plan};
 use crate::project::Project;
-use crate::session::{self, Session, Status};
+use crate::session::{Session, Status};
 
 pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<ExitStatus, Error> {
     if let Some(client) = args.print_config {
@@ -25,11 +25,11 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     let target = target(project.config(), args)?;
     let (image, allow) = selection(project.config(), args, target)?;
     let attach = match &args.attach {
-        Some(wanted) => Some(attached_container(&project, wanted, &image)?),
+        Some(wanted) => Some(project.kept_sandbox(wanted, &image)?),
         None => None,
     };
     let plan = project.plan(target, attach.as_deref().map(|c| (image.as_str(), c)))?;
-    let plan = narrow(&plan, &image, &allow, args.build)?;
+    let plan = crate::plan::gateway::narrow(&plan, &image, &allow, args.build)?;
     let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "mcp")?;
     session.record.attached_to = attach.clone();
     let _ = session.save();
@@ -173,119 +173,6 @@ fn selection(
     Ok((image, allow))
 }
 
-/// The part of `plan` this gateway carries out: the image's sandbox and servers, and its
-/// build or pull only with `--build`. Pending builds without it are an error.
-fn narrow(plan: &Plan, image: &str, allow: &[Vec<String>], build: bool) -> Result<Plan, Error> {
-    let pending = plan.steps.iter().find(|s| {
-        s.address == Address::Image(image.to_string())
-            && matches!(s.action, Action::Create | Action::Replace)
-    });
-    if let (Some(step), false) = (pending, build) {
-        let what = if plan.desired.images[image].build.is_some() {
-            "built"
-        } else {
-            "pulled"
-        };
-        return Err(Error::new(format!(
-            "image `{image}` must be {what} before its tools can be served ({})",
-            crate::plan::render::reasons(plan, step)
-        ))
-        .hint("run `outrig apply` first, or start the gateway with `outrig mcp --build`"));
-    }
-    let mut narrowed = plan.clone();
-    narrowed.steps.retain(|s| match &s.address {
-        Address::Image(name) => name == image && build,
-        Address::Sandbox(name) => name == image,
-        Address::Server { image: of, server } => of == image && may_publish(server, allow),
-        Address::Agent(_) | Address::Container(_) => false,
-    });
-    if !narrowed
-        .steps
-        .iter()
-        .any(|s| matches!(&s.address, Address::Server { .. }))
-    {
-        return Err(Error::new(format!(
-            "no server of image `{image}` can offer a tool the allow-lists accept"
-        ))
-        .hint("check the agent's `tools` and `--tools`"));
-    }
-    Ok(narrowed)
-}
-
-/// Whether some tool of `server` could match every allow-list (by the server part of
-/// each `<server>__<tool>` pattern); servers that could not are not started at all.
-fn may_publish(server: &str, allow: &[Vec<String>]) -> bool {
-    allow.iter().all(|patterns| {
-        patterns
-            .iter()
-            .any(|pattern| match pattern.split_once("__") {
-                Some((server_part, _)) => crate::glob::glob_match(server_part, server),
-                // `*`, `fs*`: may match across the separator.
-                None => {
-                    crate::glob::glob_match(pattern, &format!("{server}__x"))
-                        || pattern.contains('*')
-                }
-            })
-    })
-}
-
-/// The container of a kept sandbox named by session id or container name.
-fn attached_container(project: &Project, wanted: &str, image: &str) -> Result<String, Error> {
-    let config = project.config();
-    let project_id = &crate::plan::desired::project_id(&config.project, &config.root);
-    let from_session = session::records(&project.session_root, project_id)
-        .into_iter()
-        .find(|r| r.id == wanted)
-        .map(|record| {
-            record
-                .containers
-                .get(image)
-                .filter(|c| !c.removed && record.status == Status::Kept)
-                .map(|c| c.name.clone())
-                .ok_or_else(|| {
-                    Error::new(format!(
-                        "session {wanted} has no kept sandbox of image `{image}` (it is {:?})",
-                        record.status
-                    ))
-                    .hint("keep one with `outrig apply --keep`")
-                })
-        });
-    let name = match from_session {
-        Some(found) => found?,
-        None => wanted.to_string(),
-    };
-    let format = format!(
-        "{{{{index .Config.Labels \"{}\"}}}} {{{{index .Config.Labels \"{}\"}}}} {{{{.State.Running}}}}",
-        crate::podman::labels::PROJECT_ID,
-        crate::podman::labels::SANDBOX
-    );
-    let command = project
-        .podman()
-        .args(["container", "inspect", "--format", &format, &name]);
-    let output = project.runtime.run(&command).map_err(|e| {
-        Error::new(format!(
-            "`{wanted}` is neither a session nor a container of this project"
-        ))
-        .cause(e.to_string())
-        .hint("`outrig ls` lists sessions; kept ones say `kept`")
-    })?;
-    let fields: Vec<&str> = output.stdout.split_whitespace().collect();
-    match fields.as_slice() {
-        [id, sandbox, running] if id == project_id && *sandbox == image && *running == "true" => {
-            Ok(name)
-        }
-        [id, _, _] if id != project_id => Err(Error::new(format!(
-            "container `{name}` is not a sandbox of this project"
-        ))),
-        [_, sandbox, _] if *sandbox != image => Err(Error::new(format!(
-            "container `{name}` is a sandbox of image `{sandbox}`, not `{image}`"
-        ))
-        .hint(format!("pass `--image {sandbox}`"))),
-        _ => Err(Error::new(format!("container `{name}` is not running"))
-            .hint("start a new sandbox without `--attach`")),
-    }
-}
-
 /// `--print-config CLIENT`: the snippet that makes CLIENT start this gateway.
 fn print_config(
     global: &GlobalArgs,
@@ -326,111 +213,17 @@ fn print_config(
     variables.dedup();
     let name = format!("outrig-{}", config.project);
     let program = program.display().to_string();
-    let text = snippet(client, &name, &program, &command_args, &variables);
+    let client = match client {
+        McpClient::ClaudeCode => wiring::Client::ClaudeCode,
+        McpClient::Codex => wiring::Client::Codex,
+        McpClient::Cursor => wiring::Client::Cursor,
+        McpClient::Vscode => wiring::Client::Vscode,
+    };
+    let text = wiring::snippet(client, &name, &program, &command_args, &variables);
     crate::output::stdout(&text);
     crate::status!(
         "{}",
-        match client {
-            McpClient::ClaudeCode => format!(
-                "put this in `.mcp.json` at the project root, or run: claude mcp add {name} -- {program} {}",
-                command_args.join(" ")
-            ),
-            McpClient::Codex => "add this to `~/.codex/config.toml`".to_string(),
-            McpClient::Cursor =>
-                "put this in `.cursor/mcp.json` (merge `mcpServers` with what is there)".to_string(),
-            McpClient::Vscode =>
-                "put this in `.vscode/mcp.json` (merge `servers` with what is there)".to_string(),
-        }
+        wiring::placement(client, &name, &program, &command_args)
     );
     Ok(ExitStatus::Success)
-}
-
-fn snippet(
-    client: McpClient,
-    name: &str,
-    program: &str,
-    args: &[String],
-    variables: &[String],
-) -> String {
-    let env = |form: &dyn Fn(&str) -> String| -> serde_json::Map<String, serde_json::Value> {
-        variables
-            .iter()
-            .map(|v| (v.clone(), serde_json::Value::String(form(v))))
-            .collect()
-    };
-    let json = |value: serde_json::Value| {
-        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
-        text.push('\n');
-        text
-    };
-    match client {
-        McpClient::ClaudeCode => json(serde_json::json!({
-            "mcpServers": { name: {
-                "type": "stdio", "command": program, "args": args,
-                "env": env(&|v| format!("${{{v}}}")),
-            }}
-        })),
-        McpClient::Cursor => json(serde_json::json!({
-            "mcpServers": { name: {
-                "type": "stdio", "command": program, "args": args,
-                "env": env(&|v| format!("${{env:{v}}}")),
-            }}
-        })),
-        McpClient::Vscode => json(serde_json::json!({
-            "servers": { name: {
-                "type": "stdio", "command": program, "args": args,
-                "env": env(&|v| format!("${{env:{v}}}")),
-            }}
-        })),
-        McpClient::Codex => {
-            let mut doc = toml_edit::DocumentMut::new();
-            let mut table = toml_edit::Table::new();
-            table.insert("command", toml_edit::value(program));
-            let mut list = toml_edit::Array::new();
-            for arg in args {
-                list.push(arg.as_str());
-            }
-            table.insert("args", toml_edit::value(list));
-            if !variables.is_empty() {
-                let mut forwarded = toml_edit::Array::new();
-                for v in variables {
-                    forwarded.push(v.as_str());
-                }
-                table.insert("env_vars", toml_edit::value(forwarded));
-            }
-            let mut servers = toml_edit::Table::new();
-            servers.set_implicit(true);
-            servers.insert(name, toml_edit::Item::Table(table));
-            doc.insert("mcp_servers", toml_edit::Item::Table(servers));
-            doc.to_string()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::may_publish;
-
-    #[test]
-    fn servers_outside_every_allow_list_are_not_started() {
-        let lists = |l: &[&[&str]]| -> Vec<Vec<String>> {
-            l.iter()
-                .map(|p| p.iter().map(|s| s.to_string()).collect())
-                .collect()
-        };
-        assert!(may_publish("fs", &[]));
-        assert!(may_publish(
-            "fs",
-            &lists(&[&["fs__*", "time__get_current_time"]])
-        ));
-        assert!(!may_publish(
-            "everything",
-            &lists(&[&["fs__*", "time__get_current_time"]])
-        ));
-        assert!(may_publish("everything", &lists(&[&["*"]])));
-        assert!(!may_publish(
-            "time",
-            &lists(&[&["fs__*", "time__*"], &["fs__read*"]])
-        ));
-    }
 }

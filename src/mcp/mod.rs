@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod names;
 pub mod toolbox;
 pub mod transport;
+pub mod wiring;
 
 use std::time::Duration;
 

@@ -7,6 +7,41 @@ use serde_json::Value as Json;
 
 use super::{Address, Plan};
 
+/// The saved plan, if a fresh plan equals it; otherwise an error naming what differs.
+pub fn require_equal(
+    path: &std::path::Path,
+    saved: Plan,
+    fresh: Plan,
+) -> Result<Plan, crate::error::Error> {
+    if saved.outrig_version != fresh.outrig_version {
+        return Err(crate::error::Error::new(format!(
+            "the plan `{}` was made by outrig {}, this is outrig {}",
+            path.display(),
+            saved.outrig_version,
+            fresh.outrig_version
+        ))
+        .hint("run `outrig plan --out FILE` again with this outrig and review it"));
+    }
+    let differences = differences(&saved, &fresh);
+    if differences.is_empty() {
+        return Ok(saved);
+    }
+    const SHOWN: usize = 20;
+    let mut error = crate::error::Error::new(format!(
+        "the plan `{}` is not what would run now: {} difference{} (saved → now); nothing was started",
+        path.display(),
+        differences.len(),
+        if differences.len() == 1 { "" } else { "s" }
+    ));
+    for difference in differences.iter().take(SHOWN) {
+        error = error.cause(difference.clone());
+    }
+    if differences.len() > SHOWN {
+        error = error.cause(format!("... and {} more", differences.len() - SHOWN));
+    }
+    Err(error.hint("run `outrig plan --out FILE` again and review it"))
+}
+
 /// How a saved plan differs from a fresh one; empty when they are equal.
 pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
     let mut out = Vec::new();

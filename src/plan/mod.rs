@@ -14,6 +14,7 @@ pub mod compare;
 pub mod context;
 pub mod desired;
 pub mod diff;
+pub mod gateway;
 pub mod render;
 #[cfg(test)]
 pub(crate) mod tests;
