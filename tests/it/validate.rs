@@ -97,7 +97,8 @@ fn a_valid_config_exits_zero_and_prints_json_on_stdout() {
     let context = TestContext::new();
     context.write(
         "outrig.toml",
-        "[images.base]\nfrom = \"localhost/outrig-base:bookworm\"\n",
+        "[images.base]\nfrom = \"localhost/outrig-base:bookworm\"\n\
+         [images.base.mcp.time]\ncommand = [\"python3\", \"-m\", \"mcp_server_time\"]\n",
     );
     let run = context.run(&["validate"]);
     assert_eq!(run.status, 0, "{}", run.all());
