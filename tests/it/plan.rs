@@ -850,3 +850,63 @@ fn streams_fifos_and_large_files_are_refused_at_once() {
         }
     }
 }
+
+/// Build A, apply B, go back to A: image A is current, yet the next session would run
+/// another image than the last one did, so the plan has changes (exit 2) and names both.
+#[test]
+fn going_back_to_an_earlier_image_is_a_change() {
+    let project = Project::new();
+    let plan = project.plan_json();
+    let reference = plan["desired"]["images"]["tools"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let build = &plan["desired"]["images"]["tools"]["build"];
+    std::fs::write(
+        project.fake.join("images.json"),
+        serde_json::json!([{
+            "Id": "aaa111",
+            "Names": [reference],
+            "Labels": {
+                "org.outrig.project": "demo",
+                "org.outrig.image": "tools",
+                "org.outrig.containerfile-hash": build["containerfile_hash"],
+                "org.outrig.context-hash": build["context_hash"],
+                "org.outrig.args-hash": build["args_hash"],
+            }
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    // The last applied session ran image B.
+    let mut applied = plan["desired"].clone();
+    applied["images"]["tools"]["reference"] = "localhost/outrig-tools:bbbbbbbbbbbbbbbb".into();
+    let session = project
+        .context
+        .path()
+        .join(".sessions/20261125T090000-ab12");
+    std::fs::create_dir_all(&session).unwrap();
+    std::fs::write(
+        session.join("session.json"),
+        serde_json::json!({
+            "format_version": 2,
+            "id": "20261125T090000-ab12",
+            "project": "demo",
+            "project_id": plan["desired"]["project_id"],
+            "status": "finished",
+            "desired": applied,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = project.context.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.status, 2, "{}", run.all());
+    assert!(
+        run.stdout.contains(&format!(
+            "~ sandbox.tools   image differs from the last applied session's: `localhost/outrig-tools:bbbbbbbbbbbbbbbb` → `{reference}`"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("(1 changed since the last apply)"), "{}", run.stdout);
+}
