@@ -40,7 +40,7 @@ pub fn floor(
         .enable_all()
         .build()
         .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(
+    let plan: outrig::plan::Plan = serde_json::from_slice(
         &Command::new(outrig)
             .args(["plan", "--json", "--session-root", session_root])
             .current_dir(example)
@@ -53,21 +53,26 @@ pub fn floor(
     let mut floors = Vec::new();
     for round in 0..runs {
         let session = format!("bench{round}");
+        let binding = outrig::podman::command::Binding {
+            session_id: session.clone(),
+            session_dir: "/tmp".into(),
+        };
         let started = Instant::now();
-        for step in plan["steps"].as_array().unwrap() {
-            let address = step["address"].as_str().unwrap();
-            let Some(command) = step["command"].as_str() else {
-                continue;
-            };
-            let command = command.replace("<session>", &session);
-            if address.starts_with("sandbox.") {
-                let status = Command::new("sh")
-                    .args(["-c", &format!("{command} >/dev/null")])
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "podman run failed");
-            } else if address.starts_with("mcp.") {
-                runtime.block_on(start_and_list(&format!("exec {command}")));
+        for step in &plan.steps {
+            match &step.operation {
+                Some(outrig::plan::Operation::RunSandbox { command, .. }) => {
+                    let command = command.bind(&binding);
+                    let status = Command::new(&command.program)
+                        .args(command.argv())
+                        .stdout(Stdio::null())
+                        .status()
+                        .unwrap();
+                    assert!(status.success(), "podman run failed");
+                }
+                Some(outrig::plan::Operation::StartServer { command, .. }) => {
+                    runtime.block_on(start_and_list(command.bind(&binding)));
+                }
+                _ => {}
             }
         }
         floors.push(started.elapsed());
@@ -84,12 +89,11 @@ pub fn floor(
     floors[runs / 2]
 }
 
-/// Start a server with its plan command line (`podman exec --detach --preserve-fds ...`)
-/// the way outrig does — its stdin, stdout and exit status on pipes of ours — do the MCP
+/// Start a server with its plan command (`podman exec --detach --preserve-fds ...`) the
+/// way outrig does — its stdin, stdout and exit status on pipes of ours — do the MCP
 /// handshake, list its tools, and stop it.
-async fn start_and_list(command_line: &str) {
+async fn start_and_list(command: outrig::podman::PodmanCommand) {
     use std::time::Duration;
-    let command = outrig::podman::PodmanCommand::new("sh", &[]).args(["-c", command_line]);
     let stderr = tempfile::tempfile().unwrap();
     let outrig::podman::runtime::Server {
         stdin,

@@ -908,5 +908,9 @@ fn going_back_to_an_earlier_image_is_a_change() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("(1 changed since the last apply)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("(1 changed since the last apply)"),
+        "{}",
+        run.stdout
+    );
 }
