@@ -17,6 +17,8 @@ use crate::context::{TestContext, outrig_command, repo_root};
 use crate::podman::{Cleanup, podman, prerequisites, rand_suffix, sandboxes};
 
 const SECRET: &str = "s3cr3t-value";
+/// A secret with the characters JSON escapes: it must be redacted in its escaped form too.
+const QUOTED_SECRET: &str = r#"pa"ss\wo'rd-77"#;
 
 fn test_tools() -> PathBuf {
     std::env::var_os("OUTRIG_TEST_TOOLS")
@@ -503,6 +505,7 @@ fn context_env(context: &TestContext) -> Vec<(String, String)> {
     let sessions = context.path().join(".sessions");
     vec![
         ("API_TOKEN".into(), SECRET.into()),
+        ("QUOTED_TOKEN".into(), QUOTED_SECRET.into()),
         (
             "OUTRIG_SESSION_ROOT".into(),
             sessions.to_str().unwrap().into(),
@@ -529,7 +532,7 @@ fn gateway_contains_crashes_floods_timeouts_and_secrets() {
     let servers = format!(
         r#"[images.tools.mcp.flood]
 command = ["python3", "/workspace/flood_server.py"]
-env = {{ API_TOKEN = "${{API_TOKEN}}" }}
+env = {{ API_TOKEN = "${{API_TOKEN}}", QUOTED = "${{QUOTED_TOKEN}}" }}
 call-timeout = "2s"
 result-max-bytes = 1048576
 
@@ -614,6 +617,15 @@ result-max-bytes = 1048576
     let reply = gateway.response(Duration::from_secs(10));
     assert_eq!(reply["id"], secret);
     assert_eq!(text(&reply), SECRET);
+    // One with quotes and a backslash, returned and sent back as an argument: JSON
+    // escapes it in the audit line, and it is redacted there all the same.
+    let quoted = gateway.call("flood__env", json!({"name": "QUOTED"}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], quoted);
+    assert_eq!(text(&reply), QUOTED_SECRET);
+    let echoed = gateway.call("flood__echo", json!({"message": QUOTED_SECRET}));
+    let reply = gateway.response(Duration::from_secs(10));
+    assert_eq!(reply["id"], echoed);
 
     // The flood server crashes: its tools error, the others answer, the gateway lives.
     let crash = gateway.call("flood__crash", json!({}));
@@ -665,4 +677,18 @@ result-max-bytes = 1048576
     assert_eq!(env_call["preview"]["result"], "[redacted]");
     assert!(env_call["result_hash"].as_str().unwrap().len() == 16);
     assert_no_secret(&sessions);
+    assert_no_secret_in(&sessions, QUOTED_SECRET);
+    let escaped = serde_json::to_string(QUOTED_SECRET).unwrap();
+    assert_no_secret_in(&sessions, escaped.trim_matches('"'));
+    let echo_call = audit
+        .iter()
+        .find(|a| a["name"] == "flood__echo" && a["outcome"] == "ok")
+        .unwrap();
+    assert!(
+        echo_call["preview"]["arguments"]
+            .as_str()
+            .unwrap()
+            .contains("[redacted]"),
+        "{echo_call}"
+    );
 }
