@@ -109,16 +109,29 @@ pub fn differences(saved: &Plan, fresh: &Plan) -> Vec<String> {
                 "{}: in the saved plan, not in a fresh one",
                 step.address
             )),
-            Some(now) if !described.contains(&step.address) => {
-                let before = serde_json::to_value(step).unwrap_or_default();
-                let after = serde_json::to_value(now).unwrap_or_default();
-                if before != after {
+            Some(now) => {
+                let before = json(step);
+                let after = json(now);
+                if before == after {
+                    continue;
+                }
+                if !described.contains(&step.address) {
                     for change in fields(&before, &after) {
                         out.push(format!("{}: {change}", step.address));
                     }
+                    continue;
+                }
+                // Its desired state differs (said above); say when what it runs differs
+                // in more than that explains.
+                let shown_before = before.get("operation").map(ToString::to_string);
+                let shown_after = after.get("operation").map(ToString::to_string);
+                if shown_before != shown_after && !operation_follows(&saved.desired, step) {
+                    out.push(format!(
+                        "{}: its planned podman command is not the one its desired state gives",
+                        step.address
+                    ));
                 }
             }
-            Some(_) => {}
         }
     }
     for step in &fresh.steps {
@@ -306,6 +319,43 @@ fn shown(value: &Json) -> String {
     match text.char_indices().nth(120) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text,
+    }
+}
+
+/// Whether a step's operation is the one its own plan's desired state makes (an edited
+/// operation is not).
+fn operation_follows(desired: &super::Desired, step: &super::Step) -> bool {
+    use super::Operation;
+    let engine_of = |command: &crate::podman::command::Planned| crate::config::resolve::Engine {
+        podman: command.program.clone(),
+        global_args: command.global_args.clone(),
+    };
+    match (&step.operation, &step.address) {
+        (Some(Operation::RunSandbox { command, image, .. }), _) => {
+            desired.run_command(&engine_of(command), image).as_ref() == Some(command)
+        }
+        (
+            Some(Operation::StartServer {
+                command, container, ..
+            }),
+            Address::Server { image, server },
+        ) => {
+            desired
+                .exec_command(
+                    &engine_of(command),
+                    &format!("{image}.{server}"),
+                    container.clone(),
+                )
+                .as_ref()
+                == Some(command)
+        }
+        // Builds depend on the project root, which the plan does not hold: compared by
+        // their tag, which the image's desired state decides.
+        (Some(Operation::Build { command, .. }), Address::Image(name)) => desired
+            .images
+            .get(name)
+            .is_some_and(|i| command.args.contains(&i.reference.as_str().into())),
+        _ => true,
     }
 }
 

@@ -700,3 +700,30 @@ fn the_verbose_view_shows_every_step_and_whole_commands() {
     );
     insta::assert_snapshot!("no_changes_verbose", verbose(&plan));
 }
+
+/// The refusal of a saved plan names each difference, the saved value first.
+#[test]
+fn differences_between_a_saved_and_a_fresh_plan_are_named() {
+    let fresh = run(&fixture(), &current(), None, &[]);
+    assert!(super::compare::differences(&fresh, &fresh.clone()).is_empty());
+    let mut saved: serde_json::Value = serde_json::from_str(&render::json(&fresh)).unwrap();
+    saved["desired"]["sandboxes"]["tools"]["network"] = "default".into();
+    saved["desired"]["sandboxes"]["tools"]["workspace_host"] = "/etc".into();
+    saved["desired"]["servers"]["tools.time"]["command"] = serde_json::json!(["sh", "-c", "id"]);
+    saved["desired"]["images"]["tools"]["build"]["containerfile_hash"] = "cf0".into();
+    let sandbox = fresh
+        .steps
+        .iter()
+        .position(|s| s.address == Address::Sandbox("tools".into()))
+        .unwrap();
+    saved["steps"][sandbox]["operation"]["command"]["args"][0] = "create".into();
+    saved["steps"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["address"] != "agent.coder");
+    let saved: Plan = serde_json::from_value(saved).unwrap();
+    insta::assert_snapshot!(
+        "differences",
+        super::compare::differences(&saved, &fresh).join("\n")
+    );
+}

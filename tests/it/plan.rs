@@ -914,3 +914,62 @@ fn going_back_to_an_earlier_image_is_a_change() {
         run.stdout
     );
 }
+
+/// Secret fingerprints are keyed with a per-user key kept 0600 in outrig's data directory:
+/// the same value fingerprints differently for another user, so a plan cannot be used to
+/// test guesses of a secret without the key.
+#[test]
+fn fingerprints_are_keyed_per_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::new();
+    let fingerprint = |data: &Path| -> String {
+        let run = crate::context::outrig_command(
+            project.context.path(),
+            &[
+                (
+                    "OUTRIG_PODMAN".into(),
+                    project.fake.join("podman").display().to_string(),
+                ),
+                ("XDG_DATA_HOME".into(), data.display().to_string()),
+                (
+                    "OUTRIG_SESSION_ROOT".into(),
+                    project
+                        .context
+                        .path()
+                        .join(".sessions")
+                        .display()
+                        .to_string(),
+                ),
+                ("API_TOKEN".into(), SECRET.into()),
+            ],
+        )
+        .args(["plan", "--json"])
+        .output()
+        .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let plan: Value = serde_json::from_slice(&run.stdout).unwrap();
+        plan["desired"]["servers"]["tools.time"]["env"]["API_TOKEN"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let alice = project.context.path().join(".alice");
+    let bob = project.context.path().join(".bob");
+    let first = fingerprint(&alice);
+    assert_eq!(first, fingerprint(&alice), "stable for one user");
+    assert_ne!(
+        first,
+        fingerprint(&bob),
+        "another user's key, another fingerprint"
+    );
+    let key = alice.join("outrig/fingerprint.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The unkeyed hash of the value is not the fingerprint.
+    let plain = blake3::hash(SECRET.as_bytes()).to_hex()[..12].to_string();
+    assert_ne!(first, plain);
+}
