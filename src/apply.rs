@@ -273,6 +273,26 @@ async fn step<T>(
     }
 }
 
+/// Run a podman command to completion as a recorded step; its stdout.
+async fn run_step(
+    session: &mut Session,
+    context: &Context<'_>,
+    address: &str,
+    action: Action,
+    command: PodmanCommand,
+) -> Result<String, Error> {
+    let work = run_blocking(&context.runtime, command.clone());
+    step(
+        session,
+        &context.redactor,
+        address,
+        action,
+        Some(&command),
+        work,
+    )
+    .await
+}
+
 /// Record a step as running; its index in the record.
 fn begin_step(
     session: &mut Session,
@@ -396,29 +416,13 @@ async fn run_steps(
                 )
                 .await?;
             }
-            Operation::Pull { .. } => {
-                progress(address, "pulling");
-                step(
-                    session,
-                    redactor,
-                    address,
-                    planned.action,
-                    Some(&command),
-                    run_blocking(runtime, command.clone()),
-                )
-                .await?;
-            }
-            Operation::RemoveContainer { .. } => {
-                progress(address, "removing orphan");
-                step(
-                    session,
-                    redactor,
-                    address,
-                    planned.action,
-                    Some(&command),
-                    run_blocking(runtime, command.clone()),
-                )
-                .await?;
+            Operation::Pull { .. } | Operation::RemoveContainer { .. } => {
+                let doing = match operation {
+                    Operation::Pull { .. } => "pulling",
+                    _ => "removing orphan",
+                };
+                progress(address, doing);
+                run_step(session, context, address, planned.action, command).await?;
             }
             Operation::RunSandbox {
                 image, container, ..
@@ -439,15 +443,7 @@ async fn run_steps(
                         removed: false,
                     },
                 );
-                let id = step(
-                    session,
-                    redactor,
-                    address,
-                    planned.action,
-                    Some(&command),
-                    run_blocking(runtime, command.clone()),
-                )
-                .await?;
+                let id = run_step(session, context, address, planned.action, command).await?;
                 if let Some(record) = session.record.containers.get_mut(image) {
                     record.id = id.trim().to_string();
                 }

@@ -106,6 +106,20 @@ pub(crate) fn fixture() -> Desired {
     }
 }
 
+/// The fixture with `vendor/a.py` in its context recorded as `entry` (context `ctx2`),
+/// tagged `reference`.
+fn with_context_entry(reference: &str, entry: &str) -> Desired {
+    let mut desired = fixture();
+    let image = desired.images.get_mut("tools").unwrap();
+    image.reference = reference.into();
+    let build = image.build.as_mut().unwrap();
+    build.context_hash = "ctx2".into();
+    build
+        .context_manifest
+        .insert("vendor/a.py".into(), entry.into());
+    desired
+}
+
 /// The cached manifest of the fixture's original context (`ctx1`).
 fn manifests(hash: &str) -> Option<BTreeMap<String, String>> {
     (hash == "ctx1").then(|| {
@@ -259,14 +273,7 @@ fn a_changed_containerfile_replaces_the_image_with_a_diff() {
 #[test]
 fn a_changed_context_file_is_named() {
     let old = fixture();
-    let mut new = fixture();
-    let image = new.images.get_mut("tools").unwrap();
-    image.reference = "localhost/outrig-tools:3333".into();
-    let build = image.build.as_mut().unwrap();
-    build.context_hash = "ctx2".into();
-    build
-        .context_manifest
-        .insert("vendor/a.py".into(), "f 644 ccc".into());
+    let new = with_context_entry("localhost/outrig-tools:3333", "f 644 ccc");
     let observed = Observed {
         images: vec![built_image(
             "localhost/outrig-tools:1111",
@@ -585,14 +592,7 @@ fn a_reverted_image_is_a_change_naming_both_tags() {
 
 #[test]
 fn a_mode_only_change_says_so() {
-    let mut new = fixture();
-    let image = new.images.get_mut("tools").unwrap();
-    image.reference = "localhost/outrig-tools:5555".into();
-    let build = image.build.as_mut().unwrap();
-    build.context_hash = "ctx2".into();
-    build
-        .context_manifest
-        .insert("vendor/a.py".into(), "f 755 bbb".into());
+    let new = with_context_entry("localhost/outrig-tools:5555", "f 755 bbb");
     let plan = run(&new, &current(), Some(&fixture()), &[]);
     assert!(
         render::reasons(&plan, &plan.steps[0]).contains("`vendor/a.py` (mode only: 644 → 755)"),

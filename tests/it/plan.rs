@@ -98,6 +98,47 @@ impl Project {
         serde_json::from_str(&run.stdout).unwrap()
     }
 
+    /// Make podman report the image `plan` builds as built.
+    fn mark_built(&self, plan: &Value) {
+        let image = &plan["desired"]["images"]["tools"];
+        let build = &image["build"];
+        std::fs::write(
+            self.fake.join("images.json"),
+            serde_json::json!([{
+                "Id": "abc123",
+                "Names": [image["reference"]],
+                "Labels": {
+                    "org.outrig.project": "demo",
+                    "org.outrig.image": "tools",
+                    "org.outrig.containerfile-hash": build["containerfile_hash"],
+                    "org.outrig.context-hash": build["context_hash"],
+                    "org.outrig.args-hash": build["args_hash"],
+                }
+            }])
+            .to_string(),
+        )
+        .unwrap();
+    }
+
+    /// A finished session `id` that applied `desired`.
+    fn record_session(&self, id: &str, desired: &Value) {
+        let session = self.context.path().join(".sessions").join(id);
+        std::fs::create_dir_all(&session).unwrap();
+        std::fs::write(
+            session.join("session.json"),
+            serde_json::json!({
+                "format_version": 2,
+                "id": id,
+                "project": "demo",
+                "project_id": desired["project_id"],
+                "status": "finished",
+                "desired": desired,
+            })
+            .to_string(),
+        )
+        .unwrap();
+    }
+
     fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.fake.join("calls.log"))
             .unwrap_or_default()
@@ -137,27 +178,7 @@ fn fresh_project_plans_a_build_and_exits_2_with_detailed_exitcode() {
 fn current_images_and_a_matching_session_mean_no_changes() {
     let project = Project::new();
     let plan = project.plan_json();
-    let reference = plan["desired"]["images"]["tools"]["reference"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let build = &plan["desired"]["images"]["tools"]["build"];
-    std::fs::write(
-        project.fake.join("images.json"),
-        serde_json::json!([{
-            "Id": "abc123",
-            "Names": [reference],
-            "Labels": {
-                "org.outrig.project": "demo",
-                "org.outrig.image": "tools",
-                "org.outrig.containerfile-hash": build["containerfile_hash"],
-                "org.outrig.context-hash": build["context_hash"],
-                "org.outrig.args-hash": build["args_hash"],
-            }
-        }])
-        .to_string(),
-    )
-    .unwrap();
+    project.mark_built(&plan);
     // Images are current, but nothing was applied yet: still changes (everything is new).
     let run = project.context.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.status, 2, "{}", run.all());
@@ -169,24 +190,7 @@ fn current_images_and_a_matching_session_mean_no_changes() {
     let run = project.context.run(&["plan", "--verbose"]);
     assert!(run.stdout.contains("up to date"), "{}", run.stdout);
     // A session that applied exactly this desired state.
-    let session = project
-        .context
-        .path()
-        .join(".sessions/20261125T090000-ab12");
-    std::fs::create_dir_all(&session).unwrap();
-    std::fs::write(
-        session.join("session.json"),
-        serde_json::json!({
-            "format_version": 1,
-            "id": "20261125T090000-ab12",
-            "project": "demo",
-            "project_id": plan["desired"]["project_id"],
-            "status": "finished",
-            "desired": plan["desired"],
-        })
-        .to_string(),
-    )
-    .unwrap();
+    project.record_session("20261125T090000-ab12", &plan["desired"]);
     let run = project.context.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.status, 0, "{}", run.all());
     assert!(run.stdout.contains("No changes."), "{}", run.stdout);
@@ -861,44 +865,11 @@ fn going_back_to_an_earlier_image_is_a_change() {
         .as_str()
         .unwrap()
         .to_string();
-    let build = &plan["desired"]["images"]["tools"]["build"];
-    std::fs::write(
-        project.fake.join("images.json"),
-        serde_json::json!([{
-            "Id": "aaa111",
-            "Names": [reference],
-            "Labels": {
-                "org.outrig.project": "demo",
-                "org.outrig.image": "tools",
-                "org.outrig.containerfile-hash": build["containerfile_hash"],
-                "org.outrig.context-hash": build["context_hash"],
-                "org.outrig.args-hash": build["args_hash"],
-            }
-        }])
-        .to_string(),
-    )
-    .unwrap();
+    project.mark_built(&plan);
     // The last applied session ran image B.
     let mut applied = plan["desired"].clone();
     applied["images"]["tools"]["reference"] = "localhost/outrig-tools:bbbbbbbbbbbbbbbb".into();
-    let session = project
-        .context
-        .path()
-        .join(".sessions/20261125T090000-ab12");
-    std::fs::create_dir_all(&session).unwrap();
-    std::fs::write(
-        session.join("session.json"),
-        serde_json::json!({
-            "format_version": 2,
-            "id": "20261125T090000-ab12",
-            "project": "demo",
-            "project_id": plan["desired"]["project_id"],
-            "status": "finished",
-            "desired": applied,
-        })
-        .to_string(),
-    )
-    .unwrap();
+    project.record_session("20261125T090000-ab12", &applied);
     let run = project.context.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.status, 2, "{}", run.all());
     assert!(
