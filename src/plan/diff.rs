@@ -9,8 +9,8 @@ use similar::TextDiff;
 
 use super::desired::{AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, Value};
 use super::{
-    Action, Address, AgentSetting, DeltaKind, Direction, FORMAT_VERSION, Operation, Plan, Reason,
-    RunSetting, SecretInput, SecurityDelta, ServerSetting, Step, Summary,
+    Action, Address, AgentSetting, Direction, FORMAT_VERSION, Operation, Plan, Reason, RunSetting,
+    SecretInput, SecurityChange, SecurityDelta, ServerSetting, Step, Summary,
 };
 use crate::config::model::{Access, NetworkMode, PullPolicy};
 use crate::config::resolve::Engine;
@@ -580,17 +580,13 @@ fn agent_changes(old: &AgentSpec, new: &AgentSpec) -> Vec<Reason> {
 /// last applied session, or against nothing on a first plan.
 pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDelta> {
     let mut out = Vec::new();
-    let mut push = |address: &Address, kind: DeltaKind, direction: Direction, message: String| {
+    let mut push = |address: &Address, direction: Direction, change: SecurityChange| {
         out.push(SecurityDelta {
             address: address.clone(),
-            kind,
+            kind: change.kind(),
             direction,
-            message,
+            change,
         });
-    };
-    let access = |a: Access| match a {
-        Access::ReadOnly => "read-only",
-        Access::ReadWrite => "read-write",
     };
     for (name, sandbox) in &new.sandboxes {
         let address = Address::Sandbox(name.clone());
@@ -598,51 +594,51 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         match old {
             None => push(
                 &address,
-                DeltaKind::WorkspaceAccess,
                 Direction::Widens,
-                format!(
-                    "workspace `{}` mounted {} at `{}`",
-                    sandbox.workspace_host,
-                    access(sandbox.workspace_access),
-                    sandbox.workspace_mount
-                ),
+                SecurityChange::WorkspaceGranted {
+                    host: sandbox.workspace_host.clone(),
+                    mount: sandbox.workspace_mount.clone(),
+                    access: sandbox.workspace_access,
+                },
             ),
             Some(old)
                 if old.workspace_access != sandbox.workspace_access
                     || old.workspace_host != sandbox.workspace_host =>
             {
+                let widens = sandbox.workspace_access == Access::ReadWrite
+                    && (old.workspace_access == Access::ReadOnly
+                        || old.workspace_host != sandbox.workspace_host);
                 push(
                     &address,
-                    DeltaKind::WorkspaceAccess,
-                    if sandbox.workspace_access == Access::ReadWrite
-                        && (old.workspace_access == Access::ReadOnly
-                            || old.workspace_host != sandbox.workspace_host)
-                    {
+                    if widens {
                         Direction::Widens
                     } else {
                         Direction::Narrows
                     },
-                    format!(
-                        "workspace `{}` {} → `{}` {}",
-                        old.workspace_host,
-                        access(old.workspace_access),
-                        sandbox.workspace_host,
-                        access(sandbox.workspace_access)
-                    ),
+                    SecurityChange::WorkspaceChanged {
+                        old_host: old.workspace_host.clone(),
+                        old_access: old.workspace_access,
+                        host: sandbox.workspace_host.clone(),
+                        access: sandbox.workspace_access,
+                    },
                 )
             }
             _ => {}
         }
         let old_network = old.map(|o| o.network).unwrap_or(NetworkMode::None);
         if old_network != sandbox.network {
-            let (direction, message) = match sandbox.network {
-                NetworkMode::Default => (
-                    Direction::Widens,
-                    "network none → default: the sandbox can reach the network".to_string(),
-                ),
-                NetworkMode::None => (Direction::Narrows, "network default → none".to_string()),
+            let direction = match sandbox.network {
+                NetworkMode::Default => Direction::Widens,
+                NetworkMode::None => Direction::Narrows,
             };
-            push(&address, DeltaKind::Network, direction, message);
+            push(
+                &address,
+                direction,
+                SecurityChange::Network {
+                    old: old_network,
+                    new: sandbox.network,
+                },
+            );
         }
         let old_mounts: BTreeMap<&str, &super::desired::MountSpec> = old
             .map(|o| o.mounts.iter().map(|m| (m.target.as_str(), m)).collect())
@@ -651,34 +647,30 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             match old_mounts.get(mount.target.as_str()) {
                 None => push(
                     &address,
-                    DeltaKind::Mount,
                     Direction::Widens,
-                    format!(
-                        "new mount `{}` at `{}` ({})",
-                        mount.source,
-                        mount.target,
-                        access(mount.access)
-                    ),
+                    SecurityChange::MountAdded {
+                        source: mount.source.clone(),
+                        target: mount.target.clone(),
+                        access: mount.access,
+                    },
                 ),
                 Some(previous)
                     if previous.access != mount.access || previous.source != mount.source =>
                 {
                     push(
                         &address,
-                        DeltaKind::Mount,
                         if mount.access == Access::ReadWrite {
                             Direction::Widens
                         } else {
                             Direction::Narrows
                         },
-                        format!(
-                            "mount at `{}`: `{}` {} → `{}` {}",
-                            mount.target,
-                            previous.source,
-                            access(previous.access),
-                            mount.source,
-                            access(mount.access)
-                        ),
+                        SecurityChange::MountChanged {
+                            target: mount.target.clone(),
+                            old_source: previous.source.clone(),
+                            old_access: previous.access,
+                            source: mount.source.clone(),
+                            access: mount.access,
+                        },
                     )
                 }
                 _ => {}
@@ -690,9 +682,10 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         {
             push(
                 &address,
-                DeltaKind::Mount,
                 Direction::Narrows,
-                format!("mount at `{removed}` removed"),
+                SecurityChange::MountRemoved {
+                    target: removed.to_string(),
+                },
             );
         }
         let old_add: BTreeSet<&String> =
@@ -700,9 +693,10 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         for cap in sandbox.cap_add.iter().filter(|c| !old_add.contains(c)) {
             push(
                 &address,
-                DeltaKind::Capability,
                 Direction::Widens,
-                format!("capability {cap} added"),
+                SecurityChange::CapabilityAdded {
+                    capability: cap.clone(),
+                },
             );
         }
         let drops_all = |drop: &[String]| drop.iter().any(|c| c == "ALL");
@@ -712,25 +706,22 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         {
             push(
                 &address,
-                DeltaKind::Capability,
                 Direction::Widens,
-                "capabilities no longer all dropped: podman's default set applies".into(),
+                SecurityChange::CapabilitiesNotAllDropped,
             );
         }
         if old.is_none_or(|o| o.no_new_privileges) && !sandbox.no_new_privileges {
             push(
                 &address,
-                DeltaKind::Privileges,
                 Direction::Widens,
-                "no-new-privileges off: setuid programs can gain privileges".into(),
+                SecurityChange::NewPrivilegesAllowed,
             );
         }
         if old.is_some_and(|o| o.read_only) && !sandbox.read_only {
             push(
                 &address,
-                DeltaKind::ReadOnly,
                 Direction::Widens,
-                "root filesystem writable".into(),
+                SecurityChange::RootFilesystemWritable,
             );
         }
     }
@@ -740,12 +731,10 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         if old.is_none() {
             push(
                 &address,
-                DeltaKind::Server,
                 Direction::Widens,
-                format!(
-                    "new server `{}`: its tools are exposed as `{}__*`",
-                    server.name, server.name
-                ),
+                SecurityChange::ServerAdded {
+                    server: server.name.clone(),
+                },
             );
         }
         let old_secrets: BTreeSet<&String> = old
@@ -763,9 +752,11 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             {
                 push(
                     &address,
-                    DeltaKind::Secret,
                     Direction::Widens,
-                    format!("secret {template} passed to the server as `{name}`"),
+                    SecurityChange::SecretPassed {
+                        template: template.clone(),
+                        name: name.clone(),
+                    },
                 );
             }
         }
@@ -778,9 +769,8 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         {
             push(
                 &Address::server(key),
-                DeltaKind::Server,
                 Direction::Narrows,
-                "server removed".into(),
+                SecurityChange::ServerRemoved,
             );
         }
     }
@@ -790,37 +780,32 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
         match (old.map(|o| &o.tools), &agent.tools) {
             (None, None) => push(
                 &address,
-                DeltaKind::Tools,
                 Direction::Widens,
-                "every tool of the image allowed".into(),
+                SecurityChange::EveryToolAllowed,
             ),
             (None, Some(tools)) => push(
                 &address,
-                DeltaKind::Tools,
                 Direction::Widens,
-                format!("tools allowed: {}", tools.join(", ")),
+                SecurityChange::ToolsAllowed {
+                    patterns: tools.clone(),
+                },
             ),
             (Some(Some(_)), None) => push(
                 &address,
-                DeltaKind::Tools,
                 Direction::Widens,
-                "allow-list removed: every tool of the image allowed".into(),
+                SecurityChange::AllowListRemoved,
             ),
             (Some(Some(old_tools)), Some(tools)) => {
-                let added: Vec<&String> = tools.iter().filter(|t| !old_tools.contains(t)).collect();
+                let added: Vec<String> = tools
+                    .iter()
+                    .filter(|t| !old_tools.contains(t))
+                    .cloned()
+                    .collect();
                 if !added.is_empty() {
                     push(
                         &address,
-                        DeltaKind::Tools,
                         Direction::Widens,
-                        format!(
-                            "tools newly allowed: {}",
-                            added
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+                        SecurityChange::ToolsNewlyAllowed { patterns: added },
                     );
                 }
             }
@@ -830,18 +815,20 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             match old {
                 Some(old) if old.base_url != agent.base_url => push(
                     &address,
-                    DeltaKind::ProviderUrl,
                     Direction::Widens,
-                    format!(
-                        "API key {key} now sent to `{}` (was `{}`)",
-                        agent.base_url, old.base_url
-                    ),
+                    SecurityChange::ApiKeyMoved {
+                        key: key.clone(),
+                        url: agent.base_url.clone(),
+                        old_url: old.base_url.clone(),
+                    },
                 ),
                 None => push(
                     &address,
-                    DeltaKind::ProviderUrl,
                     Direction::Widens,
-                    format!("API key {key} sent to `{}`", agent.base_url),
+                    SecurityChange::ApiKeySent {
+                        key: key.clone(),
+                        url: agent.base_url.clone(),
+                    },
                 ),
                 _ => {}
             }

@@ -408,8 +408,110 @@ pub struct SecurityDelta {
     pub kind: DeltaKind,
     /// Whether the sandbox gets more (`widens`) or less (`narrows`) than before.
     pub direction: Direction,
-    /// What changed, in words (for people; decide on `kind` and `direction`).
-    pub message: String,
+    /// Exactly what changed.
+    pub change: SecurityChange,
+}
+
+/// A change in what a sandbox, a server or an agent may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecurityChange {
+    /// The workspace is mounted (first plan).
+    WorkspaceGranted {
+        host: String,
+        mount: String,
+        access: crate::config::model::Access,
+    },
+    WorkspaceChanged {
+        old_host: String,
+        old_access: crate::config::model::Access,
+        host: String,
+        access: crate::config::model::Access,
+    },
+    Network {
+        old: crate::config::model::NetworkMode,
+        new: crate::config::model::NetworkMode,
+    },
+    MountAdded {
+        source: String,
+        target: String,
+        access: crate::config::model::Access,
+    },
+    MountChanged {
+        target: String,
+        old_source: String,
+        old_access: crate::config::model::Access,
+        source: String,
+        access: crate::config::model::Access,
+    },
+    MountRemoved {
+        target: String,
+    },
+    CapabilityAdded {
+        capability: String,
+    },
+    /// `cap-drop` no longer has `ALL`: podman's default set applies.
+    CapabilitiesNotAllDropped,
+    /// `no-new-privileges` off.
+    NewPrivilegesAllowed,
+    RootFilesystemWritable,
+    /// A secret newly passed to a server as variable `name`.
+    SecretPassed {
+        template: String,
+        name: String,
+    },
+    ServerAdded {
+        server: String,
+    },
+    ServerRemoved,
+    /// No allow-list: every tool of the image (first plan).
+    EveryToolAllowed,
+    ToolsAllowed {
+        patterns: Vec<String>,
+    },
+    AllowListRemoved,
+    ToolsNewlyAllowed {
+        patterns: Vec<String>,
+    },
+    /// The API key goes to this URL (first plan).
+    ApiKeySent {
+        key: String,
+        url: String,
+    },
+    ApiKeyMoved {
+        key: String,
+        url: String,
+        old_url: String,
+    },
+}
+
+impl SecurityChange {
+    /// The kind of delta this change is.
+    pub fn kind(&self) -> DeltaKind {
+        match self {
+            SecurityChange::WorkspaceGranted { .. } | SecurityChange::WorkspaceChanged { .. } => {
+                DeltaKind::WorkspaceAccess
+            }
+            SecurityChange::Network { .. } => DeltaKind::Network,
+            SecurityChange::MountAdded { .. }
+            | SecurityChange::MountChanged { .. }
+            | SecurityChange::MountRemoved { .. } => DeltaKind::Mount,
+            SecurityChange::CapabilityAdded { .. } | SecurityChange::CapabilitiesNotAllDropped => {
+                DeltaKind::Capability
+            }
+            SecurityChange::NewPrivilegesAllowed => DeltaKind::Privileges,
+            SecurityChange::RootFilesystemWritable => DeltaKind::ReadOnly,
+            SecurityChange::SecretPassed { .. } => DeltaKind::Secret,
+            SecurityChange::ServerAdded { .. } | SecurityChange::ServerRemoved => DeltaKind::Server,
+            SecurityChange::EveryToolAllowed
+            | SecurityChange::ToolsAllowed { .. }
+            | SecurityChange::AllowListRemoved
+            | SecurityChange::ToolsNewlyAllowed { .. } => DeltaKind::Tools,
+            SecurityChange::ApiKeySent { .. } | SecurityChange::ApiKeyMoved { .. } => {
+                DeltaKind::ProviderUrl
+            }
+        }
+    }
 }
 
 /// What a security delta is about.

@@ -1,5 +1,5 @@
 //! Views of a plan: the human one (colour through `anstream`, which strips it where colour
-//! is off) and JSON. The only place where reasons become words.
+//! is off) and JSON. The only place where reasons and security changes become words.
 
 use std::fmt::Write as _;
 
@@ -7,7 +7,7 @@ use anstyle::{AnsiColor, Style};
 
 use super::{
     Action, Address, AgentSetting, Direction, FileChangeKind, Operation, Plan, Reason, RunSetting,
-    ServerSetting, Step,
+    SecurityChange, ServerSetting, Step,
 };
 use crate::podman::command::shell_quote;
 
@@ -153,13 +153,95 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
                 out,
                 "  {s}{mark}{s:#} {:<width$}  {}",
                 delta.address.to_string(),
-                delta.message
+                security_change(&delta.change)
             );
         }
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", summary_line(plan));
     out
+}
+
+/// A security change in words.
+pub fn security_change(change: &SecurityChange) -> String {
+    use crate::config::model::{Access, NetworkMode};
+    let access = |a: &Access| match a {
+        Access::ReadOnly => "read-only",
+        Access::ReadWrite => "read-write",
+    };
+    match change {
+        SecurityChange::WorkspaceGranted {
+            host,
+            mount,
+            access: a,
+        } => {
+            format!("workspace `{host}` mounted {} at `{mount}`", access(a))
+        }
+        SecurityChange::WorkspaceChanged {
+            old_host,
+            old_access,
+            host,
+            access: a,
+        } => format!(
+            "workspace `{old_host}` {} → `{host}` {}",
+            access(old_access),
+            access(a)
+        ),
+        SecurityChange::Network { new, .. } => match new {
+            NetworkMode::Default => {
+                "network none → default: the sandbox can reach the network".into()
+            }
+            NetworkMode::None => "network default → none".into(),
+        },
+        SecurityChange::MountAdded {
+            source,
+            target,
+            access: a,
+        } => format!("new mount `{source}` at `{target}` ({})", access(a)),
+        SecurityChange::MountChanged {
+            target,
+            old_source,
+            old_access,
+            source,
+            access: a,
+        } => format!(
+            "mount at `{target}`: `{old_source}` {} → `{source}` {}",
+            access(old_access),
+            access(a)
+        ),
+        SecurityChange::MountRemoved { target } => format!("mount at `{target}` removed"),
+        SecurityChange::CapabilityAdded { capability } => {
+            format!("capability {capability} added")
+        }
+        SecurityChange::CapabilitiesNotAllDropped => {
+            "capabilities no longer all dropped: podman's default set applies".into()
+        }
+        SecurityChange::NewPrivilegesAllowed => {
+            "no-new-privileges off: setuid programs can gain privileges".into()
+        }
+        SecurityChange::RootFilesystemWritable => "root filesystem writable".into(),
+        SecurityChange::SecretPassed { template, name } => {
+            format!("secret {template} passed to the server as `{name}`")
+        }
+        SecurityChange::ServerAdded { server } => {
+            format!("new server `{server}`: its tools are exposed as `{server}__*`")
+        }
+        SecurityChange::ServerRemoved => "server removed".into(),
+        SecurityChange::EveryToolAllowed => "every tool of the image allowed".into(),
+        SecurityChange::ToolsAllowed { patterns } => {
+            format!("tools allowed: {}", patterns.join(", "))
+        }
+        SecurityChange::AllowListRemoved => {
+            "allow-list removed: every tool of the image allowed".into()
+        }
+        SecurityChange::ToolsNewlyAllowed { patterns } => {
+            format!("tools newly allowed: {}", patterns.join(", "))
+        }
+        SecurityChange::ApiKeySent { key, url } => format!("API key {key} sent to `{url}`"),
+        SecurityChange::ApiKeyMoved { key, url, old_url } => {
+            format!("API key {key} now sent to `{url}` (was `{old_url}`)")
+        }
+    }
 }
 
 /// A step's reasons in words.
