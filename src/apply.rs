@@ -195,13 +195,13 @@ where
         } => result.map_err(|error| Stop::Failed(redacted(error, &context.redactor))),
     };
     if let Err(Stop::Interrupted(signal)) = &result {
-        crate::status!(
+        crate::output::status!(
             "\n{}: stopping the servers and removing the sandbox (send it again to exit at once)",
             signal.name()
         );
         tokio::spawn(async move {
             let again = signals.next().await;
-            crate::status!("{}: exiting without finishing the teardown", again.name());
+            crate::output::status!("{}: exiting without finishing the teardown", again.name());
             std::process::exit(again.exit_status() as i32);
         });
     }
@@ -235,7 +235,7 @@ fn backends(plan: &Plan, session: &Session, servers: &[RunningServer]) -> Vec<Ba
 }
 
 fn progress(address: &str, message: &str) {
-    crate::status!("  {address}: {message}");
+    crate::output::status!("  {address}: {message}");
 }
 
 /// An error with every secret value taken out.

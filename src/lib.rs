@@ -123,7 +123,6 @@ mod layering {
             "fs",
             "digest",
             "glob",
-            "status",
         ],
         &["podman"],
         &["session"],

@@ -1,7 +1,7 @@
 //! Where outrig's words go: data (plans, schemas, the agent's answer) on stdout, progress
 //! and diagnostics on stderr, colour only where `anstream` allows it (a terminal, no
 //! `NO_COLOR`). The only module that prints (enforced by `clippy.toml`); everything else
-//! calls [`status!`](crate::status), [`stdout`] and friends.
+//! calls [`status!`], [`stdout`] and friends.
 
 // This is the one place allowed to (see clippy.toml).
 #![allow(clippy::disallowed_macros, clippy::disallowed_methods)]
@@ -9,12 +9,12 @@
 use std::io::Write;
 
 /// A line of progress or explanation on stderr: `status!("removed {n} containers")`.
-#[macro_export]
 macro_rules! status {
     ($($arg:tt)*) => {
         $crate::output::stderr_line(&format!($($arg)*))
     };
 }
+pub(crate) use status;
 
 /// A line on stderr (styles stripped where colour is off).
 pub fn stderr_line(text: &str) {

@@ -221,7 +221,7 @@ impl Agent {
                         continue;
                     }
                 };
-                crate::status!(
+                crate::output::status!(
                     "  → {name} {}",
                     crate::secret::preview(&raw_arguments, 120, &self.redactor)
                 );
@@ -242,7 +242,7 @@ impl Agent {
                     &result.unwrap_or_else(|| "not executed: the call failed".to_string()),
                     self.settings.tool_result_max as usize,
                 );
-                crate::status!("  ← {} bytes", text.len());
+                crate::output::status!("  ← {} bytes", text.len());
                 self.log_result(id, &text);
                 self.history
                     .push(json!({"role": "tool", "tool_call_id": id, "content": text}));

@@ -101,7 +101,7 @@ impl Provider {
                     ),
                 });
             }
-            crate::status!(
+            crate::output::status!(
                 "  provider `{}`: {message}; retrying in {:.1} s (attempt {}, {:.0} s of the retry budget left)",
                 self.name,
                 backoff.as_secs_f64(),

@@ -34,7 +34,7 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::new("cannot listen for Ctrl-C").cause(e.to_string()))?;
     interrupts_handled.store(true, Ordering::SeqCst);
-    crate::status!(
+    crate::output::status!(
         "agent ready with {} tools. {HELP}",
         agent.toolbox().tools().len()
     );
@@ -66,7 +66,7 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
             "/quit" | "/exit" => break,
             "/reset" => {
                 agent.reset();
-                crate::status!("(conversation forgotten)");
+                crate::output::status!("(conversation forgotten)");
                 continue;
             }
             "/tools" => {
@@ -79,11 +79,11 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
                 continue;
             }
             "/help" => {
-                crate::status!("{HELP}");
+                crate::output::status!("{HELP}");
                 continue;
             }
             other if other.starts_with('/') => {
-                crate::status!("unknown command `{other}`. {HELP}");
+                crate::output::status!("unknown command `{other}`. {HELP}");
                 continue;
             }
             _ => {}
@@ -106,15 +106,17 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
             }
             // Every requested call has a result: the history stays as it is.
             Some(Err(error @ TurnError::ToolCallLimit(_))) => {
-                crate::status!("turn ended: {error}");
+                crate::output::status!("turn ended: {error}");
             }
             Some(Err(error)) => {
                 agent.rollback(mark, &error.to_string());
-                crate::status!("turn failed: {error}\n(the turn was dropped; the session goes on)");
+                crate::output::status!(
+                    "turn failed: {error}\n(the turn was dropped; the session goes on)"
+                );
             }
             None => {
                 agent.rollback(mark, "cancelled with Ctrl-C");
-                crate::status!("\n(turn cancelled)");
+                crate::output::status!("\n(turn cancelled)");
             }
         }
     }

@@ -53,7 +53,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         session.record.provider = Some(format!("{} ({})", setup.provider_name, setup.base_url));
         let _ = session.save();
     }
-    crate::status!(
+    crate::output::status!(
         "\nsession {} ({})",
         session.record.id,
         session.dir.display()
@@ -83,7 +83,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         async |session: &mut Session, backends| {
             let Some(setup) = agent_setup else {
                 if let Interaction::NoPrompt = interaction {
-                    crate::status!(
+                    crate::output::status!(
                         "no prompt (stdin is not a terminal and gave none, and no --prompt): the agent did not run"
                     );
                 }
@@ -116,7 +116,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
     match result {
         Err(Stop::Failed(error)) => return Err(error),
         Err(Stop::Interrupted(signal)) => {
-            crate::status!(
+            crate::output::status!(
                 "interrupted by {}: session {} recorded, sandbox removed",
                 signal.name(),
                 session.record.id
@@ -126,7 +126,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         Ok(()) => {}
     }
     let tools: usize = session.record.servers.values().map(|s| s.tools.len()).sum();
-    crate::status!(
+    crate::output::status!(
         "applied: {} server(s) answered with {tools} tools; {}",
         session.record.servers.len(),
         if args.keep {

@@ -62,7 +62,7 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
             )
             .is_ok()
         {
-            crate::status!(
+            crate::output::status!(
                 "  removed container {} (session {id} is gone)",
                 container.name()
             );
@@ -85,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
             removed_records += 1;
         }
     }
-    crate::status!(
+    crate::output::status!(
         "removed {removed_containers} stray container(s) and {removed_records} session record(s)"
     );
     Ok(ExitStatus::Success)

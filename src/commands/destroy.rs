@@ -38,7 +38,7 @@ pub fn run(
             .unwrap_or_default()
             .to_string();
         if running.contains(&session_id) {
-            crate::status!(
+            crate::output::status!(
                 "  keeping {} (session {session_id} is running)",
                 container.name()
             );
@@ -54,14 +54,14 @@ pub fn run(
             .map_err(|e| {
                 Error::new(format!("cannot remove `{}`", container.name())).cause(e.to_string())
             })?;
-        crate::status!("  removed {} (session {session_id})", container.name());
+        crate::output::status!("  removed {} (session {session_id})", container.name());
         removed += 1;
         sessions.insert(session_id);
     }
     for session_id in &sessions {
         session::mark_destroyed(root, session_id);
     }
-    crate::status!(
+    crate::output::status!(
         "destroyed {removed} sandbox(es) of project `{}`",
         config.project
     );

@@ -22,6 +22,6 @@ pub fn run(global: &GlobalArgs, args: &DiscardArgs, env: Environment) -> Result<
     session::remove(&root, &args.session).map_err(|e| {
         Error::new(format!("cannot remove session {}", args.session)).cause(e.to_string())
     })?;
-    crate::status!("discarded session {}", args.session);
+    crate::output::status!("discarded session {}", args.session);
     Ok(ExitStatus::Success)
 }

@@ -55,9 +55,9 @@ pub fn run(args: &InitArgs, env: Environment) -> Result<ExitStatus, Error> {
         crate::fs::write_atomic(path, text.as_bytes()).map_err(|e| {
             Error::new(format!("cannot write `{}`", path.display())).cause(e.to_string())
         })?;
-        crate::status!("created `{}`", config::display_name(path, cwd));
+        crate::output::status!("created `{}`", config::display_name(path, cwd));
     }
-    crate::status!(
+    crate::output::status!(
         "\nnext: edit `sandbox/Containerfile` to install the MCP servers you want, then run \
          `outrig validate`"
     );

@@ -33,7 +33,7 @@ pub fn run(global: &GlobalArgs, args: &LsArgs, env: Environment) -> Result<ExitS
         return Ok(ExitStatus::Success);
     }
     if rows.is_empty() {
-        crate::status!("no sessions in `{}`", root.display());
+        crate::output::status!("no sessions in `{}`", root.display());
         return Ok(ExitStatus::Success);
     }
     let mut out = format!(

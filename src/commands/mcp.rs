@@ -33,7 +33,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "mcp")?;
     session.record.attached_to = attach.clone();
     let _ = session.save();
-    crate::status!(
+    crate::output::status!(
         "outrig mcp: session {} ({})",
         session.record.id,
         session.dir.display()
@@ -71,7 +71,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
                 toolbox.tools().len(),
                 toolbox.backends().len()
             );
-            crate::status!("outrig mcp: {message}");
+            crate::output::status!("outrig mcp: {message}");
             events.event(&message);
             let served = gateway::serve_stdio(toolbox.clone(), events.clone()).await;
             for key in toolbox.exited() {
@@ -89,7 +89,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     match result {
         Err(Stop::Failed(error)) => Err(error),
         Err(Stop::Interrupted(signal)) => {
-            crate::status!(
+            crate::output::status!(
                 "outrig mcp: stopped by {}; session {} recorded",
                 signal.name(),
                 session.record.id
@@ -97,7 +97,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             Ok(exit)
         }
         Ok(()) => {
-            crate::status!(
+            crate::output::status!(
                 "outrig mcp: the client closed the session; session {} recorded",
                 session.record.id
             );
@@ -221,7 +221,7 @@ fn print_config(
     };
     let text = wiring::snippet(client, &name, &program, &command_args, &variables);
     crate::output::stdout(&text);
-    crate::status!(
+    crate::output::status!(
         "{}",
         wiring::placement(client, &name, &program, &command_args)
     );

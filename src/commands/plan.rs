@@ -22,7 +22,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, env: Environment) -> Result<Exi
     } else {
         crate::output::stdout_styled(&render::human(&plan, detail(global)));
         if let Some(path) = &args.out {
-            crate::status!(
+            crate::output::status!(
                 "saved the plan to `{}`; `outrig apply {}` runs exactly this plan",
                 path.display(),
                 path.display()

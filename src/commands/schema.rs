@@ -14,7 +14,7 @@ pub fn run(args: &SchemaArgs) -> Result<ExitStatus, Error> {
             crate::fs::write_atomic(path, text.as_bytes()).map_err(|e| {
                 Error::new(format!("cannot write `{}`", path.display())).cause(e.to_string())
             })?;
-            crate::status!("wrote `{}`", path.display());
+            crate::output::status!("wrote `{}`", path.display());
         }
         None => crate::output::stdout(&text),
     }

@@ -70,7 +70,7 @@ fn print_human(checked: &Checked, valid: bool) {
         .checked_sub(config::SHOWN_DIAGNOSTICS)
         .filter(|n| *n > 0)
     {
-        crate::status!(
+        crate::output::status!(
             "... and {more} more diagnostics not shown (`--format json` lists every one)\n"
         );
     }
@@ -84,14 +84,14 @@ fn print_human(checked: &Checked, valid: bool) {
         } else {
             String::new()
         };
-        crate::status!("{green}valid{green:#}: `{}`{suffix}", checked.source.name);
+        crate::output::status!("{green}valid{green:#}: `{}`{suffix}", checked.source.name);
     } else {
         let red = anstyle::AnsiColor::Red.on_default().bold();
         let mut summary = plural(errors.max(1), "error");
         if warnings > 0 {
             summary.push_str(&format!(", {}", plural(warnings, "warning")));
         }
-        crate::status!(
+        crate::output::status!(
             "{red}error{red:#}: `{}` is invalid: {summary}",
             checked.source.name
         );

@@ -205,7 +205,7 @@ impl Toolbox {
             "server `{}` exited; its tools now answer with an error (its stderr: {})",
             backend.server, backend.stderr_log
         );
-        crate::status!("outrig: {message}");
+        crate::output::status!("outrig: {message}");
         self.events.event(&message);
     }
 
