@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use crate::apply::{self, Stop};
 use crate::cli::{GlobalArgs, McpArgs, McpClient};
-use crate::config::Config;
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::mcp::gateway;
 use crate::mcp::toolbox::Toolbox;
 use crate::mcp::wiring;
-use crate::plan::desired::Target;
+use crate::plan::gateway::Served;
 use crate::project::Project;
 use crate::session::{Session, Status};
 
@@ -22,8 +21,13 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
         return print_config(global, args, client, &env);
     }
     let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
-    let target = target(project.config(), args)?;
-    let (image, allow) = selection(project.config(), args, target)?;
+    let served = Served::choose(
+        project.config(),
+        args.image.as_deref(),
+        args.agent.as_deref(),
+        &args.tools,
+    )?;
+    let (target, image, allow) = (served.target, served.image, served.allow);
     let attach = match &args.attach {
         Some(wanted) => Some(project.kept_sandbox(wanted, &image)?),
         None => None,
@@ -104,73 +108,6 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             Ok(ExitStatus::Success)
         }
     }
-}
-
-/// What to plan for: the agent (named or default), or one image.
-fn target<'a>(config: &Config, args: &'a McpArgs) -> Result<Target<'a>, Error> {
-    if let Some(image) = &args.image {
-        return Ok(Target::Image(image));
-    }
-    if args.agent.is_some() || config.default_agent.is_some() {
-        return Ok(Target::Agent(args.agent.as_deref()));
-    }
-    // Without a default agent, fall back to the only image with servers.
-    let with_servers: Vec<&String> = config
-        .images
-        .iter()
-        .filter(|(_, i)| !i.servers.is_empty())
-        .map(|(n, _)| n)
-        .collect();
-    match with_servers.as_slice() {
-        [_] => Ok(Target::Agent(None)),
-        [] => Err(Error::new("no image in the config has MCP servers")
-            .hint("add `[images.<name>.mcp.<server>]` with a `command`")),
-        several => Err(
-            Error::new("several images have MCP servers; choose one").hint(format!(
-                "pass `--image NAME` ({}) or `--agent NAME`",
-                several
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        ),
-    }
-}
-
-/// The image to serve and the tool allow-list (the agent's, narrowed by `--tools`).
-fn selection(
-    config: &Config,
-    args: &McpArgs,
-    target: Target<'_>,
-) -> Result<(String, Vec<Vec<String>>), Error> {
-    let (agent, images) = crate::plan::desired::select(config, target)?;
-    let agent = agent.as_ref().and_then(|name| config.agents.get(name));
-    let image = match (&args.image, agent) {
-        (Some(image), _) => image.clone(),
-        (None, Some(agent)) => agent.image.clone(),
-        (None, None) => images
-            .first()
-            .map(|i| i.to_string())
-            .ok_or_else(|| Error::new("no image in the config has MCP servers"))?,
-    };
-    if config
-        .images
-        .get(&image)
-        .is_none_or(|i| i.servers.is_empty())
-    {
-        return Err(
-            Error::new(format!("image `{image}` has no MCP servers")).hint(format!(
-                "add `[images.{image}.mcp.<server>]` with a `command`"
-            )),
-        );
-    }
-    // Every list must match: the agent's allow-list, then `--tools`.
-    let mut allow: Vec<Vec<String>> = agent.and_then(|a| a.tools.clone()).into_iter().collect();
-    if !args.tools.is_empty() {
-        allow.push(args.tools.clone());
-    }
-    Ok((image, allow))
 }
 
 /// `--print-config CLIENT`: the snippet that makes CLIENT start this gateway.

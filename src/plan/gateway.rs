@@ -1,9 +1,110 @@
-//! The part of a plan that `outrig mcp` carries out: one image's sandbox and the servers
-//! whose tools the allow-lists could publish, and the image's build or pull only when
-//! asked (`--build`): a client never waits on a build.
+//! What `outrig mcp` serves — one image, chosen by `--image`, `--agent` or the config, and
+//! the allow-lists its tools must match — and the part of a plan it carries out: that
+//! image's sandbox and the servers whose tools the allow-lists could publish, and the
+//! image's build or pull only when asked (`--build`): a client never waits on a build.
 
+use super::desired::Target;
 use super::{Action, Address, Plan};
+use crate::config::Config;
 use crate::error::Error;
+
+/// What `outrig mcp` serves: the plan's target, the image, and the allow-lists a tool must
+/// match (the agent's, then `--tools`).
+pub struct Served<'a> {
+    pub target: Target<'a>,
+    pub image: String,
+    pub allow: Vec<Vec<String>>,
+}
+
+impl<'a> Served<'a> {
+    /// From `--image`, `--agent` and `--tools`.
+    pub fn choose(
+        config: &Config,
+        image: Option<&'a str>,
+        agent: Option<&'a str>,
+        tools: &[String],
+    ) -> Result<Served<'a>, Error> {
+        let target = target(config, image, agent)?;
+        let (image, allow) = selection(config, image, tools, target)?;
+        Ok(Served {
+            target,
+            image,
+            allow,
+        })
+    }
+}
+
+/// What to plan for: the agent (named or default), or one image.
+fn target<'a>(
+    config: &Config,
+    image: Option<&'a str>,
+    agent: Option<&'a str>,
+) -> Result<Target<'a>, Error> {
+    if let Some(image) = image {
+        return Ok(Target::Image(image));
+    }
+    if agent.is_some() || config.default_agent.is_some() {
+        return Ok(Target::Agent(agent));
+    }
+    // Without a default agent, fall back to the only image with servers.
+    let with_servers: Vec<&String> = config
+        .images
+        .iter()
+        .filter(|(_, i)| !i.servers.is_empty())
+        .map(|(n, _)| n)
+        .collect();
+    match with_servers.as_slice() {
+        [_] => Ok(Target::Agent(None)),
+        [] => Err(Error::new("no image in the config has MCP servers")
+            .hint("add `[images.<name>.mcp.<server>]` with a `command`")),
+        several => Err(
+            Error::new("several images have MCP servers; choose one").hint(format!(
+                "pass `--image NAME` ({}) or `--agent NAME`",
+                several
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+    }
+}
+
+/// The image to serve and the tool allow-list (the agent's, narrowed by `--tools`).
+fn selection(
+    config: &Config,
+    image: Option<&str>,
+    tools: &[String],
+    target: Target<'_>,
+) -> Result<(String, Vec<Vec<String>>), Error> {
+    let (agent, images) = super::desired::select(config, target)?;
+    let agent = agent.as_ref().and_then(|name| config.agents.get(name));
+    let image = match (image, agent) {
+        (Some(image), _) => image.to_string(),
+        (None, Some(agent)) => agent.image.clone(),
+        (None, None) => images
+            .first()
+            .map(|i| i.to_string())
+            .ok_or_else(|| Error::new("no image in the config has MCP servers"))?,
+    };
+    if config
+        .images
+        .get(&image)
+        .is_none_or(|i| i.servers.is_empty())
+    {
+        return Err(
+            Error::new(format!("image `{image}` has no MCP servers")).hint(format!(
+                "add `[images.{image}.mcp.<server>]` with a `command`"
+            )),
+        );
+    }
+    // Every list must match: the agent's allow-list, then `--tools`.
+    let mut allow: Vec<Vec<String>> = agent.and_then(|a| a.tools.clone()).into_iter().collect();
+    if !tools.is_empty() {
+        allow.push(tools.to_vec());
+    }
+    Ok((image, allow))
+}
 
 /// The part of `plan` this gateway carries out: the image's sandbox and servers, and its
 /// build or pull only with `--build`. Pending builds without it are an error.
