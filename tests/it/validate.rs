@@ -247,3 +247,42 @@ fn a_directory_or_missing_file_is_a_clear_error() {
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("is a directory"), "{}", run.stderr);
 }
+
+/// Many problems: the first 50 are shown in full and the rest counted; JSON has them all.
+#[test]
+fn many_problems_show_fifty_and_count_the_rest() {
+    let context = TestContext::new();
+    let mut text = String::new();
+    for index in 0..30 {
+        text.push_str(&format!(
+            "[images.image-{index}]\nfrom = \"x\"\nnetwrok = \"none\"\npids-limit = \"many\"\n\
+             [images.image-{index}.mcp.time]\ncommand = [\"python3\"]\n"
+        ));
+    }
+    context.write("outrig.toml", text);
+    let run = context.run(&["validate"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert_eq!(run.stderr.matches("error[").count(), 50, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("... and 10 more diagnostics not shown (`--format json` lists every one)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("is invalid: 60 errors"),
+        "{}",
+        run.stderr
+    );
+    let json = context.run(&["validate", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["diagnostics"].as_array().unwrap().len(), 60);
+    // Commands that load the config show the same first 50.
+    let plan = context.run(&["plan"]);
+    assert_eq!(plan.stderr.matches("error[").count(), 50, "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("and 10 more diagnostics not shown"),
+        "{}",
+        plan.stderr
+    );
+}
