@@ -164,7 +164,15 @@ fn sandbox_step(
     let command = desired
         .run_command(inputs.engine, name)
         .expect("a desired sandbox has an image");
-    let old = last.and_then(|l| l.sandboxes.get(name));
+    // Compared by their settings: the hash of them (and of the image, compared below)
+    // only names them.
+    let old = last
+        .and_then(|l| l.sandboxes.get(name))
+        .map(|old| SandboxSpec {
+            config_hash: sandbox.config_hash.clone(),
+            ..old.clone()
+        });
+    let old = old.as_ref();
     let planned_image = &desired.images[name].reference;
     let last_image = last.and_then(|l| l.images.get(name)).map(|i| &i.reference);
     let (mut action, mut reasons) = lifecycle(last.is_some(), old, sandbox, |old, new| {

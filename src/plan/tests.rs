@@ -727,3 +727,15 @@ fn differences_between_a_saved_and_a_fresh_plan_are_named() {
         super::compare::differences(&saved, &fresh).join("\n")
     );
 }
+
+/// A sandbox whose settings and image are those last applied is unchanged, even when the
+/// hash naming them differs (a record from an outrig that hashed otherwise).
+#[test]
+fn a_sandbox_is_compared_by_its_settings_not_their_hash() {
+    let mut applied = fixture();
+    applied.sandboxes.get_mut("tools").unwrap().config_hash = "older-formula".into();
+    let plan = run(&fixture(), &current(), Some(&applied), &[]);
+    let sandbox = step(&plan, "sandbox.tools");
+    assert_eq!(sandbox.reasons, vec![Reason::Unchanged]);
+    assert!(!plan.summary.has_changes);
+}
