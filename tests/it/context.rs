@@ -65,6 +65,31 @@ impl TestContext {
         self.run_in(self.path(), args)
     }
 
+    /// Run `outrig ARGS` in the project directory; killed (and the test failed) if it has
+    /// not ended by `deadline`. For commands that print little: output is read at the end.
+    pub fn run_with_deadline(&self, args: &[&str], deadline: std::time::Duration) -> Run {
+        let mut child = outrig_command(self.path(), &self.env)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("outrig runs");
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("outrig is waited for").is_none() {
+            if started.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`outrig {}` did not end within {deadline:?}",
+                    args.join(" ")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Run::from(child.wait_with_output().expect("outrig's output"))
+    }
+
     /// Run `outrig ARGS` in `dir`.
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
         let output = outrig_command(dir, &self.env)

