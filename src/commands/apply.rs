@@ -26,7 +26,12 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         Some(path) => Some((path, super::read_plan(&project.env.cwd.join(path))?)),
         None => None,
     };
-    let fresh = project.plan(Target::Agent(args.agent.as_deref()), None)?;
+    // A saved plan names its agent; `--agent` may only repeat it (else the plans differ).
+    let agent = args
+        .agent
+        .as_deref()
+        .or(saved.as_ref().and_then(|(_, s)| s.agent.as_deref()));
+    let fresh = project.plan(Target::Agent(agent), None)?;
     let plan = match saved {
         Some((path, saved)) => compare::require_equal(path, saved, fresh)?,
         None => fresh,

@@ -98,7 +98,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             diff: None,
         });
     }
-    let summary = summary(&steps, last.is_some());
+    let summary = summary(&steps);
     let security_deltas = security_deltas(last, desired);
     Ok(Plan {
         format_version: FORMAT_VERSION,
@@ -115,7 +115,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
 }
 
 /// The counts of the summary line, from the steps' actions and reasons.
-pub fn summary(steps: &[Step], applied_before: bool) -> Summary {
+pub fn summary(steps: &[Step]) -> Summary {
     let mut summary = Summary::default();
     for step in steps {
         match (&step.address, step.action) {
@@ -133,7 +133,6 @@ pub fn summary(steps: &[Step], applied_before: bool) -> Summary {
             summary.changed += 1;
         }
     }
-    let _ = applied_before;
     summary.has_changes = summary.to_build > 0 || summary.to_remove > 0 || summary.changed > 0;
     summary
 }

@@ -762,6 +762,22 @@ fn tampered_saved_plans_are_refused_before_anything_starts() {
         );
         assert!(!run.all().contains(SECRET));
     }
+    // Another agent than the saved plan's is another plan.
+    std::fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    project.context.write(
+        "outrig.toml",
+        format!("{CONFIG}\n[agents.other]\nmodel = \"small\"\nimage = \"tools\"\n"),
+    );
+    let run = project
+        .context
+        .run(&["apply", "plan.json", "--auto-approve", "--agent", "other"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("agent: coder → other"),
+        "{}",
+        run.stderr
+    );
+    project.context.write("outrig.toml", CONFIG);
     // The untouched plan is what runs: it goes past the comparison (to the build the fake
     // podman cannot do).
     std::fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
