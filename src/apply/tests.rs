@@ -206,6 +206,17 @@ async fn the_plans_operations_run_in_order_bound_to_the_session_then_teardown() 
     assert_eq!(record.containers["tools"].id, "c0ffee");
     assert_eq!(record.servers["tools.fs"].tools[0].name, "echo");
     assert_eq!(record.steps[0].started_at, "2026-11-25T10:00:00Z");
+    // With the clock and ids injected, the whole record is stable but for what is measured.
+    let mut value = serde_json::to_value(record).unwrap();
+    value["pid"] = serde_json::Value::Null;
+    value["outrig_version"] = "<version>".into();
+    for step in value["steps"].as_array_mut().unwrap() {
+        step["duration_ms"] = 0.into();
+    }
+    let text = serde_json::to_string_pretty(&value)
+        .unwrap()
+        .replace(&run.session.dir.display().to_string(), "<session-dir>");
+    insta::assert_snapshot!("session_record", text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
