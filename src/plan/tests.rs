@@ -222,15 +222,7 @@ fn fresh_project_builds_and_grants_everything() {
 #[test]
 fn current_images_and_unchanged_settings_mean_no_changes() {
     let desired = fixture();
-    let observed = Observed {
-        images: vec![built_image(
-            "localhost/outrig-tools:1111",
-            "cf1",
-            "ctx1",
-            "args1",
-        )],
-        containers: vec![],
-    };
+    let observed = current();
     let plan = run(&desired, &observed, Some(&desired), &[]);
     assert!(!plan.summary.has_changes, "{:#?}", plan.summary);
     assert_eq!(plan.steps[0].action, Action::NoOp);
@@ -252,15 +244,7 @@ fn a_changed_containerfile_replaces_the_image_with_a_diff() {
     build.containerfile_text =
         "FROM localhost/outrig-base:bookworm\nCOPY vendor /opt\nRUN true\n".into();
     build.containerfile_hash = "cf2".into();
-    let observed = Observed {
-        images: vec![built_image(
-            "localhost/outrig-tools:1111",
-            "cf1",
-            "ctx1",
-            "args1",
-        )],
-        containers: vec![],
-    };
+    let observed = current();
     let plan = run(&new, &observed, Some(&old), &[]);
     let step = &plan.steps[0];
     assert_eq!(step.action, Action::Replace);
@@ -274,15 +258,7 @@ fn a_changed_containerfile_replaces_the_image_with_a_diff() {
 fn a_changed_context_file_is_named() {
     let old = fixture();
     let new = with_context_entry("localhost/outrig-tools:3333", "f 644 ccc");
-    let observed = Observed {
-        images: vec![built_image(
-            "localhost/outrig-tools:1111",
-            "cf1",
-            "ctx1",
-            "args1",
-        )],
-        containers: vec![],
-    };
+    let observed = current();
     let plan = run(&new, &observed, Some(&old), &[]);
     assert_eq!(plan.steps[0].action, Action::Replace);
     assert_eq!(
@@ -314,15 +290,7 @@ fn without_a_session_record_the_labels_still_name_the_changed_input() {
     let image = new.images.get_mut("tools").unwrap();
     image.reference = "localhost/outrig-tools:4444".into();
     image.build.as_mut().unwrap().args_hash = "args2".into();
-    let observed = Observed {
-        images: vec![built_image(
-            "localhost/outrig-tools:1111",
-            "cf1",
-            "ctx1",
-            "args1",
-        )],
-        containers: vec![],
-    };
+    let observed = current();
     let plan = run(&new, &observed, None, &[]);
     assert_eq!(plan.steps[0].action, Action::Replace);
     assert_eq!(plan.steps[0].reasons[0], Reason::BuildArgumentsChanged);
@@ -396,15 +364,7 @@ fn security_widening_and_narrowing_are_reported() {
     let agent = new.agents.get_mut("coder").unwrap();
     agent.base_url = "https://elsewhere.example/v1".into();
     agent.tools = Some(vec!["fs__*".into(), "time__*".into()]);
-    let observed = Observed {
-        images: vec![built_image(
-            "localhost/outrig-tools:1111",
-            "cf1",
-            "ctx1",
-            "args1",
-        )],
-        containers: vec![],
-    };
+    let observed = current();
     let plan = run(&new, &observed, Some(&old), &[]);
     let kinds: Vec<(DeltaKind, Direction)> = plan
         .security_deltas
@@ -510,15 +470,7 @@ fn a_changed_server_command_is_an_update_with_a_diff() {
         .unwrap()
         .command
         .push("--local-timezone=UTC".into());
-    let observed = Observed {
-        images: vec![built_image(
-            "localhost/outrig-tools:1111",
-            "cf1",
-            "ctx1",
-            "args1",
-        )],
-        containers: vec![],
-    };
+    let observed = current();
     let plan = run(&new, &observed, Some(&old), &[]);
     let step = step(&plan, "mcp.tools.time");
     assert_eq!(step.action, Action::Update);
