@@ -27,6 +27,8 @@ pub struct Project {
     pub session_root: PathBuf,
     pub runtime: Arc<dyn Runtime>,
     pub sources: Sources,
+    /// The fingerprint key, read once.
+    key: std::sync::OnceLock<FingerprintKey>,
 }
 
 impl Project {
@@ -54,6 +56,7 @@ impl Project {
             session_root,
             runtime: Arc::new(Podman),
             sources: Sources::system(),
+            key: std::sync::OnceLock::new(),
         })
     }
 
