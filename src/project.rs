@@ -69,17 +69,21 @@ impl Project {
         |name: &str| self.env.var(name)
     }
 
-    /// The per-user key secret fingerprints are made with.
+    /// The per-user key secret fingerprints are made with (read or created once).
     pub fn fingerprint_key(&self) -> Result<FingerprintKey, Error> {
+        if let Some(key) = self.key.get() {
+            return Ok(key.clone());
+        }
         let dir = self.env.data_dir();
-        FingerprintKey::load_or_create(&dir).map_err(|e| {
+        let key = FingerprintKey::load_or_create(&dir).map_err(|e| {
             Error::new("cannot read or create the key outrig fingerprints secrets with")
                 .cause(format!(
                     "`{}`: {e}",
                     dir.join(crate::secret::KEY_FILE).display()
                 ))
                 .hint("check that outrig's data directory ($XDG_DATA_HOME/outrig) is writable")
-        })
+        })?;
+        Ok(self.key.get_or_init(|| key).clone())
     }
 
     /// podman with the engine's global arguments.
