@@ -27,20 +27,6 @@ impl Environment {
         })
     }
 
-    /// An environment with exactly these variables (tests).
-    pub fn with_vars<'a>(
-        vars: impl IntoIterator<Item = (&'a str, &'a str)>,
-        cwd: PathBuf,
-    ) -> Environment {
-        Environment {
-            vars: vars
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            cwd,
-        }
-    }
-
     /// A variable's value, when set (possibly empty).
     pub fn var(&self, name: &str) -> Option<String> {
         self.vars.get(name).cloned()

@@ -13,7 +13,6 @@
 //! secret offline. This module reads and writes no environment itself: callers pass a
 //! lookup and the key's directory.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -400,9 +399,6 @@ pub fn preview(text: &str, max: usize, redactor: &Redactor) -> String {
         None => redacted,
     }
 }
-
-/// Secret values by name, as they will be set on a process environment.
-pub type Resolved = BTreeMap<String, String>;
 
 #[cfg(test)]
 mod tests {

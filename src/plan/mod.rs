@@ -87,20 +87,12 @@ pub enum Address {
 }
 
 impl Address {
+    /// The address of server `key` (`<image>.<server>`).
     pub fn server(key: &str) -> Address {
         let (image, server) = key.split_once('.').unwrap_or((key, ""));
         Address::Server {
             image: image.to_string(),
             server: server.to_string(),
-        }
-    }
-
-    /// The image a resource belongs to, for images, sandboxes and servers.
-    pub fn image(&self) -> Option<&str> {
-        match self {
-            Address::Image(image) | Address::Sandbox(image) => Some(image),
-            Address::Server { image, .. } => Some(image),
-            Address::Agent(_) | Address::Container(_) => None,
         }
     }
 }
