@@ -300,6 +300,11 @@ pub struct InitArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Project name written to outrig.toml (default: the directory's name, lowercased, other
+    /// characters as `-`)
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+
     /// Image the sandbox Containerfile starts FROM. An image outside `localhost/` gets
     /// `pull = "missing"` so podman may fetch it once
     #[arg(

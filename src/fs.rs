@@ -4,15 +4,46 @@ use std::io::Write;
 use std::path::Path;
 
 /// Write `bytes` to `path` atomically: a temporary file in the same directory, fsync,
-/// rename. Creates missing parent directories.
+/// rename. Creates missing parent directories. The file is private (0600): session
+/// records, caches.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, bytes, None, None)
+}
+
+/// [`write_atomic`] for a file meant to be shared and committed (`outrig.toml`, a schema
+/// copy, a saved plan): it keeps the mode of the file it replaces, and a new one gets
+/// 0666 less the umask (0644 with the usual umask), as editors and `cp` do.
+pub fn write_atomic_shared(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let existing = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.permissions());
+    let new = std::fs::Permissions::from_mode(0o666);
+    write_atomic_with(path, bytes, Some(new), existing)
+}
+
+/// `create` is masked by the umask; `keep` is set as is.
+fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    create: Option<std::fs::Permissions>,
+    keep: Option<std::fs::Permissions>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    if let Some(permissions) = create {
+        builder.permissions(permissions);
+    }
+    let mut temp = builder.tempfile_in(dir)?;
     temp.write_all(bytes)?;
+    if let Some(permissions) = keep {
+        temp.as_file().set_permissions(permissions)?;
+    }
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -35,8 +35,23 @@ pub fn run(args: &InitArgs, env: Environment) -> Result<ExitStatus, Error> {
             args.provider_url
         )));
     }
+    let project = match &args.project {
+        Some(name) if config::check::is_valid_name(name) => name.clone(),
+        Some(name) => {
+            return Err(
+                Error::new(format!("`--project {name}` is not a valid project name")).hint(
+                    format!(
+                        "names have lowercase letters, digits and `-`, start with a letter and are \
+                     at most {} characters",
+                        config::check::NAME_MAX
+                    ),
+                ),
+            );
+        }
+        None => config::resolve::default_project_name(&dir.canonicalize().unwrap_or(dir.clone())),
+    };
     let files: Vec<(PathBuf, String)> = vec![
-        (dir.join(config::FILE_NAME), config_text(args)),
+        (dir.join(config::FILE_NAME), config_text(args, &project)),
         (dir.join("sandbox/Containerfile"), containerfile_text(args)),
         (dir.join(SCHEMA_COPY), crate::schema::generate()),
     ];
@@ -52,19 +67,19 @@ pub fn run(args: &InitArgs, env: Environment) -> Result<ExitStatus, Error> {
         );
     }
     for (path, text) in &files {
-        crate::fs::write_atomic(path, text.as_bytes()).map_err(|e| {
+        crate::fs::write_atomic_shared(path, text.as_bytes()).map_err(|e| {
             Error::new(format!("cannot write `{}`", path.display())).cause(e.to_string())
         })?;
         crate::output::status!("created `{}`", config::display_name(path, cwd));
     }
     crate::output::status!(
-        "\nnext: edit `sandbox/Containerfile` to install the MCP servers you want, then run \
-         `outrig validate`"
+        "\nnext: `outrig plan` shows what `outrig apply` would build and run; edit \
+         `sandbox/Containerfile` to install the MCP servers you want (doc/from-zero.md)"
     );
     Ok(ExitStatus::Success)
 }
 
-fn config_text(args: &InitArgs) -> String {
+fn config_text(args: &InitArgs, project: &str) -> String {
     let network = match args.network {
         InitNetwork::None => "none",
         InitNetwork::Default => "default",
@@ -82,15 +97,22 @@ fn config_text(args: &InitArgs) -> String {
         String::new()
     } else {
         format!(
-            "api-key = \"${{{}}}\"   # read from the environment when outrig runs\n",
-            args.api_key_env
+            "# `{var}` is read only when the agent runs (`outrig apply`); `validate`, `plan`\n\
+             # and `mcp` do not need it. Keys never live in this file.\n\
+             api-key = \"${{{var}}}\"\n",
+            var = args.api_key_env
         )
     };
     format!(
         r#"#:schema ./{SCHEMA_COPY}
-# outrig configuration. Every key is described in the schema (hover in your editor).
+# outrig configuration. Every key is described in the schema: editors with Taplo (Even
+# Better TOML) or Tombi read the `#:schema` line above and complete and check as you type.
 # `outrig validate` checks this file; `outrig schema -o {SCHEMA_COPY}` refreshes the schema.
+#
+# Next: `outrig plan` shows what `outrig apply` would build and run (no variables needed);
+# `outrig apply --prompt "..."` runs the agent; `outrig mcp` serves the tools to a client.
 
+project = "{project}"
 default-agent = "assistant"
 
 [workspace]
@@ -103,6 +125,8 @@ containerfile = "sandbox/Containerfile"
 {pull}network = "{network}"
 
 # Each MCP server runs inside the sandbox; its tools are offered as <server>__<tool>.
+# A `${{VAR}}` in a server's `env` is read by `plan`, `apply` and `mcp` (it is a secret: only
+# its name reaches podman's command line).
 [images.sandbox.mcp.time]
 command = ["python3", "-m", "mcp_server_time"]
 env = {{ PYTHONPATH = "/opt/mcp/python" }}

@@ -12,7 +12,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, env: Environment) -> Result<Exi
     let plan = project.plan(Target::Agent(args.agent.as_deref()), None)?;
     if let Some(path) = &args.out {
         let path = project.env.cwd.join(path);
-        crate::fs::write_atomic(&path, render::json(&plan).as_bytes()).map_err(|e| {
+        crate::fs::write_atomic_shared(&path, render::json(&plan).as_bytes()).map_err(|e| {
             Error::new(format!("cannot write the plan to `{}`", path.display()))
                 .cause(e.to_string())
         })?;

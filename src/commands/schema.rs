@@ -11,7 +11,7 @@ pub fn run(args: &SchemaArgs) -> Result<ExitStatus, Error> {
     };
     match &args.output {
         Some(path) => {
-            crate::fs::write_atomic(path, text.as_bytes()).map_err(|e| {
+            crate::fs::write_atomic_shared(path, text.as_bytes()).map_err(|e| {
                 Error::new(format!("cannot write `{}`", path.display())).cause(e.to_string())
             })?;
             crate::output::status!("wrote `{}`", path.display());

@@ -16,6 +16,20 @@ use super::suggest::did_you_mean;
 use crate::glob::glob_match;
 use crate::secret;
 
+/// When a `${VAR}` of a server or build is read.
+const FOR_PLAN: &str = "before `outrig plan`, `outrig apply` or `outrig mcp`";
+
+/// Whether `name` is a valid name of a project, image, server, agent, model or provider:
+/// lowercase letters, digits and `-`, starting with a letter, at most [`NAME_MAX`] long.
+pub fn is_valid_name(name: &str) -> bool {
+    name.len() <= NAME_MAX
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+}
+
 /// Longest name of an image, server, agent, model, provider or project.
 pub const NAME_MAX: usize = 40;
 
@@ -215,13 +229,7 @@ impl Checker<'_> {
 
     /// Names end up in image tags, container names and `<server>__<tool>` tool names.
     fn name(&mut self, what: &str, name: &str, at: &[&str], is_key: bool) {
-        let valid = name.len() <= NAME_MAX
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !name.ends_with('-');
-        if !valid {
+        if !is_valid_name(name) {
             let suggestion = normalise_name(name);
             let diagnostic =
                 Diagnostic::error("invalid-name", format!("invalid {what} name `{name}`"))
@@ -331,7 +339,7 @@ impl Checker<'_> {
             }
         }
         for (arg, value) in &image.build_args {
-            self.template(value, &["images", name, "build-args", arg]);
+            self.template(value, &["images", name, "build-args", arg], FOR_PLAN);
         }
         if let Some(memory) = &image.memory
             && parse_memory(memory).is_some_and(|bytes| bytes < 6 * 1024 * 1024)
@@ -426,7 +434,7 @@ impl Checker<'_> {
                         .label("letters, digits and `_`, not starting with a digit"),
                     );
                 }
-                self.template(value, &env_at);
+                self.template(value, &env_at, FOR_PLAN);
             }
             if let Some(workdir) = &server.workdir {
                 self.container_path(workdir, &["images", name, "mcp", server_name, "workdir"]);
@@ -445,7 +453,11 @@ impl Checker<'_> {
 
     fn provider(&mut self, name: &str, provider: &super::model::Provider) {
         for (header, value) in &provider.headers {
-            self.template(value, &["providers", name, "headers", header]);
+            self.template(
+                value,
+                &["providers", name, "headers", header],
+                "before `outrig apply` runs an agent of this provider",
+            );
         }
         for key in ["request-timeout", "retry-budget"] {
             let value = match key {
@@ -459,7 +471,12 @@ impl Checker<'_> {
         if let Some(api_key) = &provider.api_key
             && let Some(variable) = secret::sole_reference(api_key)
         {
-            self.variable_is_set(&variable, &["providers", name, "api-key"]);
+            self.variable_is_set(
+                &variable,
+                &["providers", name, "api-key"],
+                "before `outrig apply` runs an agent of this provider (`plan` and `mcp` do not \
+                 need it)",
+            );
             let insecure =
                 provider.base_url.starts_with("http://") && !is_loopback_url(&provider.base_url);
             if insecure {
@@ -544,11 +561,11 @@ impl Checker<'_> {
         }
     }
 
-    fn template(&mut self, value: &str, at: &[&str]) {
+    fn template(&mut self, value: &str, at: &[&str], when: &str) {
         match secret::parse(value) {
             Ok(_) => {
                 for variable in secret::references(value) {
-                    self.variable_is_set(&variable, at);
+                    self.variable_is_set(&variable, at, when);
                 }
             }
             Err(error) => {
@@ -579,7 +596,7 @@ impl Checker<'_> {
         }
     }
 
-    fn variable_is_set(&mut self, variable: &str, at: &[&str]) {
+    fn variable_is_set(&mut self, variable: &str, at: &[&str], when: &str) {
         if !(self.context.env_is_set)(variable) {
             self.emit_at_value(
                 at,
@@ -588,9 +605,7 @@ impl Checker<'_> {
                     format!("environment variable `{variable}` is not set"),
                 )
                 .label(format!("`${{{variable}}}` is read when outrig runs"))
-                .help(format!(
-                    "export `{variable}` before `outrig apply` or `outrig mcp`"
-                )),
+                .help(format!("export `{variable}` {when}")),
             );
         }
     }

@@ -354,9 +354,8 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
         let agent = &config.agents[agent_name];
         let model = &config.models[&agent.model];
         let provider = &config.providers[&model.provider];
-        if let Some(variable) = &provider.api_key_variable {
-            resolver.require(variable);
-        }
+        // The API key is read only when the agent runs (`AgentSetup`): planning and serving
+        // the tools never need it, and the plan holds only its variable's name.
         desired.agents.insert(
             agent_name.clone(),
             AgentSpec {

@@ -21,6 +21,111 @@ fn init_writes_a_valid_project() {
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
 
+/// Files a repository commits are 0644 and directories 0755 (with the usual umask 022, as
+/// the test process has), not private to the user.
+#[test]
+fn init_files_are_readable_by_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let context = TestContext::new();
+    let run = context.run(&["init"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let mode = |path: &str| {
+        std::fs::metadata(context.path().join(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for file in [
+        "outrig.toml",
+        "sandbox/Containerfile",
+        ".outrig/outrig.schema.json",
+    ] {
+        assert_eq!(mode(file), 0o644, "{file}");
+    }
+    for dir in ["sandbox", ".outrig"] {
+        assert_eq!(mode(dir), 0o755, "{dir}");
+    }
+    // `--force` keeps a mode the user chose.
+    std::fs::set_permissions(
+        context.path().join("outrig.toml"),
+        std::fs::Permissions::from_mode(0o664),
+    )
+    .unwrap();
+    let run = context.run(&["init", "--force"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert_eq!(mode("outrig.toml"), 0o664);
+}
+
+#[test]
+fn init_names_the_project() {
+    let context = TestContext::new();
+    let dir = context.path().join("My Tools_2");
+    std::fs::create_dir(&dir).unwrap();
+    let run = context.run(&["init", "My Tools_2"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let config = std::fs::read_to_string(dir.join("outrig.toml")).unwrap();
+    assert!(config.contains("\nproject = \"my-tools-2\"\n"), "{config}");
+
+    let run = context.run(&["init", "--force", "--project", "team-tools", "My Tools_2"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let config = std::fs::read_to_string(dir.join("outrig.toml")).unwrap();
+    assert!(config.contains("\nproject = \"team-tools\"\n"), "{config}");
+
+    let run = context.run(&["init", "--force", "--project", "Team Tools", "My Tools_2"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("`--project Team Tools` is not a valid project name"),
+        "{}",
+        run.stderr
+    );
+    let config = std::fs::read_to_string(dir.join("outrig.toml")).unwrap();
+    assert!(
+        config.contains("project = \"team-tools\""),
+        "nothing written"
+    );
+}
+
+/// Right after `init`, with no variable set: validate passes (the unset key is a warning
+/// that says which command needs it) and `plan` plans; the key is needed only when the
+/// agent runs.
+#[test]
+fn a_fresh_init_plans_without_any_variable() {
+    let context = TestContext::new();
+    let run = context.run(&["init"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let run = context.run(&["validate"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("export `OPENAI_API_KEY` before `outrig apply` runs an agent"),
+        "{}",
+        run.stderr
+    );
+    if !crate::podman::prerequisites(false) {
+        return;
+    }
+    let sessions = context.path().join("sessions");
+    let run = context.run(&[
+        "plan",
+        "--json",
+        "--session-root",
+        sessions.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan["agent"], "assistant");
+    assert!(!run.stdout.contains("OPENAI_API_KEY=") && !run.stderr.contains("not set"));
+    let run = context.run(&["apply", "--auto-approve", "--prompt", "hi"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("`OPENAI_API_KEY` is empty or unset"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn init_refuses_to_overwrite_without_force() {
     let context = TestContext::new();
