@@ -64,7 +64,7 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Show what `outrig apply` would build, start, expose and remove, and why
     Plan(PlanArgs),
-    /// Show a plan saved with `outrig plan --out`
+    /// Show a plan saved with `outrig plan --out`, or the plan a session carried out
     Show(ShowArgs),
     /// Carry out the plan: build images, start the sandbox and its MCP servers, record a
     /// session, tear down (unless --keep)
@@ -104,7 +104,7 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Session id (as `outrig ls` shows it)
+    /// Session: `latest`, an id as `outrig ls` shows it, or a unique prefix of one
     pub session: String,
 
     /// Only this server's stderr (`time` or `tools.time`); default: every log
@@ -120,7 +120,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct DiscardArgs {
-    /// Session id (as `outrig ls` shows it)
+    /// Session: `latest`, an id as `outrig ls` shows it, or a unique prefix of one
     pub session: String,
 
     #[command(flatten)]
@@ -187,8 +187,9 @@ pub struct McpArgs {
     #[arg(long = "tools", value_name = "GLOB")]
     pub tools: Vec<String>,
 
-    /// Start the servers in a sandbox kept by `outrig apply --keep` (its session id or
-    /// container name) instead of a new sandbox; it stays up afterwards
+    /// Start the servers in a sandbox kept by `outrig apply --keep` instead of a new
+    /// sandbox; it stays up afterwards. `latest` (the newest kept session of this project),
+    /// a session id or unique prefix, or the container's name
     #[arg(long, value_name = "SESSION|CONTAINER")]
     pub attach: Option<String>,
 
@@ -249,9 +250,13 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The saved plan
-    #[arg(value_name = "PLANFILE")]
-    pub plan_file: PathBuf,
+    /// A plan saved with `outrig plan --out`, or a session (`latest`, an id or a unique
+    /// prefix) whose plan to show; an existing file is read as a plan
+    #[arg(value_name = "PLANFILE|SESSION")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub root: SessionRootArgs,
 
     /// Print the plan as versioned JSON on stdout
     #[arg(long)]

@@ -169,6 +169,12 @@ impl Project {
         session.record.config_digest = plan.config_digest.clone();
         session.record.config_path = self.config().path.display().to_string();
         let _ = session.save();
+        // The plan it carries out, for `outrig show <session>`.
+        crate::fs::write_atomic(
+            &session.dir.join(session::PLAN_FILE),
+            crate::plan::render::json(plan).as_bytes(),
+        )
+        .map_err(|e| Error::new("cannot write the session's plan").cause(e.to_string()))?;
         Ok(session)
     }
 }
@@ -180,25 +186,55 @@ impl Project {
         let project = self;
         let config = project.config();
         let project_id = &crate::plan::desired::project_id(&config.project, &config.root);
-        let from_session = session::records(&project.session_root, project_id)
-            .into_iter()
-            .find(|r| r.id == wanted)
-            .map(|record| {
-                record
-                    .containers
-                    .get(image)
-                    .filter(|c| !c.removed && record.status == Status::Kept)
-                    .map(|c| c.name.clone())
-                    .ok_or_else(|| {
-                        Error::new(format!(
-                            "session {wanted} has no kept sandbox of image `{image}` (it is {:?})",
-                            record.status
-                        ))
-                        .hint("keep one with `outrig apply --keep`")
-                    })
-            });
-        let name = match from_session {
-            Some(found) => found?,
+        let records = session::records(&project.session_root, project_id);
+        let kept_container = |record: &session::Record| {
+            record
+                .containers
+                .get(image)
+                .filter(|c| !c.removed && record.status == Status::Kept)
+                .map(|c| c.name.clone())
+        };
+        // `latest` and prefixes look first among the sessions that kept a sandbox of the
+        // image, then among every session of the project (to say why one cannot be used).
+        let kept: Vec<String> = records
+            .iter()
+            .filter(|r| kept_container(r).is_some())
+            .map(|r| r.id.clone())
+            .collect();
+        let all: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let chosen = match session::choose(&kept, wanted) {
+            Ok(id) => Some(id.to_string()),
+            Err(unmatched @ session::Unmatched::Ambiguous(_)) => {
+                return Err(unmatched.error(wanted, "kept session", &kept));
+            }
+            Err(session::Unmatched::None) if wanted == session::LATEST => {
+                return Err(Error::new(format!(
+                    "no session of this project kept a sandbox of image `{image}`"
+                ))
+                .hint("keep one with `outrig apply --keep`"));
+            }
+            Err(session::Unmatched::None) => match session::choose(&all, wanted) {
+                Ok(id) => Some(id.to_string()),
+                Err(unmatched @ session::Unmatched::Ambiguous(_)) => {
+                    return Err(unmatched.error(wanted, "session", &all));
+                }
+                Err(session::Unmatched::None) => None,
+            },
+        };
+        let name = match chosen {
+            Some(id) => {
+                let record = records
+                    .iter()
+                    .find(|r| r.id == id)
+                    .expect("chosen from records");
+                kept_container(record).ok_or_else(|| {
+                    Error::new(format!(
+                        "session {id} has no kept sandbox of image `{image}` (it is {:?})",
+                        record.status
+                    ))
+                    .hint("keep one with `outrig apply --keep`")
+                })?
+            }
             None => wanted.to_string(),
         };
         let format = format!(

@@ -7,21 +7,19 @@ use crate::session;
 
 pub fn run(global: &GlobalArgs, args: &DiscardArgs, env: Environment) -> Result<ExitStatus, Error> {
     let root = super::session_root(global, &args.root, &env);
-    let dir = session::locate(&root, &args.session)?;
+    let (id, dir) = session::locate(&root, &args.session)?;
     if let Ok(record) = session::read(&dir)
         && record.status == session::Status::Running
         && record.owns_containers()
     {
         return Err(Error::new(format!(
-            "session {} is still running (pid {})",
-            args.session,
+            "session {id} is still running (pid {})",
             record.pid.unwrap_or(0)
         ))
         .hint("stop it first (Ctrl-C in its terminal, or `kill -TERM <pid>`)"));
     }
-    session::remove(&root, &args.session).map_err(|e| {
-        Error::new(format!("cannot remove session {}", args.session)).cause(e.to_string())
-    })?;
-    crate::output::status!("discarded session {}", args.session);
+    session::remove(&root, &id)
+        .map_err(|e| Error::new(format!("cannot remove session {id}")).cause(e.to_string()))?;
+    crate::output::status!("discarded session {id}");
     Ok(ExitStatus::Success)
 }

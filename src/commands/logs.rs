@@ -11,7 +11,7 @@ use crate::session;
 
 pub fn run(global: &GlobalArgs, args: &LogsArgs, env: Environment) -> Result<ExitStatus, Error> {
     let root = super::session_root(global, &args.root, &env);
-    let dir = session::locate(&root, &args.session)?;
+    let (id, dir) = session::locate(&root, &args.session)?;
     let logs = dir.join("logs");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&logs)
         .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
@@ -36,18 +36,16 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, env: Environment) -> Result<Exi
                         .map(str::to_string)
                 })
                 .collect();
-            return Err(Error::new(format!(
-                "session {} has no log for server `{server}`",
-                args.session
-            ))
-            .hint(format!(
-                "servers with logs: {}",
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            )));
+            return Err(
+                Error::new(format!("session {id} has no log for server `{server}`")).hint(format!(
+                    "servers with logs: {}",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )),
+            );
         }
         files = wanted;
     }

@@ -1,12 +1,28 @@
-//! `outrig show PLANFILE`: a saved plan, as `outrig plan` showed it (or its JSON).
+//! `outrig show PLANFILE|SESSION`: a saved plan, or the plan a session carried out, as
+//! `outrig plan` showed it (or its JSON).
 
 use crate::cli::{GlobalArgs, ShowArgs};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::plan::render;
+use crate::session;
 
 pub fn run(global: &GlobalArgs, args: &ShowArgs, env: Environment) -> Result<ExitStatus, Error> {
-    let plan = super::read_plan(&env.cwd.join(&args.plan_file))?;
+    let file = env.cwd.join(&args.target);
+    let plan = if file.exists() {
+        super::read_plan(&file)?
+    } else {
+        let root = super::session_root(global, &args.root, &env);
+        let (id, dir) = session::locate(&root, &args.target)
+            .map_err(|e| e.cause(format!("and there is no plan file `{}`", file.display())))?;
+        let path = dir.join(session::PLAN_FILE);
+        if !path.exists() {
+            return Err(Error::new(format!("session {id} has no plan on record"))
+                .cause(format!("`{}` does not exist", path.display()))
+                .hint("sessions recorded by an older outrig have none; `outrig logs` and `session.json` still tell what ran"));
+        }
+        super::read_plan(&path)?
+    };
     if args.json {
         crate::output::stdout(&render::json(&plan));
     } else {

@@ -15,6 +15,9 @@ pub mod log;
 pub const FORMAT_VERSION: u32 = 2;
 pub const RECORD_FILE: &str = "session.json";
 
+/// The plan a session carried out (`plan --json` format), in its directory.
+pub const PLAN_FILE: &str = "plan.json";
+
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -360,22 +363,87 @@ pub fn records(root: &Path, project_id: &str) -> Vec<Record> {
         .collect()
 }
 
-/// The directory of session `id` under `root` (following a `--session-dir` link).
-pub fn locate(root: &Path, id: &str) -> Result<PathBuf, crate::error::Error> {
-    let valid = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    let dir = root.join(id);
-    if !valid || !dir.exists() {
-        let known = ids(root);
-        return Err(
-            crate::error::Error::new(format!("no session `{id}` in `{}`", root.display())).hint(
-                match known.first() {
-                    Some(newest) => format!("`outrig ls` lists them; the newest is {newest}"),
-                    None => "there are no sessions yet".into(),
-                },
-            ),
-        );
+/// Which session a command was given: `latest` (the newest), a whole id, or a prefix of
+/// exactly one id. `ids` are newest first, as [`ids`] returns them.
+pub fn choose<'a>(ids: &'a [String], reference: &str) -> Result<&'a str, Unmatched> {
+    if reference == LATEST {
+        return ids.first().map(String::as_str).ok_or(Unmatched::None);
     }
-    Ok(dir)
+    if reference.is_empty() {
+        return Err(Unmatched::None);
+    }
+    if let Some(id) = ids.iter().find(|id| *id == reference) {
+        return Ok(id);
+    }
+    let matching: Vec<&String> = ids.iter().filter(|id| id.starts_with(reference)).collect();
+    match matching.as_slice() {
+        [] => Err(Unmatched::None),
+        [id] => Ok(id),
+        _ => Err(Unmatched::Ambiguous(
+            matching.into_iter().map(String::clone).collect(),
+        )),
+    }
+}
+
+/// The word that names the newest session.
+pub const LATEST: &str = "latest";
+
+/// Why [`choose`] found no session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmatched {
+    None,
+    /// The prefix matches these (newest first).
+    Ambiguous(Vec<String>),
+}
+
+impl Unmatched {
+    /// The error for `reference` under `root`, where `ids` were looked at.
+    pub fn error(&self, reference: &str, what: &str, ids: &[String]) -> crate::error::Error {
+        use crate::error::Error;
+        match self {
+            Unmatched::Ambiguous(candidates) => {
+                let shown: Vec<&str> = candidates.iter().take(10).map(String::as_str).collect();
+                let more = candidates.len().saturating_sub(shown.len());
+                Error::new(format!(
+                    "`{reference}` is the start of {} {what} ids",
+                    candidates.len()
+                ))
+                .cause(format!(
+                    "it matches {}{}",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ))
+                .hint("give more of the id (`outrig ls` lists them)")
+            }
+            Unmatched::None => Error::new(if reference == LATEST {
+                format!("there is no {what} yet")
+            } else {
+                format!("no {what} `{reference}`")
+            })
+            .hint(match ids.first() {
+                Some(newest) => {
+                    format!("`outrig ls` lists them; the newest is {newest} (`{LATEST}` names it)")
+                }
+                None => "there are no sessions yet".into(),
+            }),
+        }
+    }
+}
+
+/// The id and directory of the session `reference` names under `root` (see [`choose`]),
+/// following a `--session-dir` link.
+pub fn locate(root: &Path, reference: &str) -> Result<(String, PathBuf), crate::error::Error> {
+    let ids = ids(root);
+    let id = choose(&ids, reference).map_err(|unmatched| {
+        unmatched
+            .error(reference, "session", &ids)
+            .cause(format!("sessions are recorded in `{}`", root.display()))
+    })?;
+    Ok((id.to_string(), root.join(id)))
 }
 
 /// Delete session `id`: its directory, or the linked `--session-dir` and the link.
@@ -415,5 +483,57 @@ pub fn mark_destroyed(root: &Path, id: &str) {
             sources: Sources::system(),
         };
         let _ = session.save();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> Vec<String> {
+        [
+            "20261201T100000-bbbb",
+            "20261130T090000-aaaa",
+            "20261130T080000-cccc",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn latest_whole_ids_and_unique_prefixes_name_a_session() {
+        let ids = ids();
+        assert_eq!(choose(&ids, "latest"), Ok("20261201T100000-bbbb"));
+        assert_eq!(
+            choose(&ids, "20261130T080000-cccc"),
+            Ok("20261130T080000-cccc")
+        );
+        assert_eq!(choose(&ids, "20261201"), Ok("20261201T100000-bbbb"));
+        assert_eq!(choose(&ids, "20261130T09"), Ok("20261130T090000-aaaa"));
+        assert_eq!(
+            choose(&ids, "20261130"),
+            Err(Unmatched::Ambiguous(vec![
+                "20261130T090000-aaaa".into(),
+                "20261130T080000-cccc".into()
+            ]))
+        );
+        assert_eq!(choose(&ids, "2027"), Err(Unmatched::None));
+        assert_eq!(choose(&ids, ""), Err(Unmatched::None));
+        assert_eq!(choose(&[], "latest"), Err(Unmatched::None));
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_lists_the_candidates() {
+        let ids = ids();
+        let error = choose(&ids, "2026113")
+            .unwrap_err()
+            .error("2026113", "session", &ids);
+        assert_eq!(error.message, "`2026113` is the start of 2 session ids");
+        assert_eq!(
+            error.causes,
+            ["it matches 20261130T090000-aaaa, 20261130T080000-cccc"]
+        );
+        let error = Unmatched::None.error("latest", "session", &[]);
+        assert_eq!(error.message, "there is no session yet");
     }
 }

@@ -52,3 +52,96 @@ fn colour_only_when_asked_and_never_with_no_color() {
     let run = context.run(&["validate", "--color", "always"]);
     assert!(run.stderr.contains('\u{1b}'), "{}", run.stderr);
 }
+
+/// `logs`, `discard` and `show` take `latest`, a whole id or a unique prefix; an ambiguous
+/// prefix lists the candidates and changes nothing.
+#[test]
+fn session_arguments_accept_latest_and_unique_prefixes() {
+    let context = TestContext::new();
+    let root = context.path().join("sessions");
+    for (id, log) in [
+        ("20261130T080000-cccc", "old"),
+        ("20261130T090000-aaaa", "middle"),
+        ("20261201T100000-bbbb", "newest"),
+    ] {
+        let dir = root.join(id);
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        let record = serde_json::json!({
+            "format_version": 2, "id": id, "project": "p", "project_id": "p-1",
+            "status": "finished", "command": "apply",
+        });
+        std::fs::write(dir.join("session.json"), record.to_string()).unwrap();
+        std::fs::write(dir.join("logs/tools.time.stderr"), format!("{log}\n")).unwrap();
+    }
+    let root_flag = root.to_str().unwrap();
+    let logs = |session: &str| context.run(&["logs", session, "--session-root", root_flag]);
+
+    let run = logs("latest");
+    assert_eq!(
+        (run.status, run.stdout.as_str()),
+        (0, "newest\n"),
+        "{}",
+        run.stderr
+    );
+    let run = logs("20261130T09");
+    assert_eq!(
+        (run.status, run.stdout.as_str()),
+        (0, "middle\n"),
+        "{}",
+        run.stderr
+    );
+    let run = logs("20261130T080000-cccc");
+    assert_eq!(
+        (run.status, run.stdout.as_str()),
+        (0, "old\n"),
+        "{}",
+        run.stderr
+    );
+
+    let run = logs("20261130");
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr
+            .contains("`20261130` is the start of 2 session ids")
+            && run
+                .stderr
+                .contains("it matches 20261130T090000-aaaa, 20261130T080000-cccc"),
+        "{}",
+        run.stderr
+    );
+    let run = context.run(&["discard", "20261130", "--session-root", root_flag]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        3,
+        "nothing removed"
+    );
+
+    let run = logs("nope");
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("no session `nope`")
+            && run.stderr.contains("the newest is 20261201T100000-bbbb"),
+        "{}",
+        run.stderr
+    );
+
+    // A session recorded before plans were kept in it has none to show.
+    let run = context.run(&["show", "latest", "--session-root", root_flag]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr
+            .contains("session 20261201T100000-bbbb has no plan on record"),
+        "{}",
+        run.stderr
+    );
+
+    let run = context.run(&["discard", "latest", "--session-root", root_flag]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("discarded session 20261201T100000-bbbb")
+    );
+    let run = logs("latest");
+    assert_eq!(run.stdout, "middle\n", "{}", run.stderr);
+}

@@ -167,16 +167,18 @@ fn gateway_serves_real_clients_like_the_servers_themselves() {
         ["everything__echo", {"message": "through the gateway"}],
         ["time__get_current_time", {"timezone": "UTC"}],
     ]);
-    let gateway = [
-        outrig,
-        "mcp",
-        "--image",
-        "tools",
-        "--attach",
-        kept_id.as_str(),
-    ];
+    // The session keeps the plan it carried out.
+    let shown = context.run(&["show", &kept_id[..12]]);
+    assert_eq!(shown.status, 0, "{}", shown.all());
+    assert!(
+        shown.stdout.contains("sandbox.tools") && shown.stdout.contains("mcp.tools.fs"),
+        "{}",
+        shown.stdout
+    );
     let mut through = Vec::new();
-    for mode in ["classic", "discover"] {
+    // A kept session is named by `latest` (the newest kept one) or a unique prefix.
+    for (mode, attach) in [("classic", &kept_id[..8]), ("discover", "latest")] {
+        let gateway = [outrig, "mcp", "--image", "tools", "--attach", attach];
         let out = python_client(&context, mode, &calls, &gateway, &env);
         let tools: Vec<&str> = out["tools"]
             .as_array()
@@ -263,6 +265,14 @@ fn gateway_serves_real_clients_like_the_servers_themselves() {
     }
 
     // The MCP Inspector's CLI, a second real client.
+    let gateway = [
+        outrig,
+        "mcp",
+        "--image",
+        "tools",
+        "--attach",
+        kept_id.as_str(),
+    ];
     let inspector = |args: &[&str]| -> Value {
         let output = Command::new(test_tools().join("node_modules/.bin/mcp-inspector"))
             .arg("--cli")
