@@ -380,7 +380,7 @@ pub fn choose<'a>(ids: &'a [String], reference: &str) -> Result<&'a str, Unmatch
         [] => Err(Unmatched::None),
         [id] => Ok(id),
         _ => Err(Unmatched::Ambiguous(
-            matching.into_iter().map(String::clone).collect(),
+            matching.into_iter().cloned().collect(),
         )),
     }
 }
