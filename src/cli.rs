@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Run LLM agents whose tools — MCP servers — are sandboxed in podman containers,
+/// Run LLM agents whose tools (MCP servers) are sandboxed in podman containers,
 /// described declaratively in outrig.toml.
 #[derive(Debug, Parser)]
 #[command(
@@ -15,7 +15,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 #[command(
     after_help = "Exit status: 0 success, 1 error (invalid config, bad flags, podman \
-failure), 2 changes pending (plan --detailed-exitcode).\nDocumentation: doc/README.md"
+failure), 2 changes pending (plan --detailed-exitcode).\nDocumentation: doc/README.md in \
+outrig's source (start with doc/from-zero.md); `outrig man` prints the manual page.\nShell \
+completions: `outrig completions --help`."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -82,6 +84,39 @@ pub enum Command {
     Destroy(SessionRootArgs),
     /// Remove old session records and stray outrig containers whose session is gone
     Clean(CleanArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions(CompletionsArgs),
+    /// Print outrig's manual page (roff), or write one page per command into a directory
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Install, for example:\n  \
+bash:       outrig completions bash > ~/.local/share/bash-completion/completions/outrig\n  \
+zsh:        outrig completions zsh > ~/.zfunc/_outrig   (with fpath+=~/.zfunc before compinit)\n  \
+fish:       outrig completions fish > ~/.config/fish/completions/outrig.fish\n  \
+powershell: outrig completions powershell | Out-String | Invoke-Expression   (in $PROFILE)")]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells `outrig completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write outrig.1 and one page per command (outrig-plan.1, ...) into DIR instead of
+    /// printing outrig(1)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

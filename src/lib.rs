@@ -105,6 +105,8 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Discard(args) => commands::discard::run(global, args, env),
         Command::Destroy(args) => commands::destroy::run(global, args, env),
         Command::Clean(args) => commands::clean::run(global, args, env),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::man::run(args, env),
     }
 }
 

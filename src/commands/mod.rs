@@ -2,11 +2,13 @@
 
 pub mod apply;
 pub mod clean;
+pub mod completions;
 pub mod destroy;
 pub mod discard;
 pub mod init;
 pub mod logs;
 pub mod ls;
+pub mod man;
 pub mod mcp;
 pub mod plan;
 pub mod schema;

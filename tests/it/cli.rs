@@ -145,3 +145,103 @@ fn session_arguments_accept_latest_and_unique_prefixes() {
     let run = logs("latest");
     assert_eq!(run.stdout, "middle\n", "{}", run.stderr);
 }
+
+/// Each shell's completion script is produced from the command-line types; bash's is
+/// loaded into a real bash and completes subcommands and flags.
+#[test]
+fn completions_for_every_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _outrig"),
+        ("zsh", "#compdef outrig"),
+        ("fish", "complete -c outrig"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let run = run_in_repo(&["completions", shell]);
+        assert_eq!(run.status, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains(marker), "{shell}: {}", run.stdout);
+        for word in ["plan", "mcp", "detailed-exitcode", "session-root"] {
+            assert!(run.stdout.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let script = run_in_repo(&["completions", "bash"]).stdout;
+    let complete = |line: &str| -> String {
+        let words: Vec<&str> = line.split(' ').collect();
+        let program = format!(
+            "{script}\nCOMP_WORDS=({}); COMP_CWORD={}; _outrig outrig \"{}\" \"{}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let output = std::process::Command::new("bash")
+            .args(["--norc", "-c", &program])
+            .output()
+            .expect("bash runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let words = complete("outrig pl");
+    assert_eq!(words.trim(), "plan", "{words}");
+    let words = complete("outrig plan --det");
+    assert_eq!(words.trim(), "--detailed-exitcode", "{words}");
+    let words = complete("outrig completions p");
+    assert_eq!(words.trim(), "powershell", "{words}");
+}
+
+/// The manual page is valid roff (groff reports no warning) and names every command; `--dir`
+/// writes a page per command.
+#[test]
+fn man_page_renders() {
+    let run = run_in_repo(&["man"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(".ie \\n(.g .ds Aq"),
+        "{}",
+        &run.stdout[..80]
+    );
+    for command in ["plan", "apply", "mcp", "completions"] {
+        let page = format!("outrig\\-{command}(1)");
+        assert!(run.stdout.contains(&page), "{page} missing");
+    }
+    let mut groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-P-cbou"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("groff runs (Debian's groff-base, there with man-db)");
+    use std::io::Write;
+    groff
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(run.stdout.as_bytes())
+        .unwrap();
+    let rendered = groff.wait_with_output().unwrap();
+    assert!(rendered.status.success());
+    assert_eq!(String::from_utf8_lossy(&rendered.stderr), "", "groff warns");
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("SYNOPSIS") && words.contains("Exit status: 0 success"),
+        "{text}"
+    );
+
+    let context = TestContext::new();
+    let run = context.run(&["man", "--dir", "man1"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    for page in ["outrig.1", "outrig-plan.1", "outrig-logs.1", "outrig-man.1"] {
+        let text = std::fs::read_to_string(context.path().join("man1").join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}");
+    }
+    assert!(!context.path().join("man1/outrig-help.1").exists());
+}
