@@ -246,6 +246,9 @@ impl Project {
             .podman()
             .args(["container", "inspect", "--format", &format, &name]);
         let output = project.runtime.run(&command).map_err(|e| {
+            if e.not_found {
+                return e.error("");
+            }
             Error::new(format!(
                 "`{wanted}` is neither a session nor a container of this project"
             ))
@@ -291,7 +294,7 @@ pub fn observe_error(error: ObserveError, program: &str) -> Error {
     match error {
         ObserveError::Process(process) if process.not_found => Error::new(format!("podman (`{program}`) was not found"))
             .cause(process.to_string())
-            .hint("install podman (`apt-get install podman`), or point `OUTRIG_PODMAN` or `[engine] podman` at it"),
+            .hint(crate::podman::runtime::INSTALL_HINT),
         ObserveError::Process(process) => Error::new("podman could not report its images and containers")
             .cause(process.to_string())
             .hint("check that podman works: `podman info`; for a remote podman, check `[engine] global-args`"),

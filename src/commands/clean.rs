@@ -29,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
             "--filter",
             &format!("label={}", labels::SESSION),
         ]))
-        .map_err(|e| Error::new("podman could not list containers").cause(e.to_string()))?;
+        .map_err(|e| e.error("podman could not list containers"))?;
     let containers: Vec<ObservedContainer> = if listing.stdout.trim().is_empty() {
         Vec::new()
     } else {

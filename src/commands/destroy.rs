@@ -51,9 +51,7 @@ pub fn run(
                     .clone()
                     .args(["rm", "--force", "--time", "0", container.name()]),
             )
-            .map_err(|e| {
-                Error::new(format!("cannot remove `{}`", container.name())).cause(e.to_string())
-            })?;
+            .map_err(|e| e.error(format!("cannot remove `{}`", container.name())))?;
         crate::output::status!("  removed {} (session {session_id})", container.name());
         removed += 1;
         sessions.insert(session_id);

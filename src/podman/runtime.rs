@@ -44,7 +44,29 @@ impl std::fmt::Display for ProcessError {
 
 impl std::error::Error for ProcessError {}
 
+/// How to get podman, said the same way by every error that finds it missing.
+pub const INSTALL_HINT: &str = "install podman (`apt-get install podman`; on macOS and Windows \
+     `podman machine init && podman machine start`), or point `OUTRIG_PODMAN` or \
+     `[engine] podman` at it";
+
 impl ProcessError {
+    /// The error for a podman command that failed while outrig was `doing` something: a
+    /// podman that is not installed says so, with [`INSTALL_HINT`].
+    pub fn error(self, doing: impl Into<String>) -> crate::error::Error {
+        if self.not_found {
+            let program = self
+                .command
+                .split(' ')
+                .next()
+                .unwrap_or("podman")
+                .to_string();
+            return crate::error::Error::new(format!("podman (`{program}`) was not found"))
+                .cause(self.to_string())
+                .hint(INSTALL_HINT);
+        }
+        crate::error::Error::new(doing).cause(self.to_string())
+    }
+
     /// The command could not be started at all.
     fn not_started(command: &PodmanCommand, error: &std::io::Error) -> ProcessError {
         ProcessError {

@@ -398,14 +398,32 @@ fn podman_missing_or_failing_is_a_clear_error() {
         .env("API_TOKEN", SECRET);
     context.write("outrig.toml", CONFIG);
     context.write("sandbox/Containerfile", "FROM x\n");
-    let run = context.run(&["plan"]);
-    assert_eq!(run.status, 1, "{}", run.all());
-    assert!(run.stderr.contains("was not found"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("hint: install podman"),
-        "{}",
-        run.stderr
-    );
+    // Every command that needs podman says the same when it is missing.
+    let sessions = context.path().join("sessions");
+    let sessions = sessions.to_str().unwrap();
+    for command in [
+        &["plan"][..],
+        &["apply", "--auto-approve"],
+        &["mcp"],
+        &["mcp", "--attach", "outrig-some-container"],
+        &["destroy", "--session-root", sessions],
+        &["clean", "--session-root", sessions],
+    ] {
+        let run = context.run(command);
+        assert_eq!(run.status, 1, "{command:?}: {}", run.all());
+        assert!(
+            run.stderr
+                .contains("podman (`/nonexistent/podman`) was not found"),
+            "{command:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("hint: {}", outrig::podman::runtime::INSTALL_HINT)),
+            "{command:?}: {}",
+            run.stderr
+        );
+    }
 
     std::fs::write(project.fake.join("fail"), "").unwrap();
     let run = project.context.run(&["plan", "--detailed-exitcode"]);
