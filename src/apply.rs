@@ -293,6 +293,57 @@ async fn run_step(
     .await
 }
 
+/// Run a long podman command (a build, a pull) as a recorded step, its output shown as it
+/// arrives ([`crate::output::Activity`]) and kept whole in the session's `logs/<log>`, every
+/// line with secret values taken out before it is shown or written.
+async fn run_streamed(
+    session: &mut Session,
+    context: &Context<'_>,
+    address: &str,
+    action: Action,
+    command: PodmanCommand,
+    log: &str,
+    doing: &str,
+) -> Result<(), Error> {
+    let path = session.log_path(log);
+    progress(address, &format!("{doing} (log: {})", path.display()));
+    let activity = crate::output::Activity::start(address);
+    let lines = activity.lines();
+    let redactor = context.redactor.clone();
+    let runtime = context.runtime.clone();
+    let shown = command.clone();
+    let work = async move {
+        let mut file = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create `{}`: {e}", path.display()))?;
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut on_line = |line: &str| {
+                let line = redactor.redact(line);
+                let _ = writeln!(file, "{line}");
+                lines.line(&line);
+            };
+            runtime.run_lines(&command, &mut on_line)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    };
+    step(
+        session,
+        &context.redactor,
+        address,
+        action,
+        Some(&shown),
+        async move {
+            let result = work.await;
+            // The live line is cleared before the step's outcome is printed.
+            drop(activity);
+            result
+        },
+    )
+    .await
+}
+
 /// Record a step as running; its index in the record.
 fn begin_step(
     session: &mut Session,
@@ -383,8 +434,6 @@ async fn run_steps(
         session_id: session.record.id.clone(),
         session_dir: session.dir.display().to_string(),
     };
-    let redactor = &context.redactor;
-    let runtime = &context.runtime;
     // Servers start together once everything else is in place.
     let mut launches: Vec<Launch> = Vec::new();
     for planned in &plan.steps {
@@ -397,31 +446,38 @@ async fn run_steps(
         match operation {
             Operation::Build { image, secrets, .. } => {
                 let command = with_secrets(command, secrets, context)?;
-                let log = session.log_path(&format!("build-{image}.log"));
-                progress(address, &format!("building (log: {})", log.display()));
-                let shown = command.clone();
-                let runtime = runtime.clone();
-                step(
+                let log = format!("build-{image}.log");
+                run_streamed(
                     session,
-                    redactor,
+                    context,
                     address,
                     planned.action,
-                    Some(&shown),
-                    async move {
-                        tokio::task::spawn_blocking(move || runtime.run_logged(&command, &log))
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .map_err(|e| e.to_string())
-                    },
+                    command,
+                    &log,
+                    "building",
                 )
                 .await?;
             }
-            Operation::Pull { .. } | Operation::RemoveContainer { .. } => {
-                let doing = match operation {
-                    Operation::Pull { .. } => "pulling",
-                    _ => "removing orphan",
+            Operation::Pull { .. } => {
+                let Address::Image(image) = &planned.address else {
+                    return Err(Error::new(format!(
+                        "`{address}` pulls an image but is not an image's address"
+                    )));
                 };
-                progress(address, doing);
+                let log = format!("pull-{image}.log");
+                run_streamed(
+                    session,
+                    context,
+                    address,
+                    planned.action,
+                    command,
+                    &log,
+                    "pulling",
+                )
+                .await?;
+            }
+            Operation::RemoveContainer { .. } => {
+                progress(address, "removing orphan");
                 run_step(session, context, address, planned.action, command).await?;
             }
             Operation::RunSandbox {

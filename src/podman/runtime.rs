@@ -94,12 +94,12 @@ pub trait Runtime: Send + Sync {
     /// Run to completion, capturing stdout and stderr; a non-zero exit is an error.
     fn run(&self, command: &PodmanCommand) -> Result<Output, ProcessError>;
 
-    /// Run to completion with stdout and stderr appended to `log`; a non-zero exit is an
-    /// error carrying the log's tail.
-    fn run_logged(
+    /// Run to completion, handing each line of stdout and stderr (merged, in order) to
+    /// `on_line` as it arrives; a non-zero exit is an error carrying the last lines.
+    fn run_lines(
         &self,
         command: &PodmanCommand,
-        log: &std::path::Path,
+        on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), ProcessError>;
 
     /// Start an MCP server with `command` (a `podman exec --detach --preserve-fds` of
@@ -142,32 +142,55 @@ impl Runtime for Podman {
         }
     }
 
-    fn run_logged(
+    fn run_lines(
         &self,
         command: &PodmanCommand,
-        log: &std::path::Path,
+        on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), ProcessError> {
+        use std::io::BufRead;
         let mut expression = duct::cmd(&command.program, command.argv())
             .stdin_null()
             .stderr_to_stdout()
-            .stdout_path(log)
             .unchecked();
         for (name, value) in &command.process_env {
             expression = expression.env(name, value);
         }
-        let output = expression
-            .run()
+        let reader = expression
+            .reader()
             .map_err(|error| ProcessError::not_started(command, &error))?;
-        if output.status.success() {
-            return Ok(());
+        let mut lines = std::io::BufReader::new(&reader);
+        let mut last: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            match lines.read_until(b'\n', &mut buffer) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) => return Err(ProcessError::not_started(command, &error)),
+            }
+            let text = String::from_utf8_lossy(&buffer);
+            // A progress line redrawn with `\r` counts as its last state.
+            let line = text.trim_end_matches(['\n', '\r']);
+            let line = line.rsplit('\r').next().unwrap_or(line);
+            on_line(line);
+            if last.len() == STDERR_TAIL_LINES {
+                last.pop_front();
+            }
+            last.push_back(line.to_string());
         }
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        Err(ProcessError {
-            command: command.to_string(),
-            status: output.status.code(),
-            stderr_tail: tail(&text, STDERR_TAIL_LINES),
-            not_found: false,
-        })
+        let status = reader
+            .try_wait()
+            .map_err(|error| ProcessError::not_started(command, &error))?
+            .map(|output| output.status);
+        match status {
+            Some(status) if status.success() => Ok(()),
+            status => Err(ProcessError {
+                command: command.to_string(),
+                status: status.and_then(|s| s.code()),
+                stderr_tail: Vec::from(last).join("\n"),
+                not_found: false,
+            }),
+        }
     }
 
     fn start_server<'a>(

@@ -984,3 +984,167 @@ fn concurrent_applies_get_their_own_sessions() {
         assert_eq!(record.servers["tools.time"].tools.len(), 2, "{id}");
     }
 }
+
+/// A build argument's secret value, echoed by the build.
+const BUILD_SECRET: &str = "build-secret-5a1f";
+
+/// A project whose Containerfile has a slow `RUN` (three lines a second apart), never
+/// cached (a nonce comes first), and one small MCP server.
+fn slow_build_project(prefix: &str) -> (crate::context::TestContext, String, Cleanup) {
+    let name = format!("{prefix}-{}", rand_suffix());
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    let context = context
+        .env("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap())
+        .env("BUILD_TOKEN", BUILD_SECRET);
+    context.write(
+        "sandbox/Containerfile",
+        format!(
+            "FROM {BASE_IMAGE}\nRUN echo {name} > /nonce\nARG TOKEN\n\
+             RUN for i in 1 2 3; do echo \"tick $i\"; sleep 1; done; echo \"token=$TOKEN\"\n\
+             COPY flood_server.py /opt/flood_server.py\n"
+        ),
+    );
+    std::fs::copy(
+        repo_root().join("tests/clients/flood_server.py"),
+        context.path().join("sandbox/flood_server.py"),
+    )
+    .unwrap();
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{name}\"\n\n[images.tools]\ncontainerfile = \"sandbox/Containerfile\"\n\
+             build-args = {{ TOKEN = \"${{BUILD_TOKEN}}\" }}\n\n\
+             [images.tools.mcp.flood]\ncommand = [\"python3\", \"/opt/flood_server.py\"]\n"
+        ),
+    );
+    let cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter label=org.outrig.project={name} | xargs -r podman rm --force --time 0; \
+             podman images -q --filter label=org.outrig.project={name} | xargs -r podman rmi --force"
+        ),
+    ])]);
+    (context, name, cleanup)
+}
+
+/// Without a terminal, a build's lines reach stderr as they happen, each prefixed with the
+/// image's address; the session keeps the whole log.
+#[test]
+fn build_output_is_streamed_as_plain_lines_without_a_terminal() {
+    if !prerequisites(false) {
+        return;
+    }
+    let (context, name, _cleanup) = slow_build_project("e2e-build-plain");
+    let run = context.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let build: Vec<String> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("  image.tools"))
+        .map(|l| normalise_build_line(l, &name))
+        .collect();
+    insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!("build-progress-plain", build.join("\n"));
+    });
+    let sessions = context.path().join("sessions");
+    let id = outrig::session::ids(&sessions)[0].clone();
+    let log = std::fs::read_to_string(sessions.join(id).join("logs/build-tools.log")).unwrap();
+    assert!(
+        log.contains("STEP 4/") && log.contains("tick 3") && log.contains("COMMIT"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("image.tools |"),
+        "the log holds podman's lines as they were"
+    );
+    assert!(
+        !run.stderr.contains(BUILD_SECRET) && !log.contains(BUILD_SECRET),
+        "the secret is taken out of what is shown and logged"
+    );
+}
+
+/// Podman's build output with what changes from run to run blanked: ids, hashes, the
+/// project name, the session, the time taken.
+fn normalise_build_line(line: &str, project: &str) -> String {
+    let line = line.replace(project, "<project>");
+    let line = match (line.find("(log: "), line.find("/logs/")) {
+        (Some(start), Some(logs)) => format!("{}(log: <session>{}", &line[..start], &line[logs..]),
+        _ => line,
+    };
+    // Runs of 11 or more hex digits (ids, digests, content hashes) become `<hash>`.
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in line.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        let alphanumeric_neighbour = c.is_ascii_alphanumeric();
+        if run.len() >= 11 && !alphanumeric_neighbour {
+            out.push_str("<hash>");
+        } else {
+            out.push_str(&run);
+        }
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    match out.find("done in ") {
+        Some(at) => format!("{}done in <time>", &out[..at]),
+        None => out,
+    }
+}
+
+/// On a terminal, the build is one live line: a spinner, the address, the elapsed time and
+/// podman's current `STEP n/m`, cleared when the build ends; no plain lines.
+#[test]
+fn build_progress_is_a_live_line_on_a_terminal() {
+    if !prerequisites(false) {
+        return;
+    }
+    let (context, _name, _cleanup) = slow_build_project("e2e-build-live");
+    let steps = serde_json::json!([["expect", "applied:", 120]]).to_string();
+    let outrig = env!("CARGO_BIN_EXE_outrig");
+    let drive = std::process::Command::new("python3")
+        .arg(repo_root().join("tests/clients/pty_drive.py"))
+        .arg(&steps)
+        .arg("--")
+        .args([
+            "sh",
+            "-c",
+            "stty cols 120 rows 40; exec \"$0\" apply --auto-approve",
+            outrig,
+        ])
+        .current_dir(context.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("BUILD_TOKEN", BUILD_SECRET)
+        .env(
+            "OUTRIG_SESSION_ROOT",
+            context.path().join("sessions").to_str().unwrap(),
+        )
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&drive.stdout);
+    assert!(drive.status.success(), "{screen}");
+    // Frames are redrawn in place (`\r`, clear line); one shows the slow step running for
+    // a second or more.
+    let frames: Vec<&str> = screen.split('\r').collect();
+    let running = frames.iter().find(|f| {
+        f.contains("image.tools")
+            && f.contains("STEP 4/")
+            && f.contains("RUN for i in 1 2 3")
+            && (f.contains(" 1s ") || f.contains(" 2s "))
+    });
+    assert!(
+        running.is_some(),
+        "no live frame of the slow step:\n{screen}"
+    );
+    assert!(
+        !screen.contains("image.tools | "),
+        "plain lines on a terminal:\n{screen}"
+    );
+    assert!(screen.contains("image.tools: done in"), "{screen}");
+}
