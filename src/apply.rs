@@ -293,6 +293,13 @@ async fn run_step(
     .await
 }
 
+/// The long podman steps whose output is shown as it arrives.
+#[derive(Debug, Clone, Copy)]
+enum Streamed {
+    Build,
+    Pull,
+}
+
 /// Run a long podman command (a build, a pull) as a recorded step, its output shown as it
 /// arrives ([`crate::output::Activity`]) and kept whole in the session's `logs/<log>`, every
 /// line with secret values taken out before it is shown or written.
@@ -302,10 +309,14 @@ async fn run_streamed(
     address: &str,
     action: Action,
     command: PodmanCommand,
-    log: &str,
-    doing: &str,
+    kind: Streamed,
+    image: &str,
 ) -> Result<(), Error> {
-    let path = session.log_path(log);
+    let (log, doing) = match kind {
+        Streamed::Build => (format!("build-{image}.log"), "building"),
+        Streamed::Pull => (format!("pull-{image}.log"), "pulling"),
+    };
+    let path = session.log_path(&log);
     progress(address, &format!("{doing} (log: {})", path.display()));
     let activity = crate::output::Activity::start(address);
     let lines = activity.lines();
@@ -446,15 +457,15 @@ async fn run_steps(
         match operation {
             Operation::Build { image, secrets, .. } => {
                 let command = with_secrets(command, secrets, context)?;
-                let log = format!("build-{image}.log");
+                let kind = Streamed::Build;
                 run_streamed(
                     session,
                     context,
                     address,
                     planned.action,
                     command,
-                    &log,
-                    "building",
+                    kind,
+                    image,
                 )
                 .await?;
             }
@@ -464,15 +475,15 @@ async fn run_steps(
                         "`{address}` pulls an image but is not an image's address"
                     )));
                 };
-                let log = format!("pull-{image}.log");
+                let kind = Streamed::Pull;
                 run_streamed(
                     session,
                     context,
                     address,
                     planned.action,
                     command,
-                    &log,
-                    "pulling",
+                    kind,
+                    image,
                 )
                 .await?;
             }
