@@ -4,12 +4,13 @@
 #   taplo      (npm @taplo/cli)                    checks the examples against the schema as an editor would
 #   inspector  (npm @modelcontextprotocol/inspector) a real MCP client: `mcp-inspector --cli`
 #   py/        (PyPI mcp, in a virtualenv)         the official Python MCP SDK, a real MCP client
+#   tombi      (PyPI tombi, in that virtualenv)    the other TOML editor engine: lints the examples offline
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST="${OUTRIG_TEST_TOOLS:-$PWD/target/test-tools}"
 NPM_PACKAGES="@taplo/cli@0.7.0 @modelcontextprotocol/inspector@2.12.0"
-PY_PACKAGES="mcp==2.3.0"
-RECIPE="v2 npm: $NPM_PACKAGES py: $PY_PACKAGES"
+PY_PACKAGES="mcp==2.3.0 tombi==1.9.6"
+RECIPE="v3 npm: $NPM_PACKAGES py: $PY_PACKAGES"
 STAMP="$DEST/.recipe"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$RECIPE" ]; then
   echo "==> test tools in $DEST: up to date"

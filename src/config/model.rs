@@ -35,14 +35,17 @@ pub struct ConfigFile {
 
     /// LLM providers by name: where chat completions are requested and with which key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub providers: BTreeMap<String, Provider>,
 
     /// Models by name: a model identifier at a provider, with sampling settings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub models: BTreeMap<String, Model>,
 
     /// Agents by name: a model, the image whose MCP servers it may use, and its limits.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub agents: BTreeMap<String, Agent>,
 
     /// The agent `outrig apply` and `outrig mcp` use when `--agent` is not given.
@@ -77,6 +80,7 @@ pub struct Workspace {
 
     /// Whether tools may change files in the workspace. Default `"read-write"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "read-write"))]
     pub access: Option<Access>,
 }
 
@@ -110,6 +114,7 @@ pub struct Image {
     /// environment variables as `${VAR}`; such values are never written to plans,
     /// logs or session records.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub build_args: BTreeMap<String, String>,
 
     /// Build stage to stop at in a multi-stage Containerfile.
@@ -124,16 +129,19 @@ pub struct Image {
     /// When podman may contact a registry for this image or the images a build starts
     /// from. Default `"never"`: only local images are used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "never"))]
     pub pull: Option<PullPolicy>,
 
     /// Network of the sandbox. `"none"` (the default) gives it no network at all;
     /// `"default"` gives it podman's default network with outbound access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "none"))]
     pub network: Option<NetworkMode>,
 
     /// Linux capabilities to add to the sandbox, for example `["NET_BIND_SERVICE"]`.
     /// Each one added widens what a compromised tool can do; `outrig plan` lists it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub cap_add: Vec<String>,
 
     /// Linux capabilities to drop. Default `["ALL"]`: the sandbox starts with none, and
@@ -172,16 +180,19 @@ pub struct Image {
 
     /// Extra host directories or files to mount into the sandbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub mounts: Vec<Mount>,
 
     /// Empty in-memory directories to mount, for example `["/tmp"]`. Useful with
     /// `read-only = true`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub tmpfs: Vec<String>,
 
     /// MCP servers that run inside this image's sandbox, by name. Their tools are offered
     /// as `<server>__<tool>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub mcp: BTreeMap<String, McpServer>,
 }
 
@@ -219,6 +230,7 @@ pub struct Mount {
 
     /// Whether the sandbox may write to it. Default `"read-only"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "read-only"))]
     pub access: Option<Access>,
 }
 
@@ -237,6 +249,7 @@ pub struct McpServer {
     /// through podman's environment, never on a command line, and never written to
     /// plans, logs or session records.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub env: BTreeMap<String, String>,
 
     /// Working directory inside the sandbox (an absolute path). Default: the workspace
@@ -270,6 +283,7 @@ pub struct Provider {
     /// API style. `"openai"`: any OpenAI-compatible Chat Completions endpoint (OpenAI,
     /// Ollama, vLLM, llama.cpp server, LM Studio, OpenRouter). Default `"openai"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "openai"))]
     pub style: Option<ProviderStyle>,
 
     /// Base URL of the API, for example `"https://api.openai.com/v1"` or
@@ -286,6 +300,7 @@ pub struct Provider {
     /// Extra HTTP headers sent with every request. Values may reference host environment
     /// variables as `${VAR}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub headers: BTreeMap<String, String>,
 
     /// How long one request may take, for example `"120s"`. Default `"120s"`.
@@ -350,6 +365,7 @@ pub struct Agent {
     /// any run of characters, `?` one character), for example
     /// `["fs__*", "time__get_current_time"]`. Default: every tool of the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = ["*"]))]
     pub tools: Option<Vec<String>>,
 
     /// Most tool calls the agent may make in one turn; the turn then ends with the
@@ -372,12 +388,13 @@ pub struct Engine {
     /// The podman program. Default `"podman"`; the `OUTRIG_PODMAN` environment variable
     /// overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), extend("default" = "podman"))]
     pub podman: Option<String>,
 
     /// Arguments placed before every podman subcommand, for example
     /// `["--connection", "build-box"]` to use a remote podman. Site settings such as
     /// the OCI runtime or ulimits belong in `containers.conf`, not here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub global_args: Vec<String>,
 }

@@ -1,7 +1,7 @@
 //! Every committed example: valid ones pass the schema and the loader; each invalid one
 //! fails with the diagnostic in its snapshot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::context::{repo_root, run_in_repo};
 
@@ -107,18 +107,9 @@ fn invalid_examples_say_which_layer_in_their_name() {
 /// fail. Semantic mistakes are beyond any schema, so taplo accepts those.
 #[test]
 fn taplo_agrees_with_the_schema() {
-    let tools = std::env::var_os("OUTRIG_TEST_TOOLS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/test-tools"));
-    let taplo = tools.join("node_modules/.bin/taplo");
-    if !taplo.is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "taplo must run in CI; scripts/install-test-tools.sh installs it"
-        );
-        eprintln!("SKIPPED taplo check: run scripts/install-test-tools.sh");
+    let Some(taplo) = editor_tool("node_modules/.bin/taplo") else {
         return;
-    }
+    };
     let schema = format!(
         "file://{}",
         repo_root().join("schema/outrig.schema.json").display()
@@ -152,4 +143,110 @@ fn taplo_agrees_with_the_schema() {
         let expect_rejected = !name.starts_with("semantic-");
         assert_eq!(rejected, expect_rejected, "taplo on {name}:\n{report}");
     }
+}
+
+/// An editor engine installed by scripts/install-test-tools.sh (`relative` to the test-tools
+/// directory); `None`, with a message, when it is missing outside CI.
+fn editor_tool(relative: &str) -> Option<PathBuf> {
+    let tools = std::env::var_os("OUTRIG_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-tools"));
+    let path = tools.join(relative);
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{relative} must run in CI; scripts/install-test-tools.sh installs it"
+    );
+    eprintln!("SKIPPED {relative} check: run scripts/install-test-tools.sh");
+    None
+}
+
+/// `tombi lint`, offline (no schema store, no network), in `dir` with an empty cache: the
+/// files' own `#:schema` lines are the only schema it has.
+fn tombi(tombi: &Path, dir: &Path, files: &[PathBuf]) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    std::process::Command::new(tombi)
+        .args(["lint", "--offline"])
+        .args(files)
+        .current_dir(dir)
+        .env("HOME", home.path())
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("tombi runs")
+}
+
+/// Tombi, the other engine editors use for TOML, reads the examples' `#:schema` line and
+/// agrees with taplo: valid examples pass, schema- and syntax-level mistakes fail, each file
+/// on its own; semantic mistakes are beyond any schema.
+#[test]
+fn tombi_agrees_with_the_schema() {
+    let Some(tombi_path) = editor_tool("py/bin/tombi") else {
+        return;
+    };
+    let output = tombi(&tombi_path, &repo_root(), &valid_examples());
+    assert!(
+        output.status.success(),
+        "tombi rejects a valid example:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for path in invalid_examples() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let output = tombi(&tombi_path, &repo_root(), std::slice::from_ref(&path));
+        let expect_rejected = !name.starts_with("semantic-");
+        assert_eq!(
+            !output.status.success(),
+            expect_rejected,
+            "tombi on {name}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The `#:schema` line `outrig init` writes serves both editors: taplo and Tombi accept the
+/// fresh config and flag a typo'd key in it, each at the key.
+#[test]
+fn both_editors_check_an_init_config() {
+    let (Some(taplo), Some(tombi_path)) = (
+        editor_tool("node_modules/.bin/taplo"),
+        editor_tool("py/bin/tombi"),
+    ) else {
+        return;
+    };
+    let context = crate::context::TestContext::new();
+    let run = context.run(&["init"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let config = context.path().join("outrig.toml");
+    let taplo_check = || {
+        std::process::Command::new(&taplo)
+            .args(["check", "outrig.toml"])
+            .current_dir(context.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("taplo runs")
+    };
+    let files = [config.clone()];
+    assert!(taplo_check().status.success());
+    assert!(tombi(&tombi_path, context.path(), &files).status.success());
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\nnetwork = ", "\nnetwrk = ")).unwrap();
+    let taplo_out = taplo_check();
+    assert!(!taplo_out.status.success());
+    assert!(
+        String::from_utf8_lossy(&taplo_out.stderr).contains("'netwrk' was unexpected"),
+        "{}",
+        String::from_utf8_lossy(&taplo_out.stderr)
+    );
+    let tombi_out = tombi(&tombi_path, context.path(), &files);
+    assert!(!tombi_out.status.success());
+    let report = String::from_utf8_lossy(&tombi_out.stderr);
+    assert!(
+        report.contains("\"netwrk\" is not allowed") && report.contains("outrig.toml:"),
+        "{report}"
+    );
 }

@@ -73,3 +73,66 @@ fn config_reference_names_every_key() {
         "doc/config.md does not mention {missing:?}"
     );
 }
+
+/// Every property with a default declares it, so editors (Taplo, Tombi) show it: a
+/// description's "Default `X`" is the declared default, and only defaults that depend on
+/// where the project is or on the provider are left as prose.
+#[test]
+fn schema_declares_every_default() {
+    fn properties(
+        value: &serde_json::Value,
+        owner: &str,
+        out: &mut Vec<(String, serde_json::Value)>,
+    ) {
+        if let Some(map) = value.as_object() {
+            if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                for (key, property) in props {
+                    out.push((format!("{owner}.{key}"), property.clone()));
+                }
+            }
+            if let Some(definitions) = map.get("definitions").and_then(|d| d.as_object()) {
+                for (name, definition) in definitions {
+                    properties(definition, name, out);
+                }
+            }
+        }
+    }
+    let mut all = Vec::new();
+    properties(&outrig::schema::generate_value(), "", &mut all);
+    // Defaults no JSON value can state.
+    let computed = [
+        ".project",          // the directory's name
+        ".session-root",     // under $XDG_DATA_HOME
+        "Image.context",     // the Containerfile's directory
+        "Image.cpus",        // no limit
+        "McpServer.workdir", // the workspace mount
+        "Model.max-tokens",  // the provider's
+        "Model.temperature", // the provider's
+    ];
+    let mut undeclared = Vec::new();
+    for (name, property) in &all {
+        let description = property["description"].as_str().unwrap_or("");
+        let declared = property.get("default");
+        if let Some(at) = description.find("Default `") {
+            let rest = &description[at + "Default `".len()..];
+            let text = &rest[..rest.find('`').unwrap()];
+            let documented: serde_json::Value = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("{name}: `{text}` is not JSON: {e}"));
+            assert_eq!(declared, Some(&documented), "{name}");
+        } else if declared.is_none()
+            && description.contains("efault")
+            && !computed.contains(&name.as_str())
+        {
+            undeclared.push(name.clone());
+        }
+    }
+    assert!(
+        undeclared.is_empty(),
+        "defaults in prose only: {undeclared:?}"
+    );
+    let declared = all
+        .iter()
+        .filter(|(_, p)| p.get("default").is_some())
+        .count();
+    assert!(declared >= 32, "{declared} defaults declared");
+}
