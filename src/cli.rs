@@ -373,6 +373,13 @@ pub struct InitArgs {
     /// Model identifier at the provider
     #[arg(long, value_name = "ID", default_value = "gpt-4o-mini")]
     pub model: String,
+
+    /// A CA bundle the build must trust, for networks that inspect TLS (pip or apt fail
+    /// with "self-signed certificate in certificate chain"): copied next to the
+    /// Containerfile, which installs it before downloading. Usually
+    /// /etc/ssl/certs/ca-certificates.crt
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

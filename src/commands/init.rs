@@ -50,11 +50,21 @@ pub fn run(args: &InitArgs, env: Environment) -> Result<ExitStatus, Error> {
         }
         None => config::resolve::default_project_name(&dir.canonicalize().unwrap_or(dir.clone())),
     };
-    let files: Vec<(PathBuf, String)> = vec![
+    let ca_bundle = match &args.ca_bundle {
+        Some(path) => Some(read_ca_bundle(&cwd.join(path))?),
+        None => None,
+    };
+    let mut files: Vec<(PathBuf, String)> = vec![
         (dir.join(config::FILE_NAME), config_text(args, &project)),
-        (dir.join("sandbox/Containerfile"), containerfile_text(args)),
+        (
+            dir.join("sandbox/Containerfile"),
+            containerfile_text(args, ca_bundle.is_some()),
+        ),
         (dir.join(SCHEMA_COPY), crate::schema::generate()),
     ];
+    if let Some(bundle) = ca_bundle {
+        files.push((dir.join("sandbox").join(CA_COPY), bundle));
+    }
     let existing: Vec<String> = files
         .iter()
         .filter(|(path, _)| path.exists())
@@ -148,14 +158,52 @@ system-prompt = "You are a careful engineer. Use the tools to inspect before you
     )
 }
 
-fn containerfile_text(args: &InitArgs) -> String {
+/// Where `--ca-bundle` is copied, beside the Containerfile.
+const CA_COPY: &str = "ca-bundle.crt";
+
+/// Largest CA bundle `--ca-bundle` copies (Debian's whole bundle is about 200 KiB).
+const MAX_CA_BUNDLE: u64 = 8 << 20;
+
+/// The CA bundle at `path`, refused unless it holds PEM certificates.
+fn read_ca_bundle(path: &Path) -> Result<String, Error> {
+    let bytes = crate::fs::read_bounded(path, MAX_CA_BUNDLE).map_err(|e| {
+        let error = Error::new(format!("cannot read the CA bundle `{}`", path.display()));
+        match e {
+            crate::fs::ReadError::Io(e) => error.cause(e.to_string()),
+            crate::fs::ReadError::TooLarge { limit } => {
+                error.cause(format!("it is larger than {} MiB", limit >> 20))
+            }
+        }
+    })?;
+    let text = String::from_utf8(bytes).unwrap_or_default();
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::new(format!(
+            "`{}` holds no PEM certificate",
+            path.display()
+        ))
+        .hint("pass a bundle of `-----BEGIN CERTIFICATE-----` blocks, usually /etc/ssl/certs/ca-certificates.crt"));
+    }
+    Ok(text)
+}
+
+fn containerfile_text(args: &InitArgs, ca_bundle: bool) -> String {
+    let trust = if ca_bundle {
+        format!(
+            "# This network inspects TLS: the build trusts the CA bundle given to `outrig init\n\
+             # --ca-bundle` (apt and pip read it; Node needs NODE_EXTRA_CA_CERTS).\n\
+             COPY {CA_COPY} /etc/ssl/certs/ca-certificates.crt\n\
+             ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"# The sandbox the MCP servers run in. outrig builds it as outrig-sandbox:<hash>.
 FROM {base}
 
 # MCP servers are installed at build time; the sandbox itself runs with no network unless
 # outrig.toml says otherwise. This installs the reference time server from PyPI.
-RUN apt-get update \
+{trust}RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-pip \
  && pip3 install --no-cache-dir --break-system-packages --target /opt/mcp/python mcp-server-time \
  && apt-get purge -y python3-pip && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*

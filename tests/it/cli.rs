@@ -245,3 +245,32 @@ fn man_page_renders() {
     }
     assert!(!context.path().join("man1/outrig-help.1").exists());
 }
+
+/// `--help` names doc/README.md and doc/from-zero.md; both exist, and the index links every
+/// page in doc/ (and only pages that exist).
+#[test]
+fn help_names_documentation_that_exists() {
+    let help = run_in_repo(&["--help"]).stdout;
+    let root = crate::context::repo_root();
+    for page in ["doc/README.md", "doc/from-zero.md"] {
+        assert!(help.contains(page), "--help does not name {page}");
+        assert!(root.join(page).is_file(), "{page} is missing");
+    }
+    let index = std::fs::read_to_string(root.join("doc/README.md")).unwrap();
+    for entry in std::fs::read_dir(root.join("doc")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && name != "README.md" {
+            assert!(
+                index.contains(&format!("]({name})")),
+                "doc/README.md does not link {name}"
+            );
+        }
+    }
+    for link in index.split("](").skip(1) {
+        let target = &link[..link.find(')').unwrap()];
+        assert!(
+            root.join("doc").join(target).is_file(),
+            "doc/README.md links {target}"
+        );
+    }
+}

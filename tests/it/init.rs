@@ -210,3 +210,34 @@ fn init_rejects_a_key_passed_as_a_variable_name() {
     );
     assert!(!context.path().join("outrig.toml").exists());
 }
+
+/// `--ca-bundle` copies a PEM bundle beside the Containerfile, which installs it before any
+/// download; a file without certificates is refused and nothing is written.
+#[test]
+fn init_trusts_a_given_ca_bundle() {
+    let context = TestContext::new();
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    context.write("corp.pem", pem);
+    context.write("not-a-cert.txt", "hello\n");
+    let run = context.run(&["init", "--ca-bundle", "not-a-cert.txt"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("holds no PEM certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(!context.path().join("outrig.toml").exists());
+
+    let run = context.run(&["init", "--ca-bundle", "corp.pem"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let copied = std::fs::read_to_string(context.path().join("sandbox/ca-bundle.crt")).unwrap();
+    assert_eq!(copied, pem);
+    let containerfile =
+        std::fs::read_to_string(context.path().join("sandbox/Containerfile")).unwrap();
+    let copy = containerfile
+        .find("COPY ca-bundle.crt /etc/ssl/certs/ca-certificates.crt")
+        .expect("the bundle is installed");
+    assert!(copy < containerfile.find("RUN apt-get update").unwrap());
+    let run = context.run(&["validate"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+}
