@@ -702,3 +702,44 @@ result-max-bytes = 1048576
         "{echo_call}"
     );
 }
+
+/// Serving the tools never needs the agent's LLM key: for an agent whose `api-key`
+/// variable is unset, `outrig plan` plans and `outrig mcp` starts and lists its tools.
+#[test]
+fn gateway_starts_without_the_agents_api_key() {
+    if !prerequisites(true) {
+        return;
+    }
+    let servers = r#"[images.tools.mcp.flood]
+command = ["python3", "/workspace/flood_server.py"]
+
+[providers.remote]
+base-url = "https://llm.example.invalid/v1"
+api-key = "${UNSET_LLM_KEY}"
+
+[models.main]
+provider = "remote"
+identifier = "some-model"
+
+[agents.coder]
+model = "main"
+image = "tools"
+tools = ["flood__echo"]
+"#;
+    let (context, _name, _sessions, _cleanup) = project("e2e-gateway-nokey", servers);
+    let plan = context.run(&["plan", "--agent", "coder"]);
+    assert_eq!(plan.status, 0, "{}", plan.all());
+    let mut gateway = Gateway::start(&context, &["--agent", "coder", "--build"]);
+    gateway.initialize();
+    let id = gateway.request("tools/list", json!({}));
+    let list = gateway.response(Duration::from_secs(10));
+    assert_eq!(list["id"], id);
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["flood__echo"], "the agent's allow-list applies");
+    assert_eq!(gateway.wait(), 0);
+}
