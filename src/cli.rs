@@ -286,7 +286,8 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// A plan saved with `outrig plan --out`, or a session (`latest`, an id or a unique
-    /// prefix) whose plan to show; an existing file is read as a plan
+    /// prefix) whose plan to show; an existing file, or a path with `/` or ending in
+    /// `.json`, is read as a plan
     #[arg(value_name = "PLANFILE|SESSION")]
     pub target: String,
 

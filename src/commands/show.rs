@@ -9,7 +9,9 @@ use crate::session;
 
 pub fn run(global: &GlobalArgs, args: &ShowArgs, env: Environment) -> Result<ExitStatus, Error> {
     let file = env.cwd.join(&args.target);
-    let plan = if file.exists() {
+    // Session ids are plain words; anything that names a file is a plan file.
+    let names_a_file = args.target.contains('/') || args.target.ends_with(".json");
+    let plan = if file.exists() || names_a_file {
         super::read_plan(&file)?
     } else {
         let root = super::session_root(global, &args.root, &env);
