@@ -650,6 +650,7 @@ async fn start_servers(
                                 definition_hash: short_hash(
                                     serde_json::to_string(tool).unwrap_or_default().as_bytes(),
                                 ),
+                                definition: Some(definition(tool, &context.redactor)),
                             })
                             .collect(),
                         stderr_log: format!("logs/{}", stderr_log_name(&key)),
@@ -674,6 +675,12 @@ async fn start_servers(
     }
     let _ = session.save();
     failure.map_or(Ok(()), Err)
+}
+
+/// A tool's definition in the lock's canonical form, secret values taken out.
+pub fn definition(tool: &rmcp::model::Tool, redactor: &Redactor) -> String {
+    let value = serde_json::to_value(tool).unwrap_or_default();
+    crate::lock::canonical(&redactor.redact_json(&value))
 }
 
 /// Start one server and prove it answers: the MCP handshake and its tool list, within
@@ -782,6 +789,8 @@ async fn teardown(
     }
     let _ = session.save();
 }
+
+pub mod pin;
 
 #[cfg(test)]
 mod tests;

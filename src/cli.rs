@@ -84,10 +84,21 @@ pub enum Command {
     Destroy(SessionRootArgs),
     /// Remove old session records and stray outrig containers whose session is gone
     Clean(CleanArgs),
+    /// Pin what runs in outrig.lock: start every image's servers (building what is not
+    /// current), record each tool's whole definition and each image's id, tear down
+    Lock(LockCommandArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell)
     Completions(CompletionsArgs),
     /// Print outrig's manual page (roff), or write one page per command into a directory
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockCommandArgs {
+    /// Directory of session records (default: config `session-root`, else
+    /// $XDG_DATA_HOME/outrig/sessions)
+    #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]
+    pub session_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +215,9 @@ pub struct ApplyArgs {
     /// Record this session in DIR (empty or new), linked from the session root
     #[arg(long, value_name = "DIR")]
     pub session_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +258,29 @@ pub struct McpArgs {
     /// Record this session in DIR (empty or new), linked from the session root
     #[arg(long, value_name = "DIR")]
     pub session_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// How `apply` and `mcp` treat `outrig.lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Refuse what differs from outrig.lock (for CI): images that are not the pinned ones
+    /// stop everything; tools whose definitions are not pinned are not served (`apply`
+    /// fails before the agent runs)
+    #[arg(
+        long,
+        env = "OUTRIG_LOCKED",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "update_lock"
+    )]
+    pub locked: bool,
+
+    /// Accept what runs: re-pin the images and tool definitions of this session in
+    /// outrig.lock
+    #[arg(long)]
+    pub update_lock: bool,
 }
 
 /// MCP clients `outrig mcp --print-config` knows.

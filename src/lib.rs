@@ -15,7 +15,7 @@
 //! | apply | [`apply`] | carrying out a plan's operations, recording the session, teardown |
 //! | MCP | [`mcp`] | the client for servers in a sandbox, the published tool set, the gateway (`outrig mcp`) |
 //! | plan | [`plan`] | desired state, build-context hashing, the pure plan function, the saved-plan comparison, the views |
-//! | config | [`config`], [`schema`] | `outrig.toml`: wire types, layered checks with diagnostics, resolution; its JSON Schema |
+//! | config | [`config`], [`schema`], [`lock`] | `outrig.toml`: wire types, layered checks with diagnostics, resolution; its JSON Schema; `outrig.lock`, the pinned images and tool definitions, and drift from it |
 //! | sessions | [`session`] | the session store (records, logs); knows records, not plans |
 //! | podman | [`podman`] | commands as plain data, podman's JSON, the [`podman::Runtime`] — the only code that starts processes |
 //! | leaves | [`secret`], [`environment`], [`output`], [`error`], [`fs`], [`digest`], [`glob`] | `${VAR}`, fingerprints and redaction; the process environment (read once); printing; the user-facing error; atomic and bounded file I/O; content hashes; allow-list globs |
@@ -27,6 +27,7 @@
 //!
 //! - `outrig.toml` at the project root (found by walking up from the working directory).
 //! - `.outrig/outrig.schema.json`, written by `outrig init` for editor completion.
+//! - `outrig.lock` beside `outrig.toml`: pinned images and tool definitions (committed).
 //! - `$XDG_CACHE_HOME/outrig/contexts/<hash>.json`: build-context manifests (plan).
 //! - `$XDG_DATA_HOME/outrig/fingerprint.key` (0600): the key secret fingerprints are made
 //!   with.
@@ -45,6 +46,7 @@ pub mod environment;
 pub mod error;
 pub mod fs;
 pub mod glob;
+pub mod lock;
 pub mod mcp;
 pub mod plan;
 pub mod podman;
@@ -105,6 +107,7 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Discard(args) => commands::discard::run(global, args, env),
         Command::Destroy(args) => commands::destroy::run(global, args, env),
         Command::Clean(args) => commands::clean::run(global, args, env),
+        Command::Lock(args) => commands::lock::run(global, args, env),
         Command::Completions(args) => commands::completions::run(args),
         Command::Man(args) => commands::man::run(args, env),
     }
@@ -128,7 +131,7 @@ mod layering {
         ],
         &["podman"],
         &["session"],
-        &["config", "schema"],
+        &["config", "schema", "lock"],
         &["plan"],
         &["mcp"],
         &["apply"],

@@ -129,6 +129,12 @@ impl Project {
             let desired = serde_json::from_value(r.desired.clone()?).ok()?;
             Some((r.id.clone(), desired))
         });
+        let lock = crate::lock::read(&crate::lock::path(&config.root))?;
+        let seen = seen_tools(records.iter());
+        let applied = last
+            .as_ref()
+            .and_then(|(id, _)| records.iter().find(|r| &r.id == id))
+            .map(|record| seen_tools(std::iter::once(record)));
         diff::plan(&diff::Inputs {
             desired: &desired,
             observed: &observed,
@@ -139,6 +145,9 @@ impl Project {
             config_text: &self.loaded.source.text,
             manifests: &|hash| manifests.load(hash),
             attach,
+            lock: lock.as_ref(),
+            seen: &seen,
+            applied_tools: applied.as_ref(),
         })
     }
 
@@ -176,6 +185,44 @@ impl Project {
         )
         .map_err(|e| Error::new("cannot write the session's plan").cause(e.to_string()))?;
         Ok(session)
+    }
+}
+
+impl Project {
+    /// Where this project's `outrig.lock` is.
+    pub fn lock_path(&self) -> std::path::PathBuf {
+        crate::lock::path(&self.config().root)
+    }
+
+    /// Compare a session's servers with this project's `outrig.lock` and act on it as
+    /// `mode` says ([`crate::apply::pin::check`]).
+    pub fn check_lock(
+        &self,
+        plan: &Plan,
+        session: &mut crate::session::Session,
+        backends: &[crate::mcp::Backend],
+        mode: crate::apply::pin::LockMode,
+        redactor: &Redactor,
+    ) -> Result<crate::apply::pin::Checked, Error> {
+        crate::apply::pin::check(
+            plan,
+            session,
+            backends,
+            &self.lock_path(),
+            mode,
+            redactor,
+            &|reference| self.image_id(reference),
+        )
+    }
+
+    /// The id podman resolves `reference` to.
+    pub fn image_id(&self, reference: &str) -> Option<String> {
+        let command = self
+            .podman()
+            .args(["image", "inspect", "--format", "{{.Id}}", reference]);
+        let output = self.runtime.run(&command).ok()?;
+        let id = output.stdout.trim();
+        (!id.is_empty()).then(|| id.to_string())
     }
 }
 
@@ -273,6 +320,36 @@ impl Project {
                 .hint("start a new sandbox without `--attach`")),
         }
     }
+}
+
+/// The newest tool definitions `records` (newest first) saw, by server: each server's
+/// from the first record that has all of its definitions.
+fn seen_tools<'a>(
+    records: impl Iterator<Item = &'a session::Record>,
+) -> crate::plan::pins::SeenServers {
+    let mut seen = crate::plan::pins::SeenServers::new();
+    for record in records {
+        for (key, server) in &record.servers {
+            if seen.contains_key(key) {
+                continue;
+            }
+            let definitions: Option<std::collections::BTreeMap<String, String>> = server
+                .tools
+                .iter()
+                .map(|t| Some((t.name.clone(), t.definition.clone()?)))
+                .collect();
+            if let Some(definitions) = definitions {
+                seen.insert(
+                    key.clone(),
+                    crate::plan::pins::Seen {
+                        session: record.id.clone(),
+                        definitions,
+                    },
+                );
+            }
+        }
+    }
+    seen
 }
 
 /// Whether podman runs rootless: as a non-root user on this machine.

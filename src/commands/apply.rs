@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::agent::setup::AgentSetup;
 use crate::agent::{Agent, repl};
+use crate::apply::pin::LockMode;
 use crate::apply::{self, Stop};
 use crate::cli::{ApplyArgs, GlobalArgs};
 use crate::environment::Environment;
@@ -47,6 +48,8 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         }
         _ => None,
     };
+    let lock_mode = LockMode::from_flags(args.lock.locked, args.lock.update_lock);
+    apply::pin::refuse_before_start(&plan, &project.lock_path(), lock_mode)?;
     // What is shown is exactly what runs: the operations of these steps.
     crate::output::stderr(&render::human(&plan, super::plan::detail(global)));
     if !args.auto_approve {
@@ -85,7 +88,11 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         &plan,
         &mut session,
         &context,
-        async |session: &mut Session, backends| {
+        async |session: &mut Session, backends: Vec<crate::mcp::Backend>| {
+            let checked = project.check_lock(&plan, session, &backends, lock_mode, &redactor)?;
+            if lock_mode == LockMode::Locked && !checked.withheld.is_empty() {
+                return Err(apply::pin::refusal(&checked));
+            }
             let Some(setup) = agent_setup else {
                 if let Interaction::NoPrompt = interaction {
                     crate::output::status!(

@@ -34,6 +34,8 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     };
     let plan = project.plan(target, attach.as_deref().map(|c| (image.as_str(), c)))?;
     let plan = crate::plan::gateway::narrow(&plan, &image, &allow, args.build)?;
+    let lock_mode = apply::pin::LockMode::from_flags(args.lock.locked, args.lock.update_lock);
+    apply::pin::refuse_before_start(&plan, &project.lock_path(), lock_mode)?;
     let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "mcp")?;
     session.record.attached_to = attach.clone();
     let _ = session.save();
@@ -62,14 +64,25 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
         &plan,
         &mut session,
         &context,
-        async |session: &mut Session, backends| {
-            let toolbox = Arc::new(Toolbox::new(
-                backends,
-                &allow,
-                audit,
-                events.clone(),
-                redactor,
-            ));
+        async |session: &mut Session, mut backends: Vec<crate::mcp::Backend>| {
+            let checked = project.check_lock(&plan, session, &backends, lock_mode, &redactor)?;
+            let withheld = apply::pin::withhold(&mut backends, &checked);
+            if !withheld.is_empty() {
+                let mut names: Vec<&String> = withheld.keys().collect();
+                names.sort();
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                let message = format!(
+                    "not serving {} tool(s) that differ from outrig.lock (`--locked`): {}",
+                    names.len(),
+                    names.join(", ")
+                );
+                crate::output::status!("outrig mcp: {message}");
+                events.event(&message);
+            }
+            let toolbox = Arc::new(
+                Toolbox::new(backends, &allow, audit, events.clone(), redactor)
+                    .withholding(withheld),
+            );
             let message = format!(
                 "serving {} tools of {} servers on stdio",
                 toolbox.tools().len(),

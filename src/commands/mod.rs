@@ -6,6 +6,7 @@ pub mod completions;
 pub mod destroy;
 pub mod discard;
 pub mod init;
+pub mod lock;
 pub mod logs;
 pub mod ls;
 pub mod man;

@@ -31,6 +31,8 @@ pub enum Outcome {
     ToolError,
     /// No such tool, or not allowed.
     UnknownTool,
+    /// Not served: it differs from `outrig.lock` (`--locked`).
+    Withheld,
     /// No answer within the server's `call-timeout`.
     Timeout,
     /// The caller cancelled it.
@@ -47,6 +49,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::ToolError => "tool_error",
             Outcome::UnknownTool => "unknown_tool",
+            Outcome::Withheld => "withheld",
             Outcome::Timeout => "timeout",
             Outcome::Cancelled => "cancelled",
             Outcome::Unavailable => "unavailable",
@@ -105,9 +108,18 @@ pub struct Toolbox {
     audit: AppendLog,
     events: Arc<AppendLog>,
     redactor: Redactor,
+    /// Tools not served, by published name, with what a call to one is told.
+    withheld: HashMap<String, String>,
 }
 
 impl Toolbox {
+    /// Tools kept out of the list (they differ from `outrig.lock` under `--locked`): a call
+    /// to one is answered with its message.
+    pub fn withholding(mut self, withheld: HashMap<String, String>) -> Toolbox {
+        self.withheld = withheld;
+        self
+    }
+
     /// Publish the tools of `backends` that match every list in `allow` (globs over
     /// `<server>__<tool>`; no lists allow all).
     pub fn new(
@@ -165,6 +177,7 @@ impl Toolbox {
             audit,
             events,
             redactor,
+            withheld: HashMap::new(),
         }
     }
 
@@ -232,14 +245,20 @@ impl Toolbox {
     ) -> (Called, Audit<'_>) {
         let started = Instant::now();
         let Some(route) = self.routes.get(name) else {
+            let message = self
+                .withheld
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| format!("unknown tool `{name}`"));
             let called = Called {
-                outcome: Outcome::UnknownTool,
+                outcome: if self.withheld.contains_key(name) {
+                    Outcome::Withheld
+                } else {
+                    Outcome::UnknownTool
+                },
                 response: None,
-                error: Some(ErrorData::invalid_params(
-                    format!("unknown tool `{name}`"),
-                    None,
-                )),
-                message: Some(format!("unknown tool `{name}`")),
+                error: Some(ErrorData::invalid_params(message.clone(), None)),
+                message: Some(message),
             };
             let audit = Audit {
                 toolbox: self,

@@ -149,6 +149,8 @@ pub enum Target<'a> {
     Agent(Option<&'a str>),
     /// One image and its servers, no agent.
     Image(&'a str),
+    /// Every image that has servers, no agent (`outrig lock`).
+    Every,
 }
 
 /// The agent and images a target covers.
@@ -158,6 +160,7 @@ pub fn select<'c>(
 ) -> Result<(Option<String>, Vec<&'c str>), Error> {
     let agent = match target {
         Target::Agent(agent) => agent,
+        Target::Every => return Ok((None, with_servers(config))),
         Target::Image(name) => {
             let Some((found, _)) = config.images.get_key_value(name) else {
                 let known: Vec<String> = config.images.keys().cloned().collect();
@@ -194,16 +197,18 @@ pub fn select<'c>(
             };
             Ok((Some(name), vec![found.image.as_str()]))
         }
-        None => Ok((
-            None,
-            config
-                .images
-                .iter()
-                .filter(|(_, image)| !image.servers.is_empty())
-                .map(|(name, _)| name.as_str())
-                .collect(),
-        )),
+        None => Ok((None, with_servers(config))),
     }
+}
+
+/// The images that have servers.
+fn with_servers(config: &Config) -> Vec<&str> {
+    config
+        .images
+        .iter()
+        .filter(|(_, image)| !image.servers.is_empty())
+        .map(|(name, _)| name.as_str())
+        .collect()
 }
 
 /// Compute the desired state for `agent` (or the default agent, or every image with

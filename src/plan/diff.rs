@@ -36,6 +36,12 @@ pub struct Inputs<'a> {
     /// A kept sandbox (image, container name) the servers start in instead of a new one
     /// (`outrig mcp --attach`).
     pub attach: Option<(&'a str, &'a str)>,
+    /// The project's `outrig.lock`, if it has one.
+    pub lock: Option<&'a crate::lock::Lock>,
+    /// The newest tool definitions sessions saw, by server.
+    pub seen: &'a super::pins::SeenServers,
+    /// The tool definitions the last applied session saw, when it recorded them.
+    pub applied_tools: Option<&'a super::pins::SeenServers>,
 }
 
 /// Compute the plan.
@@ -98,8 +104,29 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             diff: None,
         });
     }
-    let summary = summary(&steps);
-    let security_deltas = security_deltas(last, desired);
+    if let Some(lock) = inputs.lock {
+        for step in &mut steps {
+            let Address::Image(name) = &step.address else {
+                continue;
+            };
+            if let Some((pinned, now)) =
+                super::pins::image_unpinned(desired, inputs.observed, lock, name)
+            {
+                step.reasons.push(Reason::DiffersFromLock { pinned, now });
+                if step.action == Action::NoOp {
+                    step.action = Action::Update;
+                }
+            }
+        }
+    }
+    let mut summary = summary(&steps);
+    let mut security_deltas = security_deltas(last, desired);
+    let (lock_deltas, lock) =
+        super::pins::deltas(desired, inputs.observed, inputs.lock, inputs.seen);
+    security_deltas.extend(lock_deltas);
+    summary.has_changes |= lock == super::LockState::Drifted;
+    summary.tool_surface =
+        super::pins::surface(desired, inputs.lock, inputs.seen, inputs.applied_tools);
     Ok(Plan {
         format_version: FORMAT_VERSION,
         outrig_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -109,6 +136,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         last_applied_session: inputs.last_applied.map(|(id, _)| id.to_string()),
         steps,
         security_deltas,
+        lock,
         summary,
         desired: desired.clone(),
     })

@@ -15,6 +15,7 @@ pub mod context;
 pub mod desired;
 pub mod diff;
 pub mod gateway;
+pub mod pins;
 pub mod render;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -31,7 +32,7 @@ use crate::podman::command::{Arg, Planned};
 
 /// Version of the JSON plan format (`--json`, `--out`); bumped on incompatible changes.
 /// 2: typed addresses, reasons and operations.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The JSON Schema of the plan format; `schema/plan.schema.json` is its committed copy.
 pub fn schema() -> String {
@@ -56,6 +57,8 @@ pub struct Plan {
     pub last_applied_session: Option<String>,
     pub steps: Vec<Step>,
     pub security_deltas: Vec<SecurityDelta>,
+    /// Whether there is an `outrig.lock`, and whether what runs matches it.
+    pub lock: LockState,
     pub summary: Summary,
     /// The desired state, as `apply` will record it.
     pub desired: Desired,
@@ -278,6 +281,11 @@ pub enum Reason {
     Attached {
         container: String,
     },
+    /// The image is not the one `outrig.lock` pins (a reference, or a `from` image's id).
+    DiffersFromLock {
+        pinned: String,
+        now: String,
+    },
 }
 
 /// One changed entry of a build context.
@@ -475,6 +483,80 @@ pub enum SecurityChange {
         url: String,
         old_url: String,
     },
+    /// The image is not the one `outrig.lock` pins: its reference (a built image's content
+    /// hash) or, for a `from` image, the id it resolves to.
+    ImageUnpinned {
+        pinned: String,
+        now: String,
+    },
+    /// A server `outrig.lock` has no entry for: its tools are pinned on first use.
+    ServerNotPinned {
+        server: String,
+    },
+    /// A tool offered that `outrig.lock` does not have (seen by session `session`).
+    ToolExposed {
+        tool: String,
+        reach: Reach,
+        session: String,
+    },
+    /// A pinned tool no longer offered.
+    ToolWithdrawn {
+        tool: String,
+        reach: Reach,
+        session: String,
+    },
+    /// A tool offered with a definition other than the pinned one: the top-level fields
+    /// that differ and a unified diff from the pin to what was seen.
+    ToolRedefined {
+        tool: String,
+        fields: Vec<String>,
+        diff: String,
+        reach: Reach,
+        session: String,
+    },
+}
+
+/// Whether a tool would reach a model: the plan's agent's allow-list decides, and without
+/// an agent every tool is served to MCP clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "to", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reach {
+    Agent { agent: String, allowed: bool },
+    Clients,
+}
+
+/// Whether the project has an `outrig.lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LockState {
+    /// No lock yet: the first apply (or `outrig lock`) writes one.
+    #[default]
+    Absent,
+    /// What runs matches the lock, as far as the sessions have seen.
+    Matches,
+    /// What runs, or what a session saw, differs from the lock (the security section
+    /// says how).
+    Drifted,
+}
+
+/// The tools an agent (or, without one, an MCP client) is offered and what their
+/// definitions cost a model's context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct ToolSurface {
+    pub agent: Option<String>,
+    pub tools: usize,
+    /// Characters of the serialised definitions, divided by four.
+    pub tokens: usize,
+    /// The same for the last applied session, when it recorded its definitions.
+    pub last_applied: Option<SurfaceSize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct SurfaceSize {
+    pub tools: usize,
+    pub tokens: usize,
 }
 
 impl SecurityChange {
@@ -502,6 +584,11 @@ impl SecurityChange {
             SecurityChange::ApiKeySent { .. } | SecurityChange::ApiKeyMoved { .. } => {
                 DeltaKind::ProviderUrl
             }
+            SecurityChange::ImageUnpinned { .. }
+            | SecurityChange::ServerNotPinned { .. }
+            | SecurityChange::ToolExposed { .. }
+            | SecurityChange::ToolWithdrawn { .. }
+            | SecurityChange::ToolRedefined { .. } => DeltaKind::Lock,
         }
     }
 }
@@ -520,6 +607,8 @@ pub enum DeltaKind {
     Server,
     Tools,
     ProviderUrl,
+    /// A difference from `outrig.lock`.
+    Lock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -541,6 +630,8 @@ pub struct Summary {
     pub changed: usize,
     /// True when there is anything to build, pull, remove or change.
     pub has_changes: bool,
+    /// The tools offered, when a session has seen them or the lock pins them.
+    pub tool_surface: Option<ToolSurface>,
 }
 
 impl Step {

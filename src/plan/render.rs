@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 
 use super::{
-    Action, Address, AgentSetting, Direction, FileChangeKind, Operation, Plan, Reason, RunSetting,
-    SecurityChange, ServerSetting, Step,
+    Action, Address, AgentSetting, DeltaKind, Direction, FileChangeKind, LockState, Operation,
+    Plan, Reach, Reason, RunSetting, SecurityChange, SecurityDelta, ServerSetting, Step,
+    ToolSurface,
 };
 use crate::podman::command::shell_quote;
 
@@ -133,7 +134,11 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
             "{dim}their stdio on pipes outrig passes down; `--verbose` shows each whole.{dim:#}"
         );
     }
-    if !plan.security_deltas.is_empty() {
+    let (pinning, security): (Vec<&SecurityDelta>, Vec<&SecurityDelta>) = plan
+        .security_deltas
+        .iter()
+        .partition(|d| d.kind == DeltaKind::Lock);
+    if !security.is_empty() {
         let header = AnsiColor::Yellow.on_default().bold();
         let _ = writeln!(out);
         let _ = writeln!(
@@ -144,7 +149,7 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
                 None => "everything this sandbox is granted",
             }
         );
-        for delta in &plan.security_deltas {
+        for delta in &security {
             let (mark, s) = match delta.direction {
                 Direction::Widens => ("!", AnsiColor::Yellow.on_default().bold()),
                 Direction::Narrows => ("v", AnsiColor::Green.on_default()),
@@ -157,9 +162,104 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
             );
         }
     }
+    lock_section(&mut out, plan, &pinning, width);
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", summary_line(plan));
+    if let Some(surface) = &plan.summary.tool_surface {
+        let _ = writeln!(out, "{}", surface_line(surface));
+    }
     out
+}
+
+/// The tool surface in words: `Tools: agent `coder` is offered 14 tools, about 2100
+/// tokens of definitions (+1 tool, +120 tokens since the last apply).`
+pub fn surface_line(surface: &ToolSurface) -> String {
+    let who = match &surface.agent {
+        Some(agent) => format!("agent `{agent}` is offered"),
+        None => "MCP clients are offered".to_string(),
+    };
+    let plural = |n: usize| if n == 1 { "tool" } else { "tools" };
+    let change = match surface.last_applied {
+        None => String::new(),
+        Some(last) if last.tools == surface.tools && last.tokens == surface.tokens => {
+            " (as last applied)".into()
+        }
+        Some(last) => {
+            let tools = surface.tools as i64 - last.tools as i64;
+            let tokens = surface.tokens as i64 - last.tokens as i64;
+            format!(
+                " ({tools:+} {}, {tokens:+} tokens since the last apply)",
+                plural(tools.unsigned_abs() as usize)
+            )
+        }
+    };
+    format!(
+        "Tools: {who} {} {}, about {} tokens of definitions{change}.",
+        surface.tools,
+        plural(surface.tools),
+        surface.tokens
+    )
+}
+
+/// What differs from `outrig.lock`, each tool change with its mark and, for a redefined
+/// tool, the diff of its definition.
+fn lock_section(out: &mut String, plan: &Plan, deltas: &[&SecurityDelta], width: usize) {
+    let header = AnsiColor::Yellow.on_default().bold();
+    let dim = anstyle::Style::new().dimmed();
+    match plan.lock {
+        LockState::Absent => {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{dim}No outrig.lock yet: the first apply (or `outrig lock`) pins the images \
+                 and tool definitions it runs.{dim:#}"
+            );
+            return;
+        }
+        LockState::Matches => return,
+        LockState::Drifted => {}
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{header}Drift from outrig.lock{header:#} (accept with `outrig lock` or `apply \
+         --update-lock`; `--locked` refuses it):"
+    );
+    for delta in deltas {
+        let (mark, style) = match &delta.change {
+            SecurityChange::ToolExposed { .. } | SecurityChange::ServerNotPinned { .. } => {
+                ("+", AnsiColor::Yellow.on_default().bold())
+            }
+            SecurityChange::ToolWithdrawn { .. } => ("-", AnsiColor::Green.on_default()),
+            _ => ("~", AnsiColor::Yellow.on_default().bold()),
+        };
+        let _ = writeln!(
+            out,
+            "  {style}{mark}{style:#} {:<width$}  {}",
+            delta.address.to_string(),
+            security_change(&delta.change)
+        );
+        if let SecurityChange::ToolRedefined { diff, .. } = &delta.change {
+            for line in diff.lines() {
+                let _ = writeln!(out, "        {dim}{line}{dim:#}");
+            }
+        }
+    }
+}
+
+/// Whether a drifted tool would reach a model, in words.
+fn reach(reach: &Reach) -> String {
+    match reach {
+        Reach::Agent {
+            agent,
+            allowed: true,
+        } => format!("agent `{agent}` may call it"),
+        Reach::Agent {
+            agent,
+            allowed: false,
+        } => format!("not in agent `{agent}`'s allow-list"),
+        Reach::Clients => "served to MCP clients by `outrig mcp`".into(),
+    }
 }
 
 /// A security change in words.
@@ -241,6 +341,55 @@ pub fn security_change(change: &SecurityChange) -> String {
         SecurityChange::ApiKeyMoved { key, url, old_url } => {
             format!("API key {key} now sent to `{url}` (was `{old_url}`)")
         }
+        SecurityChange::ImageUnpinned { pinned, now } => {
+            format!("image is not the pinned one: `{pinned}` → `{now}`")
+        }
+        SecurityChange::ServerNotPinned { server } => {
+            format!("server `{server}` is not in outrig.lock: its tools are pinned on first use")
+        }
+        SecurityChange::ToolExposed {
+            tool,
+            reach: r,
+            session,
+        } => format!(
+            "tool {tool} newly exposed ({}; seen by session {session})",
+            reach(r)
+        ),
+        SecurityChange::ToolWithdrawn {
+            tool,
+            reach: r,
+            session,
+        } => format!(
+            "tool {tool} removed ({}; seen by session {session})",
+            match r {
+                Reach::Agent {
+                    agent,
+                    allowed: true,
+                } => format!("agent `{agent}` could call it"),
+                Reach::Agent {
+                    agent,
+                    allowed: false,
+                } => {
+                    format!("it was not in agent `{agent}`'s allow-list")
+                }
+                Reach::Clients => "it was served to MCP clients".into(),
+            }
+        ),
+        SecurityChange::ToolRedefined {
+            tool,
+            fields,
+            reach: r,
+            session,
+            ..
+        } => format!(
+            "tool {tool} {} changed ({}; seen by session {session})",
+            if fields.is_empty() {
+                "definition".to_string()
+            } else {
+                fields.join(", ")
+            },
+            reach(r)
+        ),
     }
 }
 
@@ -259,6 +408,9 @@ pub fn reasons(plan: &Plan, step: &Step) -> String {
     for reason in &step.reasons {
         match reason {
             Reason::ImageMissing => parts.push("image missing: build it".into()),
+            Reason::DiffersFromLock { pinned, now } => parts.push(format!(
+                "not the image outrig.lock pins: `{pinned}` → `{now}`"
+            )),
             Reason::ImageCurrent { reference } => parts.push(format!("up to date (`{reference}`)")),
             Reason::ImagePresent { reference } => {
                 parts.push(format!("`{reference}` exists locally"))

@@ -85,6 +85,46 @@ pub struct Record {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// How the session stood against `outrig.lock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockRecord>,
+}
+
+/// What a session found against `outrig.lock`, and what it did about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    /// `trust-on-first-use`, `locked` or `update`.
+    pub mode: String,
+    /// Every difference between what ran and the lock.
+    pub drift: Vec<DriftRecord>,
+    /// Tools not served because they differ from the lock (`--locked`), as `<server>__<tool>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
+    /// Whether the session wrote the lock.
+    pub wrote: bool,
+}
+
+/// One difference from `outrig.lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftRecord {
+    /// `image.<name>` or `mcp.<image>.<server>`.
+    pub address: String,
+    /// The tool (`<server>__<tool>`), for a tool's drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    pub change: DriftChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftChange {
+    /// The image is not the pinned one.
+    ImageUnpinned,
+    /// The lock has no entry for the server.
+    ServerUnpinned,
+    ToolAdded,
+    ToolRemoved,
+    ToolChanged,
 }
 
 fn default_command() -> String {
@@ -139,6 +179,10 @@ pub struct ToolRecord {
     pub name: String,
     /// BLAKE3 (16 hex digits) of the tool's whole definition as the server gave it.
     pub definition_hash: String,
+    /// The whole definition, canonical (`lock::canonical`), secret values taken out: what
+    /// `outrig plan` compares with `outrig.lock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 /// A session being recorded.
@@ -269,6 +313,7 @@ impl Session {
                 attached_to: None,
                 model: None,
                 provider: None,
+                lock: None,
             },
         };
         session.save()?;

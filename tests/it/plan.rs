@@ -247,7 +247,7 @@ fn json_and_saved_plans_match_the_committed_schema() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["format_version"], 3);
     assert!(plan["config_digest"].as_str().unwrap().len() >= 16);
 }
 
@@ -843,7 +843,7 @@ fn show_renders_a_saved_plan() {
     let old = project.context.run(&["show", "old.json"]);
     assert_eq!(old.status, 1);
     assert!(
-        old.stderr.contains("format version 1, this outrig reads 2"),
+        old.stderr.contains("format version 1, this outrig reads 3"),
         "{}",
         old.stderr
     );
@@ -974,4 +974,44 @@ fn fingerprints_are_keyed_per_user() {
     // The unkeyed hash of the value is not the fingerprint.
     let plain = blake3::hash(SECRET.as_bytes()).to_hex()[..12].to_string();
     assert_ne!(first, plain);
+}
+
+/// A damaged `outrig.lock` stops plan and apply with an error naming the file and the
+/// way out; `--locked` without a lock refuses before anything starts.
+#[test]
+fn a_bad_lock_is_a_clear_error() {
+    let project = Project::new();
+    let run = project
+        .context
+        .run(&["apply", "--auto-approve", "--locked"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("`--locked` needs `") && run.stderr.contains("run `outrig lock`"),
+        "{}",
+        run.stderr
+    );
+    for (text, cause) in [
+        (
+            "version = 1\n[servers.x\n",
+            "outrig.lock` is not a valid outrig lock",
+        ),
+        ("version = 9\n", "format version 9, this outrig reads 1"),
+        ("version = 1\nsurprise = true\n", "unknown field `surprise`"),
+    ] {
+        project.context.write("outrig.lock", text);
+        for command in [&["plan"][..], &["apply", "--auto-approve"]] {
+            let run = project.context.run(command);
+            assert_eq!(run.status, 1, "{command:?} {text:?}: {}", run.all());
+            assert!(
+                run.stderr.contains(cause),
+                "{command:?} {text:?}: {}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains("restore it from version control"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
 }
