@@ -40,5 +40,5 @@ echo "==> outrig apply --auto-approve --config $EXAMPLE --prompt \"$PROMPT\""
   --prompt "$PROMPT" 2> >(sed -n '/^session /,$p' >&2)
 
 echo "==> outrig plan again"
-"$OUTRIG" plan --config "$EXAMPLE" --session-root "$SESSIONS" | tail -1
+"$OUTRIG" plan --config "$EXAMPLE" --session-root "$SESSIONS" | tail -2
 echo "==> session records in $SESSIONS"
