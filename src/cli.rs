@@ -207,6 +207,11 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
 
+    /// Ask the model for whole replies instead of streamed ones (the answer is then
+    /// printed when it is complete); `stream = false` does the same per provider
+    #[arg(long)]
+    pub no_stream: bool,
+
     /// Directory of session records (default: config `session-root`, else
     /// $XDG_DATA_HOME/outrig/sessions)
     #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]

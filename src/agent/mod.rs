@@ -4,10 +4,14 @@
 //! limit is hit, the provider gives up, or the turn is cancelled. Every message, call and
 //! result goes to `logs/transcript.jsonl`, redacted.
 
+pub mod anthropic;
+pub mod conversation;
+pub mod openai;
 pub mod provider;
 pub mod repl;
 pub mod setup;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -16,6 +20,7 @@ use crate::digest::short_hash;
 use crate::mcp::toolbox::{Outcome, Toolbox, text_of};
 use crate::secret::Redactor;
 use crate::session::log::AppendLog;
+use conversation::{Arguments, Message, Request, ToolSpec, Usage};
 use provider::Provider;
 
 /// Tool results larger than this are logged by size and hash only.
@@ -23,19 +28,27 @@ const TRANSCRIPT_RESULT_MAX: usize = 4096;
 
 /// What the agent is.
 pub struct Settings {
-    /// The model's identifier at the provider.
-    pub model: String,
     pub system_prompt: Option<String>,
-    pub temperature: Option<f64>,
-    pub max_tokens: Option<u32>,
     pub tool_call_max: u32,
     pub tool_result_max: u32,
+}
+
+/// A model the agent can ask, and the provider that serves it: the agent's model first,
+/// then its fallbacks in order.
+pub struct Route {
+    /// The model's name in the config.
+    pub model: String,
+    /// The model's identifier at the provider.
+    pub identifier: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub provider: Provider,
 }
 
 /// How a turn ended without an answer.
 #[derive(Debug)]
 pub enum TurnError {
-    /// The provider failed (after retries).
+    /// The provider failed (after retries), and any fallback too.
     Provider(String),
     /// The model asked for more tool calls than the agent allows.
     ToolCallLimit(u32),
@@ -56,23 +69,44 @@ impl std::fmt::Display for TurnError {
     }
 }
 
+/// Tokens spent, over a turn or the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub requests: u64,
+    /// Requests whose reply reported usage.
+    pub reported: u64,
+    pub usage: Usage,
+}
+
+impl Spent {
+    fn add(&mut self, usage: Option<Usage>) {
+        self.requests += 1;
+        if let Some(usage) = usage {
+            self.reported += 1;
+            self.usage += usage;
+        }
+    }
+}
+
 /// A conversation with the model, over the sandbox's tools.
 pub struct Agent {
     settings: Settings,
-    provider: Provider,
+    routes: Vec<Route>,
     toolbox: Arc<Toolbox>,
     /// The tools as the model sees them.
-    tools: Vec<Value>,
-    /// The conversation in Chat Completions form, system prompt first.
-    history: Vec<Value>,
+    tools: Vec<ToolSpec>,
+    history: Vec<Message>,
+    /// Every tool-call id the conversation has used.
+    call_ids: HashSet<String>,
     transcript: AppendLog,
     redactor: Redactor,
+    spent: Spent,
 }
 
 impl Agent {
     pub fn new(
         settings: Settings,
-        provider: Provider,
+        routes: Vec<Route>,
         toolbox: Arc<Toolbox>,
         transcript: AppendLog,
         redactor: Redactor,
@@ -80,25 +114,22 @@ impl Agent {
         let tools = toolbox
             .tools()
             .iter()
-            .map(|tool| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": tool.name,
-                        "description": tool.description.as_deref().unwrap_or_default(),
-                        "parameters": tool.input_schema.as_ref(),
-                    }
-                })
+            .map(|tool| ToolSpec {
+                name: tool.name.to_string(),
+                description: tool.description.as_deref().unwrap_or_default().to_string(),
+                input_schema: Value::Object(tool.input_schema.as_ref().clone()),
             })
             .collect();
         let mut agent = Agent {
             settings,
-            provider,
+            routes,
             toolbox,
             tools,
             history: Vec::new(),
+            call_ids: HashSet::new(),
             transcript,
             redactor,
+            spent: Spent::default(),
         };
         agent.reset();
         agent
@@ -107,15 +138,16 @@ impl Agent {
     /// Forget the conversation (the system prompt stays).
     pub fn reset(&mut self) {
         self.history.clear();
-        if let Some(prompt) = &self.settings.system_prompt {
-            self.history
-                .push(json!({"role": "system", "content": prompt}));
-        }
         self.log(json!({"type": "reset"}));
     }
 
     pub fn toolbox(&self) -> &Toolbox {
         &self.toolbox
+    }
+
+    /// Tokens spent so far in the session.
+    pub fn spent(&self) -> Spent {
+        self.spent
     }
 
     /// Where the history stands, to [`Agent::rollback`] to when a turn fails or is
@@ -129,82 +161,99 @@ impl Agent {
         self.log(json!({"type": "turn_abandoned", "reason": why}));
     }
 
-    /// Run one turn: the user's message, then model ⇄ tools until a text answer.
-    pub async fn turn(&mut self, user: &str) -> Result<String, TurnError> {
-        self.history.push(json!({"role": "user", "content": user}));
+    /// Run one turn: the user's message, then model ⇄ tools until a text answer. Text the
+    /// model writes goes to `on_text` as it arrives.
+    pub async fn turn(
+        &mut self,
+        user: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<String, TurnError> {
+        self.history.push(Message::User(user.to_string()));
         self.log(json!({"type": "user", "content": self.redactor.redact(user)}));
         let mut calls_made = 0u32;
-        loop {
-            let mut body = json!({
-                "model": self.settings.model,
-                "messages": self.history,
-            });
-            if !self.tools.is_empty() {
-                body["tools"] = Value::Array(self.tools.clone());
-            }
-            if let Some(t) = self.settings.temperature {
-                body["temperature"] = json!(t);
-            }
-            if let Some(m) = self.settings.max_tokens {
-                body["max_tokens"] = json!(m);
-            }
-            let reply = match self.provider.complete(&body, &self.redactor).await {
+        let mut route = 0usize;
+        let mut turn_spent = Spent::default();
+        let result = loop {
+            let mut wrote = false;
+            let reply = {
+                let current = &self.routes[route];
+                let request = Request {
+                    model: &current.identifier,
+                    system: self.settings.system_prompt.as_deref(),
+                    messages: &self.history,
+                    tools: &self.tools,
+                    temperature: current.temperature,
+                    max_tokens: current.max_tokens,
+                    stream: current.provider.stream,
+                };
+                let mut sink = |text: &str| {
+                    wrote = true;
+                    on_text(text);
+                };
+                current
+                    .provider
+                    .complete(&request, &mut sink, &self.redactor)
+                    .await
+            };
+            let mut reply = match reply {
                 Ok(reply) => reply,
+                Err(error) if error.exhausted && route + 1 < self.routes.len() => {
+                    let (from, to) = (&self.routes[route].model, &self.routes[route + 1].model);
+                    crate::output::status!(
+                        "  model `{from}` is unavailable ({}); the turn continues on `{to}`",
+                        error.message
+                    );
+                    self.log(json!({"type": "fallback", "from": from, "to": to,
+                                    "reason": error.message}));
+                    route += 1;
+                    continue;
+                }
                 Err(error) => {
                     self.log(json!({"type": "error", "message": error.message}));
-                    return Err(TurnError::Provider(error.message));
+                    break Err(TurnError::Provider(error.message));
                 }
             };
-            let Some(message) = reply.pointer("/choices/0/message").cloned() else {
-                let why = "no `choices[0].message`".to_string();
-                self.log(json!({"type": "error", "message": why}));
-                return Err(TurnError::BadReply(why));
-            };
-            let content = message
-                .get("content")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let calls: Vec<Value> = message
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            turn_spent.add(reply.usage);
+            self.spent.add(reply.usage);
+            conversation::unique_ids(&mut reply.calls, &mut self.call_ids);
             self.log(json!({
                 "type": "assistant",
-                "content": self.redactor.redact(&content),
-                "tool_calls": calls.len(),
-                "finish_reason": reply.pointer("/choices/0/finish_reason"),
-                "usage": reply.get("usage"),
+                "model": self.routes[route].model,
+                "content": self.redactor.redact(&reply.text),
+                "tool_calls": reply.calls.len(),
+                "finish_reason": reply.finish_reason,
+                "usage": reply.usage,
             }));
-            // The assistant message as the provider will want it back.
-            let mut kept = json!({"role": "assistant", "content": message.get("content").cloned().unwrap_or(Value::Null)});
-            if !calls.is_empty() {
-                kept["tool_calls"] = Value::Array(calls.clone());
+            if reply.calls.is_empty() && conversation::looks_like_unparsed_call(&reply.text) {
+                let warning = format!(
+                    "model `{}` answered with what looks like a tool call written as text: the \
+                     model or its server is not set up for tool calling (for llama.cpp, \
+                     `--jinja`; for vLLM, `--enable-auto-tool-choice` and a tool parser)",
+                    self.routes[route].model
+                );
+                crate::output::status!("  warning: {warning}");
+                self.log(json!({"type": "warning", "message": warning}));
             }
-            self.history.push(kept);
+            let calls = reply.calls.clone();
+            self.history.push(Message::Assistant {
+                text: reply.text.clone(),
+                calls: calls.clone(),
+            });
             if calls.is_empty() {
-                return Ok(content);
+                break Ok(reply.text);
+            }
+            if wrote {
+                on_text("\n");
             }
             let limit = self.settings.tool_call_max;
             let mut hit = false;
             let mut pending = tokio::task::JoinSet::new();
             let mut results: Vec<Option<String>> = vec![None; calls.len()];
             for (index, call) in calls.iter().enumerate() {
-                let id = call["id"].as_str().unwrap_or_default().to_string();
-                let name = call
-                    .pointer("/function/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let raw_arguments = call
-                    .pointer("/function/arguments")
-                    .and_then(Value::as_str)
-                    .unwrap_or("{}")
-                    .to_string();
+                let raw = call.arguments.raw();
                 self.log(json!({
-                    "type": "tool_call", "id": id, "name": name,
-                    "arguments": self.redactor.redact(&raw_arguments),
+                    "type": "tool_call", "id": call.id, "name": call.name,
+                    "arguments": self.redactor.redact(&raw),
                 }));
                 if calls_made >= limit {
                     hit = true;
@@ -214,18 +263,25 @@ impl Agent {
                     continue;
                 }
                 calls_made += 1;
-                let arguments = match parse_arguments(&raw_arguments) {
-                    Ok(arguments) => arguments,
-                    Err(why) => {
+                let arguments = match &call.arguments {
+                    Arguments::Object(map) => Some(map.clone()),
+                    Arguments::Invalid { why, .. } => {
+                        crate::output::status!(
+                            "  → {} {} (not run: {why})",
+                            call.name,
+                            crate::secret::preview(&raw, 120, &self.redactor)
+                        );
                         results[index] = Some(format!("not executed: {why}"));
                         continue;
                     }
                 };
                 crate::output::status!(
-                    "  → {name} {}",
-                    crate::secret::preview(&raw_arguments, 120, &self.redactor)
+                    "  → {} {}",
+                    call.name,
+                    crate::secret::preview(&raw, 120, &self.redactor)
                 );
                 let toolbox = self.toolbox.clone();
+                let name = call.name.clone();
                 pending.spawn(async move {
                     let called = toolbox.call(&name, arguments, std::future::pending()).await;
                     (index, render(called))
@@ -237,20 +293,28 @@ impl Agent {
                 }
             }
             for (call, result) in calls.iter().zip(results) {
-                let id = call["id"].as_str().unwrap_or_default();
                 let text = truncate(
                     &result.unwrap_or_else(|| "not executed: the call failed".to_string()),
                     self.settings.tool_result_max as usize,
                 );
                 crate::output::status!("  ← {} bytes", text.len());
-                self.log_result(id, &text);
-                self.history
-                    .push(json!({"role": "tool", "tool_call_id": id, "content": text}));
+                self.log_result(&call.id, &text);
+                self.history.push(Message::ToolResult {
+                    call_id: call.id.clone(),
+                    content: text,
+                });
             }
             if hit {
-                return Err(TurnError::ToolCallLimit(limit));
+                break Err(TurnError::ToolCallLimit(limit));
             }
-        }
+        };
+        self.log(json!({
+            "type": "turn_usage",
+            "requests": turn_spent.requests,
+            "input_tokens": turn_spent.usage.input_tokens,
+            "output_tokens": turn_spent.usage.output_tokens,
+        }));
+        result
     }
 
     fn log_result(&self, id: &str, text: &str) {
@@ -268,19 +332,6 @@ impl Agent {
     fn log(&self, mut entry: Value) {
         entry["ts"] = json!(crate::session::now());
         self.transcript.json(&entry);
-    }
-}
-
-fn parse_arguments(raw: &str) -> Result<Option<rmcp::model::JsonObject>, String> {
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    match serde_json::from_str::<Value>(raw) {
-        Ok(Value::Object(map)) => Ok(Some(map)),
-        Ok(other) => Err(format!(
-            "the arguments must be a JSON object, not `{other}`"
-        )),
-        Err(e) => Err(format!("the arguments are not valid JSON: {e}")),
     }
 }
 
@@ -331,13 +382,5 @@ mod tests {
         assert!(cut.len() <= 300, "{}", cut.len());
         assert!(cut.contains("[truncated by outrig: 2000 bytes in all, 300 shown]"));
         assert_eq!(truncate("short", 300), "short");
-    }
-
-    #[test]
-    fn arguments_must_be_an_object() {
-        assert!(parse_arguments("{\"a\":1}").unwrap().is_some());
-        assert!(parse_arguments("").unwrap().is_none());
-        assert!(parse_arguments("[1]").is_err());
-        assert!(parse_arguments("{oops").is_err());
     }
 }

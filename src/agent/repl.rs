@@ -10,21 +10,68 @@ use std::time::Duration;
 use super::{Agent, TurnError};
 use crate::error::Error;
 
-/// One turn; the answer alone on stdout.
-pub async fn one_shot(agent: &mut Agent, prompt: &str) -> Result<(), Error> {
-    match agent.turn(prompt).await {
-        Ok(answer) => {
-            let mut stdout = crate::output::stdout_stream().lock();
-            let _ = writeln!(stdout, "{}", answer.trim_end());
-            let _ = stdout.flush();
-            Ok(())
+/// What the model writes, on stdout as it arrives; remembers whether the last thing
+/// written ended a line.
+#[derive(Default)]
+struct Printer {
+    wrote: bool,
+    at_line_start: bool,
+}
+
+impl Printer {
+    fn text(&mut self, text: &str) {
+        let mut stdout = crate::output::stdout_stream().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        self.wrote = true;
+        self.at_line_start = text.ends_with('\n');
+    }
+
+    /// End the answer with a newline.
+    fn end(&mut self) {
+        if self.wrote && !self.at_line_start {
+            self.text("\n");
         }
+        *self = Printer::default();
+    }
+}
+
+/// One turn; the answer alone on stdout, written as it arrives, then the tokens it cost on
+/// stderr.
+pub async fn one_shot(agent: &mut Agent, prompt: &str) -> Result<(), Error> {
+    let mut printer = Printer::default();
+    let result = agent.turn(prompt, &mut |text| printer.text(text)).await;
+    printer.end();
+    crate::output::status!("{}", usage_line(&agent.spent()));
+    match result {
+        Ok(_) => Ok(()),
         Err(error) => Err(Error::new(error.to_string())
             .hint("the session's logs/transcript.jsonl has the whole turn")),
     }
 }
 
-const HELP: &str = "/tools lists the tools, /reset forgets the conversation, /quit (or Ctrl-D) ends the session; Ctrl-C cancels a turn";
+/// `usage: 3 requests, 1520 input + 210 output tokens`.
+pub fn usage_line(spent: &super::Spent) -> String {
+    let requests = format!(
+        "{} request{}",
+        spent.requests,
+        if spent.requests == 1 { "" } else { "s" }
+    );
+    if spent.reported == 0 {
+        return format!("usage: {requests} (the provider reported no token usage)");
+    }
+    let partial = if spent.reported < spent.requests {
+        format!(" ({} of them reported usage)", spent.reported)
+    } else {
+        String::new()
+    };
+    format!(
+        "usage: {requests}, {} input + {} output tokens{partial}",
+        spent.usage.input_tokens, spent.usage.output_tokens
+    )
+}
+
+const HELP: &str = "/tools lists the tools, /reset forgets the conversation, /quit (or Ctrl-D, or Ctrl-C twice) ends the session; Ctrl-C cancels a turn";
 
 /// The REPL. `interrupts_handled` tells apply's signal handling to leave SIGINT to us.
 pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Result<(), Error> {
@@ -39,6 +86,7 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
         agent.toolbox().tools().len()
     );
     let mut editor = Some(editor);
+    let mut interrupted_at: Option<std::time::Instant> = None;
     loop {
         let mut ed = editor.take().expect("the editor is back after each line");
         let (ed, line) = tokio::task::spawn_blocking(move || {
@@ -50,11 +98,21 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
         editor = Some(ed);
         let line = match line {
             Ok(line) => line,
-            // Ctrl-C at the prompt clears the line, as in a shell.
-            Err(ReadlineError::Interrupted) => continue,
+            // Ctrl-C at the prompt clears the line, as in a shell; twice in a row ends the
+            // session.
+            Err(ReadlineError::Interrupted) => {
+                if interrupted_at.is_some_and(|at| at.elapsed() < Duration::from_secs(3)) {
+                    crate::output::status!("(Ctrl-C twice: ending the session)");
+                    break;
+                }
+                interrupted_at = Some(std::time::Instant::now());
+                crate::output::status!("(Ctrl-C again to end the session, or Ctrl-D)");
+                continue;
+            }
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(Error::new("cannot read the prompt").cause(e.to_string())),
         };
+        interrupted_at = None;
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -94,16 +152,15 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
             .is_ok()
         {}
         let mark = agent.mark();
+        let mut printer = Printer::default();
+        let mut sink = |text: &str| printer.text(text);
         let outcome = tokio::select! {
-            result = agent.turn(line) => Some(result),
+            result = agent.turn(line, &mut sink) => Some(result),
             _ = interrupt.recv() => None,
         };
+        printer.end();
         match outcome {
-            Some(Ok(answer)) => {
-                let mut out = crate::output::stdout_stream().lock();
-                let _ = writeln!(out, "{}", answer.trim_end());
-                let _ = out.flush();
-            }
+            Some(Ok(_)) => {}
             // Every requested call has a result: the history stays as it is.
             Some(Err(error @ TurnError::ToolCallLimit(_))) => {
                 crate::output::status!("turn ended: {error}");
@@ -121,5 +178,6 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
         }
     }
     interrupts_handled.store(false, Ordering::SeqCst);
+    crate::output::status!("{}", usage_line(&agent.spent()));
     Ok(())
 }

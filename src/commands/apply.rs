@@ -57,8 +57,9 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
     }
     let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "apply")?;
     if let Some(setup) = &agent_setup {
-        session.record.model = Some(format!("{} ({})", setup.model_name, setup.settings.model));
-        session.record.provider = Some(format!("{} ({})", setup.provider_name, setup.base_url));
+        let primary = setup.primary();
+        session.record.model = Some(format!("{} ({})", primary.model_name, primary.identifier));
+        session.record.provider = Some(format!("{} ({})", primary.provider_name, primary.base_url));
         let _ = session.save();
     }
     crate::output::status!(
@@ -108,14 +109,25 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
                 Arc::new(session.open_log("outrig.log")?),
                 redactor.clone(),
             ));
-            let provider = setup.provider().map_err(|e| Error::new(e.message))?;
-            let mut agent = Agent::new(setup.settings, provider, toolbox, session.open_log("transcript.jsonl")?, redactor);
-            match &interaction {
+            let routes = setup.routes(!args.no_stream).map_err(|e| Error::new(e.message))?;
+            let mut agent = Agent::new(setup.settings, routes, toolbox, session.open_log("transcript.jsonl")?, redactor);
+            let result = match &interaction {
                 Interaction::OneShot(prompt) => repl::one_shot(&mut agent, prompt).await,
                 _ => repl::repl(&mut agent, interrupts.clone()).await,
-            }
+            };
+            let spent = agent.spent();
+            session.record.usage = Some(crate::session::UsageRecord {
+                requests: spent.requests,
+                input_tokens: spent.usage.input_tokens,
+                output_tokens: spent.usage.output_tokens,
+            });
+            let _ = session.save();
+            result
         },
     ));
+    // The REPL's line editor may still wait for a line in a blocking thread (a signal
+    // arrived at the prompt): do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     let exit = super::finish_session(
         &mut session,
         &result,

@@ -194,6 +194,23 @@ impl Checker<'_> {
                 "providers",
                 &["models", name, "provider"],
             );
+            for (index, fallback) in model.fallback.iter().enumerate() {
+                let index = index.to_string();
+                let at = ["models", name.as_str(), "fallback", index.as_str()];
+                if fallback == name {
+                    self.emit_at_value(
+                        &at,
+                        Diagnostic::error(
+                            "invalid-fallback",
+                            format!("model `{name}` falls back to itself"),
+                        )
+                        .label("the same model")
+                        .help("name another model in `[models]`, or remove it"),
+                    );
+                } else {
+                    self.reference("model", fallback, "models", &at);
+                }
+            }
         }
         for (name, agent) in &file.agents {
             self.name("agent", name, &["agents", name], true);

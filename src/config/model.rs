@@ -281,7 +281,8 @@ pub struct McpServer {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Provider {
     /// API style. `"openai"`: any OpenAI-compatible Chat Completions endpoint (OpenAI,
-    /// Ollama, vLLM, llama.cpp server, LM Studio, OpenRouter). Default `"openai"`.
+    /// Ollama, vLLM, llama.cpp server, LM Studio, OpenRouter). `"anthropic"`: the Anthropic
+    /// Messages API (`POST {base-url}/messages`, `x-api-key`). Default `"openai"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "openai"))]
     pub style: Option<ProviderStyle>,
@@ -313,6 +314,12 @@ pub struct Provider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"), extend("default" = "60s"))]
     pub retry_budget: Option<String>,
+
+    /// Ask for streamed replies (server-sent events), so the answer is printed as it is
+    /// written. Turn off for endpoints that do not stream. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = true))]
+    pub stream: Option<bool>,
 }
 
 /// The API a provider speaks.
@@ -321,6 +328,8 @@ pub struct Provider {
 pub enum ProviderStyle {
     /// OpenAI-compatible Chat Completions (`POST {base-url}/chat/completions`).
     Openai,
+    /// The Anthropic Messages API (`POST {base-url}/messages`).
+    Anthropic,
 }
 
 /// A model at a provider.
@@ -344,6 +353,13 @@ pub struct Model {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10_000_000))]
     pub max_tokens: Option<u32>,
+
+    /// Models to continue the turn on, in order, when this one's provider is exhausted
+    /// (its retry budget spent, or a refusal that is not the request's fault: 401, 403,
+    /// 404). Names of other `[models]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
+    pub fallback: Vec<String>,
 }
 
 /// An agent: a model that works with the tools of one sandbox image.

@@ -92,6 +92,9 @@ pub struct Provider {
     pub headers: BTreeMap<String, String>,
     pub request_timeout: Duration,
     pub retry_budget: Duration,
+    pub style: super::model::ProviderStyle,
+    /// Ask for streamed replies.
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +104,8 @@ pub struct Model {
     pub identifier: String,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// Models the turn continues on when this one's provider is exhausted.
+    pub fallback: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +242,8 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
                 headers: p.headers.clone(),
                 request_timeout: duration(&p.request_timeout, DEFAULT_REQUEST_TIMEOUT),
                 retry_budget: duration(&p.retry_budget, DEFAULT_RETRY_BUDGET),
+                style: p.style.unwrap_or(super::model::ProviderStyle::Openai),
+                stream: p.stream.unwrap_or(true),
             };
             (name.clone(), resolved)
         })
@@ -251,6 +258,7 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
                 identifier: m.identifier.clone(),
                 temperature: m.temperature,
                 max_tokens: m.max_tokens,
+                fallback: m.fallback.clone(),
             };
             (name.clone(), resolved)
         })

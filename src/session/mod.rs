@@ -85,9 +85,20 @@ pub struct Record {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// Tokens the agent spent, as the providers reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageRecord>,
     /// How the session stood against `outrig.lock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockRecord>,
+}
+
+/// Tokens an agent spent over a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// What a session found against `outrig.lock`, and what it did about it.
@@ -313,6 +324,7 @@ impl Session {
                 attached_to: None,
                 model: None,
                 provider: None,
+                usage: None,
                 lock: None,
             },
         };

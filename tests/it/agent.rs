@@ -232,10 +232,28 @@ fn one_shot_agent_calls_sandboxed_tools_and_answers() {
             "tool_call",
             "tool_result",
             "tool_result",
-            "assistant"
+            "assistant",
+            "turn_usage"
         ]
     );
-    assert!(transcript[2]["usage"]["total_tokens"].is_number());
+    // Usage per request and per turn, in the transcript and the record, and on stderr.
+    assert_eq!(transcript[2]["usage"]["output_tokens"], 7);
+    let input: u64 = requests[1..]
+        .iter()
+        .map(|r| 10 * r["body"]["messages"].as_array().unwrap().len() as u64)
+        .sum();
+    assert_eq!(transcript[8]["input_tokens"], input);
+    assert_eq!(
+        record["usage"],
+        json!({"requests": 2, "input_tokens": input, "output_tokens": 14})
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "usage: 2 requests, {input} input + 14 output tokens"
+        )),
+        "{}",
+        run.stderr
+    );
     assert_no_secret_in(&sessions, KEY);
 }
 
