@@ -272,7 +272,14 @@ impl Provider {
                     return Err(Attempt {
                         retryable: true,
                         provider_side: false,
-                        message: describe(&e, &self.url),
+                        message: if e.is_timeout() {
+                            format!(
+                                "the stream from {} stalled for longer than the request-timeout",
+                                self.url
+                            )
+                        } else {
+                            describe(&e, &self.url)
+                        },
                         retry_after: None,
                     });
                 }

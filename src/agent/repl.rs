@@ -87,14 +87,36 @@ pub async fn repl(agent: &mut Agent, interrupts_handled: Arc<AtomicBool>) -> Res
     );
     let mut editor = Some(editor);
     let mut interrupted_at: Option<std::time::Instant> = None;
+    // The line being read, in a blocking thread; it stays pending across a Ctrl-C that
+    // arrives as a signal (terminals the editor does not put in raw mode).
+    let mut reading: Option<tokio::task::JoinHandle<_>> = None;
     loop {
-        let mut ed = editor.take().expect("the editor is back after each line");
-        let (ed, line) = tokio::task::spawn_blocking(move || {
-            let line = ed.readline("> ");
-            (ed, line)
-        })
-        .await
-        .map_err(|e| Error::new("the line editor failed").cause(e.to_string()))?;
+        let task = match reading.take() {
+            Some(task) => task,
+            None => {
+                let mut ed = editor.take().expect("the editor is back after each line");
+                tokio::task::spawn_blocking(move || {
+                    let line = ed.readline("> ");
+                    (ed, line)
+                })
+            }
+        };
+        let mut task = task;
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            _ = interrupt.recv() => {
+                if interrupted_at.is_some_and(|at| at.elapsed() < Duration::from_secs(3)) {
+                    crate::output::status!("\n(Ctrl-C twice: ending the session)");
+                    break;
+                }
+                interrupted_at = Some(std::time::Instant::now());
+                crate::output::status!("\n(Ctrl-C again to end the session, or Ctrl-D)");
+                reading = Some(task);
+                continue;
+            }
+        };
+        let (ed, line) =
+            joined.map_err(|e| Error::new("the line editor failed").cause(e.to_string()))?;
         editor = Some(ed);
         let line = match line {
             Ok(line) => line,

@@ -4,7 +4,8 @@ terminal would: wait for text, type lines, press Ctrl-C.
 usage: pty_drive.py STEPS -- COMMAND [ARG...]
 
 STEPS is a JSON list of ["expect", text, seconds] | ["send", text] | ["intr"] |
-["sleep", seconds]. Everything the command wrote is printed on stdout at the end; the exit
+["sleep", seconds] | ["signal", "TERM" | "HUP" | ...] (sent to the command) |
+["exit_within", seconds] (the command must have ended by then, else status 98). Everything the command wrote is printed on stdout at the end; the exit
 status is the command's, or 99 when an expectation timed out.
 """
 
@@ -12,6 +13,7 @@ import json
 import os
 import pty
 import select
+import signal
 import sys
 import time
 
@@ -58,6 +60,22 @@ for step in steps:
         os.write(fd, step[1].encode())
     elif kind == "intr":
         os.write(fd, b"\x03")
+    elif kind == "signal":
+        os.kill(pid, getattr(signal, "SIG" + step[1]))
+    elif kind == "exit_within":
+        end = time.time() + step[1]
+        while time.time() < end:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                while read_some(0.05):
+                    pass
+                sys.stdout.write(seen.decode(errors="replace"))
+                sys.exit(os.waitstatus_to_exitcode(wait_status))
+            read_some(0.05)
+        sys.stdout.write(seen.decode(errors="replace"))
+        sys.stdout.write("\n[pty_drive: still running after %s s]\n" % step[1])
+        os.kill(pid, 9)
+        sys.exit(98)
     elif kind == "sleep":
         end = time.time() + step[1]
         while time.time() < end:

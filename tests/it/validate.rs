@@ -286,3 +286,52 @@ fn many_problems_show_fifty_and_count_the_rest() {
         plan.stderr
     );
 }
+
+/// A model's `fallback` must name other models that exist.
+#[test]
+fn fallbacks_name_other_existing_models() {
+    let context = TestContext::new();
+    context.write("sandbox/Containerfile", "FROM scratch\n");
+    context.write(
+        "outrig.toml",
+        r#"[images.tools]
+containerfile = "sandbox/Containerfile"
+
+[images.tools.mcp.time]
+command = ["python3"]
+
+[providers.local]
+style = "anthropic"
+base-url = "http://127.0.0.1:8080/v1"
+
+[models.small]
+provider = "local"
+identifier = "m"
+fallback = ["small", "larg"]
+
+[models.large]
+provider = "local"
+identifier = "l"
+fallback = ["small"]
+
+[agents.coder]
+model = "small"
+image = "tools"
+"#,
+    );
+    let run = context.run(&["validate"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("error[invalid-fallback]: model `small` falls back to itself"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("no model named `larg`")
+            && run.stderr.contains("did you mean `large`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("outrig.toml:14:13"), "{}", run.stderr);
+}
