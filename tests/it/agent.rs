@@ -361,26 +361,7 @@ fn the_repl_survives_limits_and_ctrl_c() {
         ["expect", "> ", 10],
         ["send", "/quit\r"]
     ]);
-    let output = Command::new("python3")
-        .arg(repo_root().join("tests/clients/pty_drive.py"))
-        .arg(steps.to_string())
-        .arg("--")
-        .args([
-            env!("CARGO_BIN_EXE_outrig"),
-            "apply",
-            "--auto-approve",
-            "--agent",
-            "coder",
-        ])
-        .current_dir(context.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .env("TERM", "dumb")
-        .env("LLM_KEY", KEY)
-        .env("OUTRIG_SESSION_ROOT", &sessions)
-        .output()
-        .unwrap();
+    let output = repl_on_pty(&context, &sessions, &steps);
     let seen = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{seen}");
     assert!(!seen.contains(KEY));
@@ -724,26 +705,7 @@ fn the_repl_ends_on_signals_ctrl_d_and_a_second_ctrl_c() {
         ),
     ];
     for (case, steps, code, status) in cases {
-        let output = Command::new("python3")
-            .arg(repo_root().join("tests/clients/pty_drive.py"))
-            .arg(steps.to_string())
-            .arg("--")
-            .args([
-                env!("CARGO_BIN_EXE_outrig"),
-                "apply",
-                "--auto-approve",
-                "--agent",
-                "coder",
-            ])
-            .current_dir(context.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .env("TERM", "dumb")
-            .env("LLM_KEY", KEY)
-            .env("OUTRIG_SESSION_ROOT", &sessions)
-            .output()
-            .unwrap();
+        let output = repl_on_pty(&context, &sessions, &steps);
         let seen = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(code), "{case}: {seen}");
         assert!(
@@ -819,4 +781,29 @@ fn stalled_streams_are_retried_only_before_any_text() {
     );
     let (_, record) = record(&sessions);
     assert_eq!(record["status"], "failed");
+}
+
+/// `outrig apply --agent coder` on a pseudo-terminal, driven by `steps` (see
+/// tests/clients/pty_drive.py).
+fn repl_on_pty(context: &TestContext, sessions: &Path, steps: &Value) -> std::process::Output {
+    Command::new("python3")
+        .arg(repo_root().join("tests/clients/pty_drive.py"))
+        .arg(steps.to_string())
+        .arg("--")
+        .args([
+            env!("CARGO_BIN_EXE_outrig"),
+            "apply",
+            "--auto-approve",
+            "--agent",
+            "coder",
+        ])
+        .current_dir(context.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .env("LLM_KEY", KEY)
+        .env("OUTRIG_SESSION_ROOT", sessions)
+        .output()
+        .unwrap()
 }
