@@ -5,7 +5,10 @@
 //! Prints outrig's own overhead per turn — the turn's time (user message → answer, from
 //! `logs/transcript.jsonl`) minus the endpoint's time to serve each request (measured by
 //! the endpoint) minus the tool phase (first call sent → last result back) — and the peak
-//! RSS of outrig over the session. Needs podman, the base image and the vendored servers.
+//! RSS of outrig over the session. Then, over one-shot runs against a streamed answer whose
+//! pieces come 100 ms apart, the time from the endpoint writing the first piece to outrig
+//! printing it on stdout, beside the time the whole answer took to arrive (what a reader
+//! waits without streaming). Needs podman, the base image and the vendored servers.
 
 // A benchmark runs the binaries it measures.
 #![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
@@ -160,5 +163,110 @@ fn main() {
         overheads[TURNS - 1],
         served.iter().sum::<f64>() / served.len() as f64,
         peak_kb / 1024.0
+    );
+    first_token(root, dir.path(), &port_file);
+}
+
+const STREAM_RUNS: usize = 8;
+
+/// Seconds since the epoch, now.
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Time to the first printed token over a stream, against the endpoint's first byte.
+fn first_token(root: &Path, dir: &Path, old_port: &Path) {
+    let piece = |text: &str| json!({"choices": [{"index": 0, "delta": {"content": text}}]});
+    let mut events =
+        vec![json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})];
+    for word in [
+        "The ", "answer ", "comes ", "in ", "ten ", "pieces ", "a ", "tenth ", "apart", ".",
+    ] {
+        events.push(piece(word));
+    }
+    events.push(json!("[DONE]"));
+    let script: Vec<Value> = (0..STREAM_RUNS)
+        .map(|_| json!({"events": events, "gap": 0.1}))
+        .collect();
+    let script_path = dir.join("stream-script.json");
+    std::fs::write(&script_path, Value::Array(script).to_string()).unwrap();
+    let log = dir.join("stream-requests.jsonl");
+    let port_file = dir.join("stream-port");
+    let mut fake = Command::new("python3")
+        .arg(root.join("tests/clients/fake_llm.py"))
+        .args([&script_path, &log, &port_file])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !port_file.is_file() {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = std::fs::read_to_string(&port_file).unwrap();
+    let old = std::fs::read_to_string(old_port).unwrap();
+    let config = dir.join("outrig.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("127.0.0.1:{}/v1", old.trim()),
+        &format!("127.0.0.1:{}/v1", port.trim()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut first_printed = Vec::new();
+    for _ in 0..STREAM_RUNS {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_outrig"))
+            .args([
+                "apply",
+                "--auto-approve",
+                "--prompt",
+                "go",
+                "--session-root",
+            ])
+            .arg(dir.join("sessions"))
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        use std::io::Read;
+        stdout.read_exact(&mut byte).unwrap();
+        first_printed.push(now());
+        let mut rest = Vec::new();
+        stdout.read_to_end(&mut rest).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let _ = fake.kill();
+    let _ = fake.wait();
+    // The endpoint's write times: per run, the first text piece (index 1) and the last.
+    let sent: Vec<(f64, usize)> = std::fs::read_to_string(format!("{}.events", log.display()))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (t, n) = l.split_once(' ').unwrap();
+            (t.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect();
+    let per_run = events.len();
+    assert_eq!(sent.len(), per_run * STREAM_RUNS);
+    let mut latency = Vec::new();
+    let mut whole = Vec::new();
+    for (run, printed) in first_printed.iter().enumerate() {
+        let first = sent[run * per_run + 1].0;
+        let last = sent[run * per_run + per_run - 1].0;
+        latency.push((printed - first) * 1000.0);
+        whole.push((last - first) * 1000.0);
+    }
+    latency.sort_by(f64::total_cmp);
+    whole.sort_by(f64::total_cmp);
+    println!(
+        "streamed answer ({STREAM_RUNS} one-shot runs, 10 pieces 100 ms apart): first piece on stdout median {:.2} ms after the endpoint wrote it (max {:.2} ms); the whole answer took {:.0} ms to arrive, the wait without streaming",
+        latency[STREAM_RUNS / 2],
+        latency[STREAM_RUNS - 1],
+        whole[STREAM_RUNS / 2]
     );
 }

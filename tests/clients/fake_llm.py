@@ -22,7 +22,9 @@ SCRIPT is a JSON list consumed one entry per request:
 Requests to /v1/messages are checked as Anthropic Messages (every tool_use answered by a
 tool_result in the next user message), others as Chat Completions.
 LOG gets one JSON line per request: {"authorization": ..., "body": ...}; LOG.timing one
-line per reply: milliseconds from receiving the request to the last byte written.
+line per reply: milliseconds from receiving the request to the last byte written;
+LOG.events one line per streamed event: the time just before it was written (seconds since the epoch)
+and its index.
 The chosen port is written to PORT_FILE once listening.
 """
 
@@ -133,8 +135,12 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     name = "event: %s\n" % event["type"] if isinstance(event, dict) and "type" in event and self.path.endswith("/messages") else ""
                     data = "%sdata: %s\n\n" % (name, json.dumps(event))
+                written = time.time()
                 self.wfile.write(data.encode())
                 self.wfile.flush()
+                with lock:
+                    with open(log_path + ".events", "a") as sent:
+                        sent.write("%.6f %d\n" % (written, n))
                 if entry.get("gap"):
                     time.sleep(entry["gap"])
             with lock:
