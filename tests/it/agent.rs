@@ -553,10 +553,16 @@ fn unparsed_calls_warn_and_fallbacks_take_over() {
         "--auto-approve",
         "--agent",
         "coder",
+        "--no-stream",
         "--prompt",
         "Read it",
     ]);
     assert_eq!(run.status, 0, "{}", run.all());
+    assert_eq!(
+        fake.requests()[0]["body"].get("stream"),
+        None,
+        "--no-stream"
+    );
     assert!(
         run.stderr.contains(
             "warning: model `m` answered with what looks like a tool call written as text"
