@@ -81,8 +81,9 @@ pub enum Command {
     /// Delete a session's record
     Discard(DiscardArgs),
     /// Remove this project's kept sandboxes
-    Destroy(SessionRootArgs),
-    /// Remove old session records and stray outrig containers whose session is gone
+    Destroy(DestroyArgs),
+    /// Remove this project's stray containers whose session is gone, old session records
+    /// and (with --images) unused images
     Clean(CleanArgs),
     /// Pin what runs in outrig.lock: start every image's servers (building what is not
     /// current), record each tool's whole definition and each image's id, tear down
@@ -174,10 +175,33 @@ pub struct DiscardArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Remove a sandbox even while an `outrig mcp --attach` gateway serves from it
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub root: SessionRootArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct CleanArgs {
     /// Remove records of sessions that ended longer ago than this (`30d`, `12h`)
     #[arg(long, value_name = "AGE", default_value = "30d")]
     pub older_than: String,
+
+    /// Act on every project's containers and records, not only this project's
+    #[arg(long)]
+    pub all_projects: bool,
+
+    /// List what would be removed, and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove this project's images that neither the config nor a kept, running or
+    /// recent (younger than --older-than) session uses
+    #[arg(long, conflicts_with = "all_projects")]
+    pub images: bool,
 
     #[command(flatten)]
     pub root: SessionRootArgs,

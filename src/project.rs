@@ -100,15 +100,7 @@ impl Project {
             }
         }
         let config = self.config();
-        let key = self.fingerprint_key()?;
-        let lookup = self.lookup();
-        let inputs = desired::Inputs {
-            env: &lookup,
-            key: &key,
-            rootless: rootless(),
-            hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-        let desired = desired::desired(config, target, &inputs)?;
+        let desired = self.desired(target)?;
         let manifests = ManifestCache::new(&self.env.cache_dir());
         for build in desired.images.values().filter_map(|i| i.build.as_ref()) {
             manifests.store(&build.context_hash, &build.context_manifest);
@@ -123,7 +115,7 @@ impl Project {
             .collect();
         // The newest session that applied a desired state this outrig can read.
         let last: Option<(String, Desired)> = records.iter().find_map(|r| {
-            if r.status == session::Status::Failed {
+            if matches!(r.status, session::Status::Failed | session::Status::Crashed) {
                 return None;
             }
             let desired = serde_json::from_value(r.desired.clone()?).ok()?;
@@ -149,6 +141,20 @@ impl Project {
             seen: &seen,
             applied_tools: applied.as_ref(),
         })
+    }
+
+    /// The desired state for `target` (the config resolved into resources, build contexts
+    /// hashed), without asking podman anything.
+    pub fn desired(&self, target: Target<'_>) -> Result<Desired, Error> {
+        let key = self.fingerprint_key()?;
+        let lookup = self.lookup();
+        let inputs = desired::Inputs {
+            env: &lookup,
+            key: &key,
+            rootless: rootless(),
+            hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        desired::desired(self.config(), target, &inputs)
     }
 
     /// The values to keep out of logs and records: every variable the plan's desired

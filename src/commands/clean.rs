@@ -1,16 +1,27 @@
-//! `outrig clean`: remove outrig containers (of any project) whose session is gone, and
-//! session records that ended longer ago than `--older-than`. Never touches a running or
-//! kept session.
+//! `outrig clean`: remove this project's containers whose session is gone (`--all-projects`:
+//! any project's), session records that ended longer ago than `--older-than`, and with
+//! `--images` this project's images nothing uses any more. Never touches a running or kept
+//! session. A record left `running` by a dead process is written down as `crashed` and
+//! swept like a finished one. `--dry-run` lists all of it and removes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::cli::{CleanArgs, GlobalArgs};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
-use crate::podman::inspect::ObservedContainer;
-use crate::podman::{Podman, PodmanCommand, Runtime, labels};
+use crate::podman::inspect::{ObservedContainer, ObservedImage};
+use crate::podman::{PodmanCommand, Runtime, labels};
+use crate::project::Project;
 use crate::session::{self, Status};
+
+/// What `clean` acts on.
+enum Scope {
+    /// This project (its id), with its engine settings.
+    Project(Box<Project>),
+    /// Every project, with the default engine.
+    All,
+}
 
 pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<ExitStatus, Error> {
     let max_age = parse_age(&args.older_than).ok_or_else(|| {
@@ -18,28 +29,78 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
             .hint("for example `30d`, `12h` or `90m`")
     })?;
     let root = super::session_root(global, &args.root, &env);
-    let program = env.podman_override().unwrap_or_else(|| "podman".into());
-    let base = PodmanCommand::new(program, &[]);
-    let listing = Podman
-        .run(&base.clone().args([
-            "ps",
-            "--all",
-            "--format",
-            "json",
-            "--filter",
-            &format!("label={}", labels::SESSION),
-        ]))
-        .map_err(|e| e.error("podman could not list containers"))?;
-    let containers: Vec<ObservedContainer> = if listing.stdout.trim().is_empty() {
-        Vec::new()
+    let scope = if args.all_projects {
+        Scope::All
     } else {
-        serde_json::from_str(&listing.stdout)
-            .map_err(|e| Error::new("podman's answer could not be read").cause(e.to_string()))?
+        let project = Project::load(global.config.as_deref(), env.clone(), args.root.session_root.as_deref())
+            .map_err(|e| {
+                e.hint("`outrig clean` acts on the project whose outrig.toml it finds; pass `--all-projects` to clean every project's containers and records")
+            })?;
+        Scope::Project(Box::new(project))
     };
-    let records: BTreeMap<String, session::Record> = session::ids(&root)
+    let (runtime, base, project_id): (std::sync::Arc<dyn Runtime>, PodmanCommand, Option<String>) =
+        match &scope {
+            Scope::Project(project) => {
+                let config = project.config();
+                (
+                    project.runtime.clone(),
+                    project.podman(),
+                    Some(crate::plan::desired::project_id(
+                        &config.project,
+                        &config.root,
+                    )),
+                )
+            }
+            Scope::All => (
+                std::sync::Arc::new(crate::podman::Podman),
+                PodmanCommand::new(
+                    env.podman_override().unwrap_or_else(|| "podman".into()),
+                    &[],
+                ),
+                None,
+            ),
+        };
+    let doing = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let mut failures: Vec<String> = Vec::new();
+
+    let filter = match &project_id {
+        Some(id) => format!("label={}={id}", labels::PROJECT_ID),
+        None => format!("label={}", labels::SESSION),
+    };
+    let listing = runtime
+        .run(
+            &base
+                .clone()
+                .args(["ps", "--all", "--format", "json", "--filter", &filter]),
+        )
+        .map_err(|e| e.error("podman could not list containers"))?;
+    let containers: Vec<ObservedContainer> = parse_list(&listing.stdout)?;
+    let mut records: BTreeMap<String, session::Record> = session::ids(&root)
         .into_iter()
         .filter_map(|id| session::read(&root.join(&id)).ok().map(|r| (id, r)))
+        .filter(|(_, r)| project_id.as_ref().is_none_or(|p| &r.project_id == p))
         .collect();
+
+    // Records a dead process left `running`.
+    for (id, record) in &records {
+        if record.status == Status::Crashed {
+            let on_disk = session::read_raw_status(&root.join(id));
+            if on_disk == Some(Status::Running) {
+                if args.dry_run {
+                    crate::output::status!(
+                        "  would mark session {id} crashed (its process is gone)"
+                    );
+                } else if session::persist_crashed(&root.join(id), record).is_ok() {
+                    crate::output::status!("  marked session {id} crashed (its process is gone)");
+                }
+            }
+        }
+    }
+
     let mut removed_containers = 0;
     for container in &containers {
         let id = container.label(labels::SESSION).unwrap_or_default();
@@ -54,41 +115,184 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         if alive {
             continue;
         }
-        if Podman
-            .run(
-                &base
-                    .clone()
-                    .args(["rm", "--force", "--time", "0", container.name()]),
-            )
-            .is_ok()
-        {
+        let removed = args.dry_run
+            || runtime
+                .run(
+                    &base
+                        .clone()
+                        .args(["rm", "--force", "--time", "0", container.name()]),
+                )
+                .map_err(|e| failures.push(format!("container {}: {e}", container.name())))
+                .is_ok();
+        if removed {
             crate::output::status!(
-                "  removed container {} (session {id} is gone)",
+                "  {doing} container {} (session {id} is gone)",
                 container.name()
             );
             removed_containers += 1;
         }
     }
+
     let now = jiff::Timestamp::now();
+    let age = |record: &session::Record| -> Option<u64> {
+        let ended = record.ended_at.as_deref().unwrap_or(&record.started_at);
+        let ended: jiff::Timestamp = ended.parse().ok()?;
+        Some(now.duration_since(ended).as_secs().max(0) as u64)
+    };
     let mut removed_records = 0;
+    let mut swept: BTreeSet<String> = BTreeSet::new();
     for (id, record) in &records {
         if record.owns_containers() || record.status == Status::Running {
             continue;
         }
-        let ended = record.ended_at.as_deref().unwrap_or(&record.started_at);
-        let Ok(ended) = ended.parse::<jiff::Timestamp>() else {
+        if age(record).is_none_or(|a| a < max_age) {
             continue;
-        };
-        if now.duration_since(ended).as_secs() as u64 >= max_age
-            && session::remove(&root, id).is_ok()
-        {
+        }
+        let removed = args.dry_run
+            || session::remove(&root, id)
+                .map_err(|e| failures.push(format!("session {id}: {e}")))
+                .is_ok();
+        if removed {
+            crate::output::status!("  {doing} session record {id} ({:?})", record.status);
             removed_records += 1;
+            swept.insert(id.clone());
         }
     }
+    records.retain(|id, _| !swept.contains(id));
+
+    let mut removed_images = 0;
+    if args.images {
+        let Scope::Project(project) = &scope else {
+            unreachable!("clap refuses --images with --all-projects");
+        };
+        // In use: what the config builds or runs now, and what kept, running or recent
+        // sessions ran.
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        for name in project.config().images.keys() {
+            let desired = project
+                .desired(crate::plan::desired::Target::Image(name))
+                .map_err(|e| {
+                    Error::new("cannot tell which images the config uses, so none were removed")
+                        .cause(e.message)
+                        .hint("run `outrig plan` to see why the config cannot be planned")
+                })?;
+            used.extend(desired.images.values().map(|i| i.reference.clone()));
+        }
+        for record in records.values() {
+            let keep = record.owns_containers() || age(record).is_some_and(|a| a < max_age);
+            if !keep {
+                continue;
+            }
+            used.extend(record.containers.values().map(|c| c.image.clone()));
+            if let Some(images) = record
+                .desired
+                .as_ref()
+                .and_then(|d| d.get("images"))
+                .and_then(|i| i.as_object())
+            {
+                used.extend(
+                    images
+                        .values()
+                        .filter_map(|i| i.get("reference")?.as_str().map(str::to_string)),
+                );
+            }
+        }
+        let project_name = &project.config().project;
+        let listing = runtime
+            .run(&base.clone().args([
+                "images",
+                "--format",
+                "json",
+                "--filter",
+                &format!("label={}={project_name}", labels::PROJECT),
+            ]))
+            .map_err(|e| e.error("podman could not list images"))?;
+        let images: Vec<ObservedImage> = parse_list(&listing.stdout)?;
+        // Tagged images one by one; the untagged layers builds leave behind are pruned
+        // after, by podman, in the order their parents allow.
+        let untagged = images.iter().filter(|i| i.names.is_empty()).count();
+        for image in images.iter().filter(|i| !i.names.is_empty()) {
+            let in_use = image.names.iter().any(|n| used.contains(n));
+            if in_use {
+                continue;
+            }
+            let name = image.names.join(", ");
+            let removed = args.dry_run
+                || runtime
+                    .run(&base.clone().args(["rmi", &image.id]))
+                    .map_err(|e| failures.push(format!("image {name}: {e}")))
+                    .is_ok();
+            if removed {
+                crate::output::status!("  {doing} image {name}");
+                removed_images += 1;
+            }
+        }
+        if untagged > 0 {
+            if args.dry_run {
+                crate::output::status!(
+                    "  would prune the untagged build layers no image needs (of {untagged})"
+                );
+            } else {
+                match runtime.run(&base.clone().args([
+                    "image",
+                    "prune",
+                    "--force",
+                    "--filter",
+                    &format!("label={}={project_name}", labels::PROJECT),
+                ])) {
+                    Ok(output) => {
+                        let pruned = output
+                            .stdout
+                            .lines()
+                            .filter(|l| !l.trim().is_empty())
+                            .count();
+                        crate::output::status!("  pruned {pruned} untagged build layer(s)");
+                    }
+                    Err(e) => failures.push(format!("pruning untagged layers: {e}")),
+                }
+            }
+        }
+    }
+
+    let what = match &scope {
+        Scope::Project(project) => format!("of project `{}`", project.config().project),
+        Scope::All => "of every project".to_string(),
+    };
     crate::output::status!(
-        "removed {removed_containers} stray container(s) and {removed_records} session record(s)"
+        "{} {removed_containers} stray container(s), {removed_records} session record(s){} {what}{}",
+        if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        },
+        if args.images {
+            format!(" and {removed_images} image(s)")
+        } else {
+            String::new()
+        },
+        if args.dry_run {
+            " (dry run: nothing was removed)"
+        } else {
+            ""
+        }
     );
+    if !failures.is_empty() {
+        let mut error = Error::new(format!("{} thing(s) could not be removed", failures.len()));
+        for failure in failures {
+            error = error.cause(failure);
+        }
+        return Err(error.hint("remove them with podman (`podman rm -f NAME`, `podman rmi ID`) or run `outrig clean` again"));
+    }
     Ok(ExitStatus::Success)
+}
+
+/// podman's JSON list (empty output is an empty list).
+fn parse_list<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, Error> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(text)
+        .map_err(|e| Error::new("podman's answer could not be read").cause(e.to_string()))
 }
 
 /// `30d`, `12h`, `90m`, `45s` → seconds.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::cli::{GlobalArgs, SessionRootArgs};
+use crate::cli::{DestroyArgs, GlobalArgs};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::plan::desired::project_id;
@@ -12,12 +12,12 @@ use crate::podman::labels;
 use crate::project::Project;
 use crate::session::{self, Status};
 
-pub fn run(
-    global: &GlobalArgs,
-    args: &SessionRootArgs,
-    env: Environment,
-) -> Result<ExitStatus, Error> {
-    let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
+pub fn run(global: &GlobalArgs, args: &DestroyArgs, env: Environment) -> Result<ExitStatus, Error> {
+    let project = Project::load(
+        global.config.as_deref(),
+        env,
+        args.root.session_root.as_deref(),
+    )?;
     let config = project.config();
     let base = project.podman();
     let id = project_id(&config.project, &config.root);
@@ -30,6 +30,30 @@ pub fn run(
         .filter(|r| r.status == Status::Running && r.owns_containers())
         .map(|r| r.id.clone())
         .collect();
+    // Gateways serving from a kept sandbox (`outrig mcp --attach`), by container name.
+    let attached: std::collections::BTreeMap<&str, &str> = records
+        .iter()
+        .filter(|r| r.owns_containers())
+        .filter_map(|r| Some((r.attached_to.as_deref()?, r.id.as_str())))
+        .collect();
+    if !args.force {
+        let served: Vec<String> = observed
+            .containers
+            .iter()
+            .filter_map(|c| {
+                let gateway = attached.get(c.name())?;
+                Some(format!("{} (gateway session {gateway})", c.name()))
+            })
+            .collect();
+        if !served.is_empty() {
+            return Err(Error::new(format!(
+                "{} sandbox(es) are serving an `outrig mcp --attach` gateway: {}; nothing was removed",
+                served.len(),
+                served.join(", ")
+            ))
+            .hint("stop the gateway (its client), or pass `--force` to remove the sandbox anyway"));
+        }
+    }
     let mut removed = 0;
     let mut sessions = BTreeSet::new();
     for container in &observed.containers {

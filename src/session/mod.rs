@@ -32,6 +32,9 @@ pub enum Status {
     Failed,
     /// Ended by a signal.
     Interrupted,
+    /// Its outrig process died without ending it (killed, or the machine went down): the
+    /// record says `running` on disk until `outrig clean` rewrites it.
+    Crashed,
 }
 
 /// `session.json`: what a session did, written at its start and after every step, so a
@@ -382,7 +385,8 @@ pub fn root(flag: Option<&Path>, config: Option<&Path>, data_dir: &Path) -> Path
     data_dir.join("sessions")
 }
 
-/// Read one session's record.
+/// Read one session's record. A `running` record whose process is gone reads as
+/// [`Status::Crashed`] ([`persist_crashed`] writes that down).
 pub fn read(dir: &Path) -> Result<Record, String> {
     let bytes =
         crate::fs::read_bounded(&dir.join(RECORD_FILE), MAX_RECORD_SIZE).map_err(|e| match e {
@@ -391,7 +395,32 @@ pub fn read(dir: &Path) -> Result<Record, String> {
                 format!("larger than {} MiB", limit >> 20)
             }
         })?;
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    let mut record: Record = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if record.status == Status::Running && !record.pid.is_some_and(process_alive) {
+        record.status = Status::Crashed;
+    }
+    Ok(record)
+}
+
+/// The status a record has on disk (a crashed one still says `running` there).
+pub fn read_raw_status(dir: &Path) -> Option<Status> {
+    let bytes = crate::fs::read_bounded(&dir.join(RECORD_FILE), MAX_RECORD_SIZE).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_value(value.get("status")?.clone()).ok()
+}
+
+/// Write down that the session in `dir` crashed (its record read as crashed): status
+/// `crashed`, no pid.
+pub fn persist_crashed(dir: &Path, record: &Record) -> std::io::Result<()> {
+    let mut record = record.clone();
+    record.status = Status::Crashed;
+    record.pid = None;
+    let session = Session {
+        dir: dir.to_path_buf(),
+        record,
+        sources: Sources::system(),
+    };
+    session.save()
 }
 
 /// Largest `session.json` outrig reads.

@@ -916,3 +916,35 @@ env = {{ FLOOD_TOOLS = "/workspace/flood-tools.json", API_TOKEN = "${{API_TOKEN}
     let locked = context.run(&["apply", "--auto-approve", "--locked"]);
     assert_eq!(locked.status, 0, "{}", locked.all());
 }
+
+/// `outrig destroy` refuses a kept sandbox an `outrig mcp --attach` gateway is serving
+/// from, naming the gateway's session, unless `--force`.
+#[test]
+fn destroy_refuses_a_sandbox_with_an_attached_gateway() {
+    if !prerequisites(true) {
+        return;
+    }
+    let servers = r#"[images.tools.mcp.flood]
+command = ["python3", "/workspace/flood_server.py"]
+"#;
+    let (context, name, _sessions, _cleanup) = project("e2e-destroy-attached", servers);
+    let kept = context.run(&["apply", "--auto-approve", "--keep"]);
+    assert_eq!(kept.status, 0, "{}", kept.all());
+    let mut gateway = Gateway::start(&context, &["--attach", "latest"]);
+    gateway.initialize();
+    let refused = context.run(&["destroy"]);
+    assert_eq!(refused.status, 1, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("are serving an `outrig mcp --attach` gateway")
+            && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!sandboxes(&name).trim().is_empty(), "nothing was removed");
+    let forced = context.run(&["destroy", "--force"]);
+    assert_eq!(forced.status, 0, "{}", forced.all());
+    assert!(sandboxes(&name).trim().is_empty());
+    let _ = gateway.wait();
+}

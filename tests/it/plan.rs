@@ -462,13 +462,15 @@ fn an_unknown_agent_is_an_error_with_a_suggestion() {
     );
 }
 
+/// A session record of the project `demo` whose config is in `root`'s parent.
 fn write_session(root: &Path, id: &str, status: &str, ended: &str) {
+    let project_id = outrig::plan::desired::project_id("demo", root.parent().unwrap());
     let dir = root.join(id);
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::write(
         dir.join("session.json"),
         serde_json::json!({
-            "format_version": 1, "id": id, "project": "demo", "project_id": "demo-x",
+            "format_version": 1, "id": id, "project": "demo", "project_id": project_id,
             "status": status, "started_at": "2026-01-01T00:00:00Z", "ended_at": ended,
             "exit_code": 0,
         })

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use outrig::podman::{Podman, PodmanCommand, Runtime};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::context::repo_root;
 
@@ -750,11 +750,17 @@ fn clean_after_kill_9_leaves_nothing() {
         "clean left: {}",
         containers()
     );
-    // The killed session's record is still there and readable.
+    // The killed session's record is still there, readable, and now says it crashed.
     let ids = outrig::session::ids(&sessions);
     let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
-    assert_eq!(record.status, outrig::session::Status::Running);
+    assert_eq!(record.status, outrig::session::Status::Crashed);
+    assert_eq!(
+        outrig::session::read_raw_status(&sessions.join(&ids[0])),
+        Some(outrig::session::Status::Crashed),
+        "written down by clean"
+    );
     assert!(!record.owns_containers(), "its process is gone");
+    assert!(run.stderr.contains("marked session"), "{}", run.stderr);
 }
 
 /// A server that cannot start fails the apply with its exit status and stderr, and
@@ -1147,4 +1153,191 @@ fn build_progress_is_a_live_line_on_a_terminal() {
         "plain lines on a terminal:\n{screen}"
     );
     assert!(screen.contains("image.tools: done in"), "{screen}");
+}
+
+/// A minimal project using the base image as it is; its project id (from the plan).
+fn minimal_project(prefix: &str) -> (crate::context::TestContext, String, String) {
+    let name = format!("{prefix}-{}", rand_suffix());
+    let context = crate::context::TestContext::new();
+    let sessions = context.path().join("sessions");
+    let context = context.env("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap());
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{name}\"\n\n[images.tools]\nfrom = \"{BASE_IMAGE}\"\n\n\
+             [images.tools.mcp.none]\ncommand = [\"true\"]\n"
+        ),
+    );
+    let plan = context.run(&["plan", "--json"]);
+    assert_eq!(plan.status, 0, "{}", plan.all());
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let id = plan["desired"]["project_id"].as_str().unwrap().to_string();
+    (context, name, id)
+}
+
+/// A container labelled as a sandbox of `project` whose session is long gone.
+fn stray_container(container: &str, project: &str, project_id: &str) {
+    Podman
+        .run(&podman(&[
+            "run",
+            "--detach",
+            "--name",
+            container,
+            "--label",
+            "org.outrig.session=20200101T000000-dead",
+            "--label",
+            &format!("org.outrig.project={project}"),
+            "--label",
+            &format!("org.outrig.project-id={project_id}"),
+            BASE_IMAGE,
+            "sleep",
+            "600",
+        ]))
+        .expect("podman run");
+}
+
+fn container_exists(name: &str) -> bool {
+    Podman.run(&podman(&["container", "exists", name])).is_ok()
+}
+
+/// `outrig clean` acts on this project only (another project's stray container survives)
+/// unless `--all-projects`; `--dry-run` lists and removes nothing; a record a dead process
+/// left `running` reads as crashed and is swept like a finished one.
+#[test]
+fn clean_is_scoped_to_the_project_and_dry_runs() {
+    if !prerequisites(false) {
+        return;
+    }
+    let (a, a_name, a_id) = minimal_project("e2e-clean-a");
+    let (b, b_name, b_id) = minimal_project("e2e-clean-b");
+    let (stray_a, stray_b) = (format!("{a_name}-stray"), format!("{b_name}-stray"));
+    let _cleanup = Cleanup(vec![
+        podman(&["rm", "--force", "--time", "0", &stray_a]),
+        podman(&["rm", "--force", "--time", "0", &stray_b]),
+    ]);
+    stray_container(&stray_a, &a_name, &a_id);
+    stray_container(&stray_b, &b_name, &b_id);
+    let crashed = a.path().join("sessions/20200101T000000-dead");
+    std::fs::create_dir_all(&crashed).unwrap();
+    std::fs::write(
+        crashed.join("session.json"),
+        json!({"format_version": 2, "id": "20200101T000000-dead", "project": a_name,
+               "project_id": a_id, "status": "running", "pid": 4_000_000,
+               "started_at": "2020-01-01T00:00:00Z"})
+        .to_string(),
+    )
+    .unwrap();
+
+    let ls = a.run(&["ls"]);
+    assert!(ls.stdout.contains("crashed"), "{}", ls.stdout);
+
+    let dry = a.run(&["clean", "--dry-run"]);
+    assert_eq!(dry.status, 0, "{}", dry.all());
+    for expected in [
+        format!("would remove container {stray_a}"),
+        "would mark session 20200101T000000-dead crashed".to_string(),
+        "would remove session record 20200101T000000-dead".to_string(),
+        "(dry run: nothing was removed)".to_string(),
+    ] {
+        assert!(
+            dry.stderr.contains(&expected),
+            "{expected}:\n{}",
+            dry.stderr
+        );
+    }
+    assert!(!dry.stderr.contains(&stray_b), "{}", dry.stderr);
+    assert!(container_exists(&stray_a) && container_exists(&stray_b));
+    assert!(crashed.join("session.json").is_file());
+
+    let clean = a.run(&["clean"]);
+    assert_eq!(clean.status, 0, "{}", clean.all());
+    assert!(!container_exists(&stray_a), "{}", clean.stderr);
+    assert!(
+        container_exists(&stray_b),
+        "another project's container survives"
+    );
+    assert!(!crashed.exists(), "the crashed record was swept");
+
+    let everything = b.run(&["clean", "--all-projects", "--dry-run"]);
+    assert!(
+        everything
+            .stderr
+            .contains(&format!("would remove container {stray_b}"))
+    );
+    assert!(container_exists(&stray_b));
+    let clean = b.run(&["clean"]);
+    assert_eq!(clean.status, 0, "{}", clean.all());
+    assert!(!container_exists(&stray_b));
+
+    let nowhere = crate::context::TestContext::new();
+    let run = nowhere.run(&["clean"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("pass `--all-projects`"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `outrig clean --images` removes this project's images that neither the config nor a
+/// recent session uses, and keeps the current one; `--dry-run` only lists them.
+#[test]
+fn clean_images_removes_only_unused_images() {
+    if !prerequisites(false) {
+        return;
+    }
+    let (context, name, _cleanup) = slow_build_project("e2e-clean-images");
+    let context = context.env("BUILD_TOKEN", BUILD_SECRET);
+    let first = context.run(&["apply", "--auto-approve"]);
+    assert_eq!(first.status, 0, "{}", first.all());
+    let containerfile = context.path().join("sandbox/Containerfile");
+    let text = std::fs::read_to_string(&containerfile).unwrap();
+    std::fs::write(&containerfile, text.replace("sleep 1;", "sleep 0;")).unwrap();
+    let second = context.run(&["apply", "--auto-approve"]);
+    assert_eq!(second.status, 0, "{}", second.all());
+    let tags = || -> Vec<String> {
+        let out = Podman
+            .run(&podman(&[
+                "images",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                "--filter",
+                &format!("label=org.outrig.project={name}"),
+            ]))
+            .unwrap()
+            .stdout;
+        out.lines()
+            .filter(|l| !l.contains("<none>"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(tags().len(), 2, "{:?}", tags());
+    // Both sessions are recent: both images are in use.
+    let kept = context.run(&["clean", "--images", "--dry-run"]);
+    assert!(
+        !kept.stderr.contains("would remove image"),
+        "{}",
+        kept.stderr
+    );
+    let listed = context.run(&["clean", "--images", "--dry-run", "--older-than", "0s"]);
+    assert_eq!(listed.status, 0, "{}", listed.all());
+    assert_eq!(
+        listed.stderr.matches("would remove image").count(),
+        1,
+        "{}",
+        listed.stderr
+    );
+    assert_eq!(tags().len(), 2);
+    let cleaned = context.run(&["clean", "--images", "--older-than", "0s"]);
+    assert_eq!(cleaned.status, 0, "{}", cleaned.all());
+    let left = tags();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let plan = context.run(&["plan", "--json"]);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(
+        left[0],
+        plan["desired"]["images"]["tools"]["reference"]
+            .as_str()
+            .unwrap()
+    );
 }
