@@ -206,8 +206,34 @@ where
         });
     }
     let keep = context.keep && result.is_ok();
-    teardown(session, context, &mut servers, keep).await;
-    result
+    let left = teardown(session, context, &mut servers, keep).await;
+    if left.is_empty() {
+        return result;
+    }
+    let mut error = Error::new(format!(
+        "the teardown left {} sandbox(es) behind",
+        left.len()
+    ));
+    for (name, why) in &left {
+        error = error.cause(format!("`{name}`: {why}"));
+    }
+    let names: Vec<&str> = left.iter().map(|(n, _)| n.as_str()).collect();
+    let error = redacted(
+        error.hint(format!(
+            "remove {} with `podman rm --force {}` (or `outrig clean`)",
+            if left.len() == 1 { "it" } else { "them" },
+            names.join(" ")
+        )),
+        &context.redactor,
+    );
+    match result {
+        // A signal's exit status stands; the leftovers are said on stderr.
+        Err(Stop::Interrupted(signal)) => {
+            crate::output::stderr(&error.render());
+            Err(Stop::Interrupted(signal))
+        }
+        _ => Err(Stop::Failed(error)),
+    }
 }
 
 /// The servers that answered, in plan order.
@@ -738,13 +764,17 @@ async fn start_server(
 
 /// Stop servers (close stdin, wait, then kill inside the container) and remove the
 /// sandbox containers unless `keep`.
+/// Stop the servers and remove the sandboxes (unless `keep`); the sandboxes that could not
+/// be removed, with why. Its podman commands run in their own process group, so a signal
+/// to outrig's group does not stop them halfway.
 async fn teardown(
     session: &mut Session,
     context: &Context<'_>,
     servers: &mut Vec<RunningServer>,
     keep: bool,
-) {
-    let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args);
+) -> Vec<(String, String)> {
+    let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+        .in_own_process_group();
     let runtime = &context.runtime;
     for server in servers.iter_mut() {
         if let Some(connection) = server.connection.take() {
@@ -768,7 +798,7 @@ async fn teardown(
     }
     servers.clear();
     if keep {
-        return;
+        return Vec::new();
     }
     let names: Vec<(String, String)> = session
         .record
@@ -776,18 +806,22 @@ async fn teardown(
         .iter()
         .map(|(k, c)| (k.clone(), c.name.clone()))
         .collect();
+    let mut left = Vec::new();
     for (image, name) in names {
         let removed = run_blocking(
             runtime,
             base.clone().args(["rm", "--force", "--time", "0", &name]),
         )
-        .await
-        .is_ok();
+        .await;
+        if let Err(why) = &removed {
+            left.push((name.clone(), why.clone()));
+        }
         if let Some(record) = session.record.containers.get_mut(&image) {
-            record.removed = removed;
+            record.removed = removed.is_ok();
         }
     }
     let _ = session.save();
+    left
 }
 
 pub mod pin;

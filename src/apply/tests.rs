@@ -331,3 +331,34 @@ async fn a_signal_while_a_server_starts_tears_everything_down() {
     assert!(run.session.record.containers["tools"].removed);
     assert_ne!(run.session.record.status, Status::Kept);
 }
+
+/// A sandbox the teardown cannot remove fails the apply (it had succeeded), naming the
+/// container and how to remove it; the record says it is left. Teardown's podman runs in a
+/// process group of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teardown_that_fails_is_reported() {
+    let runtime = Recording::new().fail(
+        "rm --force --time 0 outrig-demo-tools-20261125T100000-0000",
+        &format!("Error: cannot remove: token {SECRET} busy"),
+    );
+    let run = apply_with(&plan(), runtime, false, SignalSource::channel().0).await;
+    let Err(Stop::Failed(error)) = &run.result else {
+        panic!("{:?}", run.result);
+    };
+    let text = error.render();
+    assert!(
+        text.contains("the teardown left 1 sandbox(es) behind"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`podman rm --force outrig-demo-tools-20261125T100000-0000`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("token [redacted] busy") && !text.contains(SECRET),
+        "{text}"
+    );
+    assert!(!run.session.record.containers["tools"].removed);
+    let teardown = run.runtime.calls().into_iter().last().unwrap();
+    assert!(teardown.own_process_group, "{teardown}");
+}

@@ -21,6 +21,9 @@ pub struct PodmanCommand {
     /// Variables set on the podman process (not shown by `Display`). Used for secrets
     /// forwarded with `--env NAME`.
     pub process_env: Vec<(String, String)>,
+    /// Run podman in a process group of its own, so that a signal to outrig's whole group
+    /// (as MCP clients send on shutdown) does not stop it halfway: teardown.
+    pub own_process_group: bool,
 }
 
 impl PodmanCommand {
@@ -30,7 +33,14 @@ impl PodmanCommand {
             global_args: global_args.to_vec(),
             args: Vec::new(),
             process_env: Vec::new(),
+            own_process_group: false,
         }
+    }
+
+    /// The same command, run in a process group of its own.
+    pub fn in_own_process_group(mut self) -> Self {
+        self.own_process_group = true;
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
@@ -183,6 +193,7 @@ impl Planned {
                 .map(|a| a.fill(&binding.session_id, &binding.session_dir))
                 .collect(),
             process_env: Vec::new(),
+            own_process_group: false,
         }
     }
 

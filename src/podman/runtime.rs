@@ -122,6 +122,13 @@ impl Runtime for Podman {
             .stdout_capture()
             .stderr_capture()
             .unchecked();
+        if command.own_process_group {
+            expression = expression.before_spawn(|process| {
+                use std::os::unix::process::CommandExt;
+                process.process_group(0);
+                Ok(())
+            });
+        }
         for (name, value) in &command.process_env {
             expression = expression.env(name, value);
         }

@@ -396,9 +396,12 @@ impl Gateway {
         let stderr = context
             .path()
             .join(format!("gateway-{}.stderr", rand_suffix()));
+        use std::os::unix::process::CommandExt;
         let mut child = outrig_command(context.path(), env)
             .arg("mcp")
             .args(args)
+            // A group of its own, as an MCP client's child: the test may signal the group.
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -947,4 +950,55 @@ command = ["python3", "/workspace/flood_server.py"]
     assert_eq!(forced.status, 0, "{}", forced.all());
     assert!(sandboxes(&name).trim().is_empty());
     let _ = gateway.wait();
+}
+
+/// A client that closes the session and then signals the gateway's whole process group
+/// (as MCP clients do on shutdown) while the teardown runs does not stop outrig's podman
+/// children halfway: nothing is left in `podman ps -a` or `runc list`.
+#[test]
+fn a_group_signal_during_teardown_leaves_nothing() {
+    if !prerequisites(true) {
+        return;
+    }
+    let servers = r#"[images.tools.mcp.flood]
+command = ["python3", "/workspace/flood_server.py"]
+"#;
+    let (context, name, sessions, _cleanup) = project("e2e-group-signal", servers);
+    let mut gateway = Gateway::start(&context, &["--image", "tools"]);
+    gateway.initialize();
+    let containers = || {
+        Podman
+            .run(&podman(&[
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=org.outrig.project={name}"),
+            ]))
+            .unwrap()
+            .stdout
+    };
+    let ids = containers();
+    assert_eq!(ids.lines().count(), 1, "one sandbox: {ids}");
+    let group = format!("-{}", gateway.child.id());
+    gateway.stdin.take();
+    let started = Instant::now();
+    while gateway.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the gateway did not exit"
+        );
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert!(containers().trim().is_empty(), "left: {}", containers());
+    let runc = Command::new("runc").arg("list").output().unwrap();
+    let short = &ids.trim()[..12.min(ids.trim().len())];
+    assert!(
+        !String::from_utf8_lossy(&runc.stdout).contains(short),
+        "runc still lists it"
+    );
+    let id = outrig::session::ids(&sessions)[0].clone();
+    let record = outrig::session::read(&sessions.join(id)).unwrap();
+    assert!(record.containers.values().all(|c| c.removed), "{record:?}");
 }
