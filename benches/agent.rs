@@ -46,21 +46,8 @@ fn main() {
         );
         script.push(json!({"text": "turn done: {tool_results}"}));
     }
-    let script_path = dir.path().join("script.json");
-    std::fs::write(&script_path, Value::Array(script).to_string()).unwrap();
     let log = dir.path().join("requests.jsonl");
-    let port_file = dir.path().join("port");
-    let mut fake = Command::new("python3")
-        .arg(root.join("tests/clients/fake_llm.py"))
-        .args([&script_path, &log, &port_file])
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !port_file.is_file() {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let port = std::fs::read_to_string(&port_file).unwrap();
+    let (mut fake, port) = start_fake(root, &script, &log);
     let config = std::fs::read_to_string(root.join("examples/quickstart/outrig.toml"))
         .unwrap()
         .replace("#:schema ../../schema/outrig.schema.json\n", "")
@@ -74,7 +61,7 @@ fn main() {
         )
         .replace(
             "http://127.0.0.1:8080/v1",
-            &format!("http://127.0.0.1:{}/v1", port.trim()),
+            &format!("http://127.0.0.1:{}/v1", port),
         );
     std::fs::write(dir.path().join("outrig.toml"), config).unwrap();
     std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
@@ -164,7 +151,7 @@ fn main() {
         served.iter().sum::<f64>() / served.len() as f64,
         peak_kb / 1024.0
     );
-    first_token(root, dir.path(), &port_file);
+    first_token(root, dir.path(), &port);
 }
 
 const STREAM_RUNS: usize = 8;
@@ -178,7 +165,7 @@ fn now() -> f64 {
 }
 
 /// Time to the first printed token over a stream, against the endpoint's first byte.
-fn first_token(root: &Path, dir: &Path, old_port: &Path) {
+fn first_token(root: &Path, dir: &Path, old_port: &str) {
     let piece = |text: &str| json!({"choices": [{"index": 0, "delta": {"content": text}}]});
     let mut events =
         vec![json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})];
@@ -191,26 +178,12 @@ fn first_token(root: &Path, dir: &Path, old_port: &Path) {
     let script: Vec<Value> = (0..STREAM_RUNS)
         .map(|_| json!({"events": events, "gap": 0.1}))
         .collect();
-    let script_path = dir.join("stream-script.json");
-    std::fs::write(&script_path, Value::Array(script).to_string()).unwrap();
     let log = dir.join("stream-requests.jsonl");
-    let port_file = dir.join("stream-port");
-    let mut fake = Command::new("python3")
-        .arg(root.join("tests/clients/fake_llm.py"))
-        .args([&script_path, &log, &port_file])
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !port_file.is_file() {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let port = std::fs::read_to_string(&port_file).unwrap();
-    let old = std::fs::read_to_string(old_port).unwrap();
+    let (mut fake, port) = start_fake(root, &script, &log);
     let config = dir.join("outrig.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("127.0.0.1:{}/v1", old.trim()),
-        &format!("127.0.0.1:{}/v1", port.trim()),
+        &format!("127.0.0.1:{old_port}/v1"),
+        &format!("127.0.0.1:{port}/v1"),
     );
     std::fs::write(&config, text).unwrap();
     let mut first_printed = Vec::new();
@@ -269,4 +242,26 @@ fn first_token(root: &Path, dir: &Path, old_port: &Path) {
         latency[STREAM_RUNS - 1],
         whole[STREAM_RUNS / 2]
     );
+}
+
+/// The scripted endpoint replaying `script`, logging to `log`; it and its port.
+fn start_fake(root: &Path, script: &[Value], log: &Path) -> (std::process::Child, String) {
+    let script_path = log.with_extension("script.json");
+    std::fs::write(&script_path, Value::Array(script.to_vec()).to_string()).unwrap();
+    let port_file = log.with_extension("port");
+    let fake = Command::new("python3")
+        .arg(root.join("tests/clients/fake_llm.py"))
+        .args([&script_path, log, &port_file])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !port_file.is_file() {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    (fake, port)
 }

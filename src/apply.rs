@@ -481,37 +481,22 @@ async fn run_steps(
         let address = address.as_str();
         let command = operation.command().bind(&binding);
         match operation {
-            Operation::Build { image, secrets, .. } => {
-                let command = with_secrets(command, secrets, context)?;
-                let kind = Streamed::Build;
-                run_streamed(
-                    session,
-                    context,
-                    address,
-                    planned.action,
-                    command,
-                    kind,
-                    image,
-                )
-                .await?;
-            }
-            Operation::Pull { .. } => {
-                let Address::Image(image) = &planned.address else {
-                    return Err(Error::new(format!(
-                        "`{address}` pulls an image but is not an image's address"
-                    )));
+            Operation::Build { .. } | Operation::Pull { .. } => {
+                let (kind, image, command) = match (operation, &planned.address) {
+                    (Operation::Build { image, secrets, .. }, _) => (
+                        Streamed::Build,
+                        image,
+                        with_secrets(command, secrets, context)?,
+                    ),
+                    (_, Address::Image(image)) => (Streamed::Pull, image, command),
+                    _ => {
+                        return Err(Error::new(format!(
+                            "`{address}` pulls an image but is not an image's address"
+                        )));
+                    }
                 };
-                let kind = Streamed::Pull;
-                run_streamed(
-                    session,
-                    context,
-                    address,
-                    planned.action,
-                    command,
-                    kind,
-                    image,
-                )
-                .await?;
+                let action = planned.action;
+                run_streamed(session, context, address, action, command, kind, image).await?;
             }
             Operation::RemoveContainer { .. } => {
                 progress(address, "removing orphan");
@@ -704,7 +689,7 @@ async fn start_servers(
 }
 
 /// A tool's definition in the lock's canonical form, secret values taken out.
-pub fn definition(tool: &rmcp::model::Tool, redactor: &Redactor) -> String {
+fn definition(tool: &rmcp::model::Tool, redactor: &Redactor) -> String {
     let value = serde_json::to_value(tool).unwrap_or_default();
     crate::lock::canonical(&redactor.redact_json(&value))
 }

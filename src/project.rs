@@ -195,6 +195,26 @@ impl Project {
 }
 
 impl Project {
+    /// How apply runs this project's podman: `env` and `key` for the plan's secrets,
+    /// `redactor` for what it writes; not kept, stopped by the process's signals.
+    pub fn apply_context<'a>(
+        &'a self,
+        env: &'a dyn Fn(&str) -> Option<String>,
+        key: &'a FingerprintKey,
+        redactor: Redactor,
+    ) -> crate::apply::Context<'a> {
+        crate::apply::Context {
+            runtime: self.runtime.clone(),
+            engine: &self.engine,
+            env,
+            key,
+            redactor,
+            keep: false,
+            interrupts_handled: None,
+            signals: crate::apply::SignalSource::Process,
+        }
+    }
+
     /// Where this project's `outrig.lock` is.
     pub fn lock_path(&self) -> std::path::PathBuf {
         crate::lock::path(&self.config().root)
@@ -208,7 +228,6 @@ impl Project {
         session: &mut crate::session::Session,
         backends: &[crate::mcp::Backend],
         mode: crate::apply::pin::LockMode,
-        redactor: &Redactor,
     ) -> Result<crate::apply::pin::Checked, Error> {
         crate::apply::pin::check(
             plan,
@@ -216,7 +235,6 @@ impl Project {
             backends,
             &self.lock_path(),
             mode,
-            redactor,
             &|reference| self.image_id(reference),
         )
     }

@@ -2,7 +2,7 @@
 //! (recorded in the session, and on stderr), what is withheld under `--locked`, and the
 //! lock written on first use or on `--update-lock`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::Error;
@@ -87,7 +87,8 @@ pub struct Checked {
     pub drift: Vec<String>,
 }
 
-/// Compare what the session's servers offer with the lock, record it in the session,
+/// Compare what the session's servers offer (as the session recorded them) with the lock,
+/// record it in the session,
 /// write the lock when `mode` says so, and say on stderr what differs. `image_id` asks
 /// podman for the id a reference resolves to.
 pub fn check(
@@ -96,7 +97,6 @@ pub fn check(
     backends: &[Backend],
     lock_path: &Path,
     mode: LockMode,
-    redactor: &crate::secret::Redactor,
     image_id: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Checked, Error> {
     let existing = crate::lock::read(lock_path)?;
@@ -123,24 +123,12 @@ pub fn check(
     }
     for backend in backends {
         let address = crate::plan::Address::server(&backend.key).to_string();
-        let live: BTreeMap<String, String> = backend
-            .tools
-            .iter()
-            .map(|t| (t.name.to_string(), super::definition(t, redactor)))
-            .collect();
-        let pin = || {
-            let server = session.record.servers.get(&backend.key);
-            ServerPin {
-                protocol_version: server
-                    .map(|s| s.protocol_version.clone())
-                    .unwrap_or_default(),
-                server_name: server.and_then(|s| s.server_name.clone()),
-                server_version: server.and_then(|s| s.server_version.clone()),
-                tools: live.clone(),
-            }
-        };
+        // The server as the session recorded it when it answered (definitions canonical,
+        // secrets out).
+        let now = seen(session, &backend.key);
+        let live = &now.tools;
         let published = |tool: &str| format!("{}__{tool}", backend.server);
-        match crate::lock::server_drift(lock.servers.get(&backend.key), &live) {
+        match crate::lock::server_drift(lock.servers.get(&backend.key), live) {
             ServerDrift::Unpinned => {
                 if mode == LockMode::Locked {
                     record.drift.push(DriftRecord {
@@ -159,7 +147,7 @@ pub fn check(
                         ));
                     }
                 } else {
-                    lock.servers.insert(backend.key.clone(), pin());
+                    lock.servers.insert(backend.key.clone(), now.clone());
                 }
             }
             ServerDrift::Tools(changes) => {
@@ -217,19 +205,8 @@ pub fn check(
     if mode == LockMode::Update {
         // Servers the session ran are pinned as they are, drifted or not.
         for backend in backends {
-            let live: BTreeMap<String, String> = backend
-                .tools
-                .iter()
-                .map(|t| (t.name.to_string(), super::definition(t, redactor)))
-                .collect();
-            if let Some(pin) = lock.servers.get_mut(&backend.key) {
-                pin.tools = live;
-                if let Some(server) = session.record.servers.get(&backend.key) {
-                    pin.protocol_version = server.protocol_version.clone();
-                    pin.server_name = server.server_name.clone();
-                    pin.server_version = server.server_version.clone();
-                }
-            }
+            lock.servers
+                .insert(backend.key.clone(), seen(session, &backend.key));
         }
     }
     let changed = existing.as_ref() != Some(&lock);
@@ -274,6 +251,23 @@ pub fn check(
     session.record.lock = Some(record);
     let _ = session.save();
     Ok(checked)
+}
+
+/// Server `key` as the session recorded it, as a pin.
+fn seen(session: &Session, key: &str) -> ServerPin {
+    let Some(server) = session.record.servers.get(key) else {
+        return ServerPin::default();
+    };
+    ServerPin {
+        protocol_version: server.protocol_version.clone(),
+        server_name: server.server_name.clone(),
+        server_version: server.server_version.clone(),
+        tools: server
+            .tools
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.definition.clone()?)))
+            .collect(),
+    }
 }
 
 /// The tools `checked` withholds, removed from `backends`; what a call to one of them is

@@ -75,14 +75,9 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
     }
     let interrupts = Arc::new(AtomicBool::new(false));
     let context = apply::Context {
-        runtime: project.runtime.clone(),
-        engine: &project.engine,
-        env: &env,
-        key: &key,
-        redactor: redactor.clone(),
         keep: args.keep,
         interrupts_handled: Some(interrupts.clone()),
-        signals: apply::SignalSource::Process,
+        ..project.apply_context(&env, &key, redactor.clone())
     };
     let runtime = super::runtime()?;
     let result = runtime.block_on(apply::apply(
@@ -90,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         &mut session,
         &context,
         async |session: &mut Session, backends: Vec<crate::mcp::Backend>| {
-            let checked = project.check_lock(&plan, session, &backends, lock_mode, &redactor)?;
+            let checked = project.check_lock(&plan, session, &backends, lock_mode)?;
             if lock_mode == LockMode::Locked && !checked.withheld.is_empty() {
                 return Err(apply::pin::refusal(&checked));
             }

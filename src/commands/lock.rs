@@ -38,23 +38,14 @@ pub fn run(
     let env = project.lookup();
     let key = project.fingerprint_key()?;
     let redactor = project.redactor(&plan.desired);
-    let context = apply::Context {
-        runtime: project.runtime.clone(),
-        engine: &project.engine,
-        env: &env,
-        key: &key,
-        redactor: redactor.clone(),
-        keep: false,
-        interrupts_handled: None,
-        signals: apply::SignalSource::Process,
-    };
+    let context = project.apply_context(&env, &key, redactor.clone());
     let runtime = super::runtime()?;
     let result = runtime.block_on(apply::apply(
         &plan,
         &mut session,
         &context,
         async |session: &mut Session, backends: Vec<crate::mcp::Backend>| {
-            project.check_lock(&plan, session, &backends, LockMode::Update, &redactor)?;
+            project.check_lock(&plan, session, &backends, LockMode::Update)?;
             Ok(())
         },
     ));

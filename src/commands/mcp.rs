@@ -49,23 +49,14 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     let redactor = project.redactor(&plan.desired);
     let events = Arc::new(session.open_log("outrig.log")?);
     let audit = session.open_log("tools.jsonl")?;
-    let context = apply::Context {
-        runtime: project.runtime.clone(),
-        engine: &project.engine,
-        env: &env,
-        key: &key,
-        redactor: redactor.clone(),
-        keep: false,
-        interrupts_handled: None,
-        signals: apply::SignalSource::Process,
-    };
+    let context = project.apply_context(&env, &key, redactor.clone());
     let runtime = super::runtime()?;
     let result = runtime.block_on(apply::apply(
         &plan,
         &mut session,
         &context,
         async |session: &mut Session, mut backends: Vec<crate::mcp::Backend>| {
-            let checked = project.check_lock(&plan, session, &backends, lock_mode, &redactor)?;
+            let checked = project.check_lock(&plan, session, &backends, lock_mode)?;
             let withheld = apply::pin::withhold(&mut backends, &checked);
             if !withheld.is_empty() {
                 let mut names: Vec<&String> = withheld.keys().collect();
