@@ -170,7 +170,7 @@ impl Signals {
 /// Apply `plan` in `session`, then hand the servers that answered to `work` (which returns
 /// when the session's job is done). Whatever happens — success, a failed step, SIGINT,
 /// SIGTERM or SIGHUP — what was started is torn down (unless kept after success) before
-/// returning. A second signal during teardown exits at once.
+/// returning. A second SIGINT during teardown exits at once; SIGTERM and SIGHUP do not.
 pub async fn apply<W>(
     plan: &Plan,
     session: &mut Session,
@@ -196,13 +196,25 @@ where
     };
     if let Err(Stop::Interrupted(signal)) = &result {
         crate::output::status!(
-            "\n{}: stopping the servers and removing the sandbox (send it again to exit at once)",
+            "\n{}: stopping the servers and removing the sandbox (Ctrl-C again exits at once)",
             signal.name()
         );
         tokio::spawn(async move {
-            let again = signals.next().await;
-            crate::output::status!("{}: exiting without finishing the teardown", again.name());
-            std::process::exit(again.exit_status() as i32);
+            let mut said = false;
+            loop {
+                let again = signals.next().await;
+                // Only a person presses Ctrl-C twice. SIGTERM and SIGHUP come again from
+                // supervisors and from clients that signal their whole process group on
+                // shutdown; the teardown is short, so it goes on (SIGKILL still stops it).
+                if again == Signal::Interrupt {
+                    crate::output::status!("SIGINT: exiting without finishing the teardown");
+                    std::process::exit(again.exit_status() as i32);
+                }
+                if !said {
+                    crate::output::status!("{}: the teardown goes on", again.name());
+                    said = true;
+                }
+            }
         });
     }
     let keep = context.keep && result.is_ok();
@@ -354,12 +366,23 @@ async fn run_streamed(
             .map_err(|e| format!("cannot create `{}`: {e}", path.display()))?;
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            let mut on_line = |line: &str| {
-                let line = redactor.redact(line);
-                let _ = writeln!(file, "{line}");
-                lines.line(&line);
-            };
-            runtime.run_lines(&command, &mut on_line)
+            let mut attempt = 1;
+            loop {
+                let mut on_line = |line: &str| {
+                    let line = redactor.redact(line);
+                    let _ = writeln!(file, "{line}");
+                    lines.line(&line);
+                };
+                match runtime.run_lines(&command, &mut on_line) {
+                    Err(error) if attempt < BUILD_ATTEMPTS && lost_to_a_removal(&error) => {
+                        attempt += 1;
+                        let again = "podman lost a layer to an image removed meanwhile; again";
+                        let _ = writeln!(file, "{again}");
+                        lines.line(again);
+                    }
+                    result => return result,
+                }
+            }
         })
         .await
         .map_err(|e| e.to_string())?
@@ -379,6 +402,20 @@ async fn run_streamed(
         },
     )
     .await
+}
+
+/// How many times a build or pull is tried when podman loses a layer to an image another
+/// process removes while it runs.
+const BUILD_ATTEMPTS: usize = 3;
+
+/// Whether podman failed because an image or layer it was looking at was removed meanwhile
+/// (podman 4's build cache check fails with "layer not known" when another `podman rmi` or
+/// `outrig clean --images` runs at the same time): worth trying again, unlike a real failure.
+fn lost_to_a_removal(error: &crate::podman::runtime::ProcessError) -> bool {
+    error.status == Some(125)
+        && ["layer not known", "image not known"]
+            .iter()
+            .any(|symptom| error.stderr_tail.contains(symptom))
 }
 
 /// Record a step as running; its index in the record.
@@ -747,9 +784,7 @@ async fn start_server(
     Ok((exit, connection, tools))
 }
 
-/// Stop servers (close stdin, wait, then kill inside the container) and remove the
-/// sandbox containers unless `keep`.
-/// Stop the servers and remove the sandboxes (unless `keep`); the sandboxes that could not
+/// Stop the servers (close stdin, wait, then kill inside the container) and remove the sandboxes (unless `keep`); the sandboxes that could not
 /// be removed, with why. Its podman commands run in their own process group, so a signal
 /// to outrig's group does not stop them halfway.
 async fn teardown(

@@ -219,6 +219,34 @@ async fn the_plans_operations_run_in_order_bound_to_the_session_then_teardown() 
     insta::assert_snapshot!("session_record", text);
 }
 
+/// podman 4's build fails with "layer not known" when another process removes an image
+/// while the build checks its cache; the build is tried again, a real failure is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_lost_a_layer_to_a_removal_is_tried_again() {
+    let lost = "Error: checking if cached image exists from a previous build: getting top layer info: layer not known";
+    let runtime = Recording::new().fail_times("build --pull=never", lost, 2);
+    let run = apply_with(&plan(), runtime, false, SignalSource::channel().0).await;
+    assert!(run.result.is_ok(), "{:?}", run.result);
+    let builds = run
+        .runtime
+        .summary()
+        .iter()
+        .filter(|c| c.starts_with("build"))
+        .count();
+    assert_eq!(builds, 3);
+
+    let runtime = Recording::new().fail_times("build --pull=never", "Error: no such file", 2);
+    let run = apply_with(&plan(), runtime, false, SignalSource::channel().0).await;
+    assert!(run.result.is_err());
+    let builds = run
+        .runtime
+        .summary()
+        .iter()
+        .filter(|c| c.starts_with("build"))
+        .count();
+    assert_eq!(builds, 1, "a real failure is not tried again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_sandboxes_are_not_removed() {
     let run = apply_with(&plan(), Recording::new(), true, SignalSource::channel().0).await;

@@ -28,8 +28,9 @@ pub enum Behaviour {
 #[derive(Default)]
 pub struct Recording {
     calls: Mutex<Vec<PodmanCommand>>,
-    /// Commands whose argv contains the text fail with the stderr.
-    failures: Mutex<Vec<(String, String)>>,
+    /// Commands whose argv contains the text fail with the stderr (so many times, or
+    /// always when `None`).
+    failures: Mutex<Vec<(String, String, Option<usize>)>>,
     /// Servers whose argv contains the text behave so (default: answer with `echo`).
     servers: Mutex<Vec<(String, Behaviour)>>,
 }
@@ -44,7 +45,16 @@ impl Recording {
         self.failures
             .lock()
             .unwrap()
-            .push((needle.to_string(), stderr.to_string()));
+            .push((needle.to_string(), stderr.to_string(), None));
+        self
+    }
+
+    /// Make the first `times` commands whose argv contains `needle` fail with `stderr`.
+    pub fn fail_times(self, needle: &str, stderr: &str, times: usize) -> Recording {
+        self.failures
+            .lock()
+            .unwrap()
+            .push((needle.to_string(), stderr.to_string(), Some(times)));
         self
     }
 
@@ -73,19 +83,22 @@ impl Recording {
     fn record(&self, command: &PodmanCommand) -> Result<(), ProcessError> {
         self.calls.lock().unwrap().push(command.clone());
         let argv = command.argv().join(" ");
-        match self
-            .failures
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(needle, _)| argv.contains(needle.as_str()))
-        {
-            Some((_, stderr)) => Err(ProcessError {
-                command: command.to_string(),
-                status: Some(125),
-                stderr_tail: stderr.clone(),
-                not_found: false,
-            }),
+        let mut failures = self.failures.lock().unwrap();
+        let failure = failures
+            .iter_mut()
+            .find(|(needle, _, remaining)| argv.contains(needle.as_str()) && *remaining != Some(0));
+        match failure {
+            Some((_, stderr, remaining)) => {
+                if let Some(left) = remaining {
+                    *left -= 1;
+                }
+                Err(ProcessError {
+                    command: command.to_string(),
+                    status: Some(125),
+                    stderr_tail: stderr.clone(),
+                    not_found: false,
+                })
+            }
             None => Ok(()),
         }
     }

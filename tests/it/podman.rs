@@ -602,7 +602,8 @@ fn a_stale_saved_plan_is_refused() {
 }
 
 /// A project whose only server never answers (`sleep 60`), with `outrig apply` started on
-/// it and the sandbox up: the state in which interruption and `kill -9` are tested.
+/// it and the sandbox up: the state in which interruption and `kill -9` are tested. Its
+/// output goes to files in the project, so a failure can show what apply said.
 struct SlowApply {
     context: crate::context::TestContext,
     sessions: std::path::PathBuf,
@@ -612,7 +613,7 @@ struct SlowApply {
 }
 
 impl SlowApply {
-    fn start(prefix: &str, output: fn() -> Stdio) -> SlowApply {
+    fn start(prefix: &str) -> SlowApply {
         let project = format!("{prefix}-{}", rand_suffix());
         let context = crate::context::TestContext::new();
         let sessions = context.path().join("sessions");
@@ -634,11 +635,11 @@ impl SlowApply {
         let child = crate::context::outrig_command(context.path(), &[])
             .args(["apply", "--auto-approve", "--session-root"])
             .arg(&sessions)
-            .stdout(output())
-            .stderr(output())
+            .stdout(std::fs::File::create(context.path().join("apply.stdout")).unwrap())
+            .stderr(std::fs::File::create(context.path().join("apply.stderr")).unwrap())
             .spawn()
             .unwrap();
-        let slow = SlowApply {
+        let mut slow = SlowApply {
             context,
             sessions,
             project,
@@ -648,14 +649,26 @@ impl SlowApply {
         // Wait until the sandbox is up and the slow server is starting.
         let started = std::time::Instant::now();
         while sandboxes(&slow.project).trim().is_empty() {
+            if let Some(status) = slow.child.try_wait().unwrap() {
+                panic!(
+                    "apply ended ({status}) before its sandbox started:\n{}",
+                    slow.stderr()
+                );
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(120),
-                "the sandbox never started"
+                "the sandbox did not start within 120 s:\n{}",
+                slow.stderr()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
         std::thread::sleep(Duration::from_millis(500));
         slow
+    }
+
+    /// What apply has written on stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.context.path().join("apply.stderr")).unwrap_or_default()
     }
 }
 
@@ -682,25 +695,19 @@ fn sigint_during_apply_tears_down_and_records() {
     if !prerequisites(false) {
         return;
     }
-    let slow = SlowApply::start("e2e-sigint", Stdio::piped);
-    let SlowApply {
-        sessions,
-        project,
-        mut child,
-        _cleanup,
-        ..
-    } = slow;
+    let mut slow = SlowApply::start("e2e-sigint");
+    let (sessions, project) = (slow.sessions.clone(), slow.project.clone());
     let containers = || sandboxes(&project);
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &slow.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let output = {
+    let code = {
         let started = std::time::Instant::now();
         loop {
-            if let Some(_status) = child.try_wait().unwrap() {
-                break child.wait_with_output().unwrap();
+            if let Some(status) = slow.child.try_wait().unwrap() {
+                break status.code();
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
@@ -709,8 +716,8 @@ fn sigint_during_apply_tears_down_and_records() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let stderr = slow.stderr();
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(stderr.contains("SIGINT"), "{stderr}");
     assert!(
         containers().trim().is_empty(),
@@ -731,7 +738,7 @@ fn clean_after_kill_9_leaves_nothing() {
     if !prerequisites(false) {
         return;
     }
-    let slow = SlowApply::start("e2e-kill", Stdio::null);
+    let slow = SlowApply::start("e2e-kill");
     let SlowApply {
         context,
         sessions,
