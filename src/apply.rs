@@ -15,6 +15,7 @@ use crate::mcp::client::{self, Connection};
 use crate::plan::desired::server_marker;
 use crate::plan::{Action, Address, Operation, Plan, SecretInput};
 use crate::podman::command::Binding;
+use crate::podman::runtime::Watch;
 use crate::podman::{PodmanCommand, Runtime};
 use crate::secret::{FingerprintKey, Redactor};
 use crate::session::{ContainerRecord, ServerRecord, Session, StepRecord, StepStatus, ToolRecord};
@@ -184,12 +185,13 @@ where
         .map_err(|e| Stop::Failed(Error::new("cannot listen for signals").cause(e.to_string())))?;
     signals.pass_interrupt = context.interrupts_handled.clone();
     let mut servers: Vec<RunningServer> = Vec::new();
+    let mut watches: Vec<Watch> = Vec::new();
     let result = tokio::select! {
         // A signal that arrives with the work's end (a client's EOF) still counts.
         biased;
         signal = signals.next() => Err(Stop::Interrupted(signal)),
         result = async {
-            run_steps(plan, session, context, &mut servers).await?;
+            run_steps(plan, session, context, &mut servers, &mut watches).await?;
             let backends = backends(plan, session, &servers);
             work(session, backends).await
         } => result.map_err(|error| Stop::Failed(redacted(error, &context.redactor))),
@@ -218,7 +220,7 @@ where
         });
     }
     let keep = context.keep && result.is_ok();
-    let left = teardown(session, context, &mut servers, keep).await;
+    let left = teardown(session, context, &mut servers, &mut watches, keep).await;
     if left.is_empty() {
         return result;
     }
@@ -502,6 +504,7 @@ async fn run_steps(
     session: &mut Session,
     context: &Context<'_>,
     servers: &mut Vec<RunningServer>,
+    watches: &mut Vec<Watch>,
 ) -> Result<(), Error> {
     let desired = &plan.desired;
     let binding = Binding {
@@ -540,7 +543,10 @@ async fn run_steps(
                 run_step(session, context, address, planned.action, command).await?;
             }
             Operation::RunSandbox {
-                image, container, ..
+                image,
+                container,
+                watch,
+                ..
             } => {
                 progress(address, "starting");
                 let name = container.bind(&binding);
@@ -558,14 +564,28 @@ async fn run_steps(
                         removed: false,
                     },
                 );
-                let id = run_step(session, context, address, planned.action, command).await?;
+                let id = run_step(session, context, address, planned.action, command)
+                    .await
+                    .map_err(|error| unseen_path(error, desired, image))?;
                 if let Some(record) = session.record.containers.get_mut(image) {
                     record.id = id.trim().to_string();
                 }
                 let _ = session.save();
+                // From here the sandbox ends with outrig, however outrig ends.
+                let watch = watch.bind(&binding);
+                let watcher = context.runtime.start_watch(&watch).map_err(|e| {
+                    redacted(
+                        e.error(format!("`{address}`: cannot start the sandbox's watcher")),
+                        &context.redactor,
+                    )
+                })?;
+                watches.push(watcher);
             }
             Operation::StartServer {
-                container, secrets, ..
+                container,
+                secrets,
+                transport,
+                ..
             } => {
                 let Address::Server { image, server } = &planned.address else {
                     return Err(Error::new(format!(
@@ -600,6 +620,7 @@ async fn run_steps(
                     key,
                     container: container.bind(&binding),
                     command,
+                    transport: *transport,
                     log,
                     stderr_log: session.log_path(&log_name),
                     startup: Duration::from_millis(spec.startup_timeout_ms),
@@ -611,6 +632,38 @@ async fn run_steps(
     start_servers(session, context, launches, servers).await
 }
 
+/// A sandbox that could not start because a path it mounts does not exist where the
+/// engine runs: on a remote engine (a podman machine, a service elsewhere) the host paths
+/// are the engine's, not this machine's. Said so, with what to do.
+fn unseen_path(error: Error, desired: &crate::plan::Desired, image: &str) -> Error {
+    let Some(sandbox) = desired.sandboxes.get(image) else {
+        return error;
+    };
+    let text = error.render();
+    let sources =
+        std::iter::once(&sandbox.workspace_host).chain(sandbox.mounts.iter().map(|m| &m.source));
+    let Some(missing) = sources
+        .into_iter()
+        .find(|source| text.contains(&format!("statfs {source}: no such file or directory")))
+    else {
+        return error;
+    };
+    let (what, hint) = if desired.engine.remote {
+        (
+            format!(
+                "`{missing}` does not exist on the podman host: this engine is remote, and it mounts its own paths, not this machine's"
+            ),
+            "put the project where the engine sees it (a podman machine shares only some directories, on macOS /Users by default; `podman machine init --volume` adds others), or run outrig where the engine runs",
+        )
+    } else {
+        (
+            format!("`{missing}` does not exist"),
+            "create it, or fix the path in outrig.toml",
+        )
+    };
+    error.cause(what).hint(hint)
+}
+
 /// A server to start, its step already recorded as running.
 struct Launch {
     /// Its step's index in the session record.
@@ -618,6 +671,7 @@ struct Launch {
     key: String,
     container: String,
     command: PodmanCommand,
+    transport: crate::podman::runtime::Transport,
     log: std::fs::File,
     stderr_log: std::path::PathBuf,
     startup: Duration,
@@ -643,15 +697,22 @@ async fn start_servers(
     let mut waiting = Vec::new();
     for (index, launch) in launches.into_iter().enumerate() {
         let started = Instant::now();
-        let command = launch.command;
+        let (command, transport) = (launch.command, launch.transport);
         let (log, stderr_log) = (launch.log, launch.stderr_log);
         let (startup, max_message) = (launch.startup, launch.max_message);
         let runtime = context.runtime.clone();
         let redactor = context.redactor.clone();
         starting.spawn(async move {
-            let result = start_server(&*runtime, command, log, &stderr_log, startup, max_message)
-                .await
-                .map_err(|message| redactor.redact(&message));
+            let result = start_server(
+                &*runtime,
+                (command, transport),
+                log,
+                &stderr_log,
+                startup,
+                max_message,
+            )
+            .await
+            .map_err(|message| redactor.redact(&message));
             (index, started.elapsed(), result)
         });
         waiting.push((launch.step, launch.key, launch.container));
@@ -735,13 +796,13 @@ fn definition(tool: &rmcp::model::Tool, redactor: &Redactor) -> String {
 /// `startup`.
 async fn start_server(
     runtime: &dyn Runtime,
-    command: PodmanCommand,
+    (command, transport): (PodmanCommand, crate::podman::runtime::Transport),
     log: std::fs::File,
     stderr_log: &std::path::Path,
     startup: Duration,
     max_message: usize,
 ) -> Result<Started, String> {
-    let started = tokio::time::timeout(startup, runtime.start_server(&command, log))
+    let started = tokio::time::timeout(startup, runtime.start_server(&command, transport, log))
         .await
         .map_err(|_| {
             format!(
@@ -784,13 +845,15 @@ async fn start_server(
     Ok((exit, connection, tools))
 }
 
-/// Stop the servers (close stdin, wait, then kill inside the container) and remove the sandboxes (unless `keep`); the sandboxes that could not
-/// be removed, with why. Its podman commands run in their own process group, so a signal
-/// to outrig's group does not stop them halfway.
+/// Stop the servers (close stdin, wait, then kill inside the container) and remove the
+/// sandboxes (unless `keep`); the sandboxes that could not be removed, with why. Its podman
+/// commands run in their own process group, so a signal to outrig's group does not stop
+/// them halfway.
 async fn teardown(
     session: &mut Session,
     context: &Context<'_>,
     servers: &mut Vec<RunningServer>,
+    watches: &mut Vec<Watch>,
     keep: bool,
 ) -> Vec<(String, String)> {
     let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
@@ -801,8 +864,10 @@ async fn teardown(
             connection.close().await;
         }
     }
+    // Every server has the same two seconds to exit on its own.
+    let deadline = tokio::time::Instant::now() + SERVER_EXIT_GRACE;
     for server in servers.iter_mut() {
-        let exited = tokio::time::timeout(Duration::from_secs(2), server.exit.wait()).await;
+        let exited = tokio::time::timeout_at(deadline, server.exit.wait()).await;
         if exited.is_err() {
             let script = format!(
                 "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{}'; then kill -KILL ${{p#/proc/}}; fi; done",
@@ -818,7 +883,16 @@ async fn teardown(
     }
     servers.clear();
     if keep {
+        for watch in watches.iter_mut() {
+            watch.release(WATCH_EXIT_GRACE).await;
+        }
+        watches.clear();
         return Vec::new();
+    }
+    // Each sandbox's first process stops as its watcher's pipe closes; `podman rm` then
+    // finds it stopping, and waits until it is gone.
+    for watch in watches.iter_mut() {
+        watch.close();
     }
     let names: Vec<(String, String)> = session
         .record
@@ -830,9 +904,17 @@ async fn teardown(
     for (image, name) in names {
         let removed = run_blocking(
             runtime,
-            base.clone().args(["rm", "--force", "--time", "0", &name]),
+            base.clone()
+                .args(["rm", "--force", "--ignore", "--time", "0", &name]),
         )
-        .await;
+        .await
+        .or_else(|why| {
+            if already_gone(&why) {
+                Ok(String::new())
+            } else {
+                Err(why)
+            }
+        });
         if let Err(why) = &removed {
             left.push((name.clone(), why.clone()));
         }
@@ -840,8 +922,26 @@ async fn teardown(
             record.removed = removed.is_ok();
         }
     }
+    for watch in watches.iter_mut() {
+        watch.wait(WATCH_EXIT_GRACE).await;
+    }
+    watches.clear();
     let _ = session.save();
     left
+}
+
+/// How long the servers have, together, to exit once their stdin closed.
+const SERVER_EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a watcher has to end once told to.
+const WATCH_EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether `podman rm` failed only because the container went away meanwhile (its
+/// watcher stopped it and `--rm` removed it first).
+fn already_gone(why: &str) -> bool {
+    ["no such container", "does not exist in database"]
+        .iter()
+        .any(|symptom| why.contains(symptom))
 }
 
 pub mod pin;

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::plan::context::ManifestCache;
 use crate::plan::desired::{self, Desired, Target};
 use crate::plan::{Plan, diff};
+use crate::podman::engine::{EngineFacts, FactsError};
 use crate::podman::inspect::{self, ObserveError};
 use crate::podman::{Podman, PodmanCommand, Runtime};
 use crate::secret::{FingerprintKey, Redactor};
@@ -29,6 +30,8 @@ pub struct Project {
     pub sources: Sources,
     /// The fingerprint key, read once.
     key: std::sync::OnceLock<FingerprintKey>,
+    /// What the engine is, asked once.
+    facts: std::sync::OnceLock<EngineFacts>,
 }
 
 impl Project {
@@ -57,6 +60,7 @@ impl Project {
             runtime: Arc::new(Podman),
             sources: Sources::system(),
             key: std::sync::OnceLock::new(),
+            facts: std::sync::OnceLock::new(),
         })
     }
 
@@ -84,6 +88,25 @@ impl Project {
                 .hint("check that outrig's data directory ($XDG_DATA_HOME/outrig) is writable")
         })?;
         Ok(self.key.get_or_init(|| key).clone())
+    }
+
+    /// What the engine is and can do (`podman info`, asked once per command).
+    pub fn engine_facts(&self) -> Result<EngineFacts, Error> {
+        if let Some(facts) = self.facts.get() {
+            return Ok(facts.clone());
+        }
+        let facts = crate::podman::engine::read(&*self.runtime, &self.podman(), &|| {
+            std::fs::read_to_string("/etc/subuid").ok()
+        })
+        .map_err(|e| match e {
+            FactsError::Process(process) => {
+                observe_error(ObserveError::Process(process), &self.engine.podman)
+            }
+            FactsError::Parse { command, error } => {
+                observe_error(ObserveError::Parse { command, error }, &self.engine.podman)
+            }
+        })?;
+        Ok(self.facts.get_or_init(|| facts).clone())
     }
 
     /// podman with the engine's global arguments.
@@ -148,13 +171,28 @@ impl Project {
     pub fn desired(&self, target: Target<'_>) -> Result<Desired, Error> {
         let key = self.fingerprint_key()?;
         let lookup = self.lookup();
-        let inputs = desired::Inputs {
-            env: &lookup,
-            key: &key,
-            rootless: rootless(),
-            hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-        desired::desired(self.config(), target, &inputs)
+        // podman answers `info` while the build contexts are hashed.
+        std::thread::scope(|scope| {
+            let (sender, answer) = std::sync::mpsc::channel();
+            if self.facts.get().is_none() {
+                scope.spawn(move || sender.send(self.engine_facts()));
+            }
+            let answer = std::sync::Mutex::new(answer);
+            let engine = || match self.facts.get() {
+                Some(facts) => Ok(facts.clone()),
+                None => match answer.lock().expect("not poisoned").recv() {
+                    Ok(facts) => facts,
+                    Err(_) => self.engine_facts(),
+                },
+            };
+            let inputs = desired::Inputs {
+                env: &lookup,
+                key: &key,
+                engine: &engine,
+                hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            };
+            desired::desired(self.config(), target, &inputs)
+        })
     }
 
     /// The values to keep out of logs and records: every variable the plan's desired
@@ -374,20 +412,6 @@ fn seen_tools<'a>(
         }
     }
     seen
-}
-
-/// Whether podman runs rootless: as a non-root user on this machine.
-fn rootless() -> bool {
-    // The effective uid, read from /proc (no libc call needed).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid != "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// The error for podman failing to report its state, with the install hint.

@@ -99,9 +99,14 @@ async fn start_and_list(command: outrig::podman::PodmanCommand) {
         stdin,
         stdout,
         mut exit,
-    } = outrig::podman::Runtime::start_server(&outrig::podman::Podman, &command, stderr)
-        .await
-        .unwrap();
+    } = outrig::podman::Runtime::start_server(
+        &outrig::podman::Podman,
+        &command,
+        outrig::podman::runtime::Transport::PassedPipes,
+        stderr,
+    )
+    .await
+    .unwrap();
     let connection = outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)
         .await
         .unwrap();

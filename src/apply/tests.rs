@@ -142,6 +142,7 @@ async fn the_plans_operations_run_in_order_bound_to_the_session_then_teardown() 
             "build --pull=never",
             "rm --force",
             "run --detach",
+            "exec --interactive",
             "exec --detach",
             "exec --detach",
             "rm --force",
@@ -190,8 +191,13 @@ async fn the_plans_operations_run_in_order_bound_to_the_session_then_teardown() 
         [("API_TOKEN".to_string(), SECRET.to_string())]
     );
     assert!(!calls.iter().any(|c| c.to_string().contains(SECRET)));
+    // The watcher holds the sandbox's life from its start; teardown removes it.
     assert_eq!(
-        calls[5].args.last().unwrap(),
+        calls[3].args[..3],
+        ["exec", "--interactive", &format!("outrig-demo-tools-{id}")]
+    );
+    assert_eq!(
+        calls[6].args.last().unwrap(),
         &format!("outrig-demo-tools-{id}")
     );
     assert_eq!(run.backends, ["tools.fs 1", "tools.time 1"]);
@@ -366,7 +372,7 @@ async fn a_signal_while_a_server_starts_tears_everything_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_teardown_that_fails_is_reported() {
     let runtime = Recording::new().fail(
-        "rm --force --time 0 outrig-demo-tools-20261125T100000-0000",
+        "rm --force --ignore --time 0 outrig-demo-tools-20261125T100000-0000",
         &format!("Error: cannot remove: token {SECRET} busy"),
     );
     let run = apply_with(&plan(), runtime, false, SignalSource::channel().0).await;
@@ -389,4 +395,27 @@ async fn a_teardown_that_fails_is_reported() {
     assert!(!run.session.record.containers["tools"].removed);
     let teardown = run.runtime.calls().into_iter().last().unwrap();
     assert!(teardown.own_process_group, "{teardown}");
+}
+
+/// A sandbox whose workspace the engine cannot see: on a remote engine the error says the
+/// path is missing on the podman host and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_the_remote_engine_cannot_see_is_named() {
+    let mut plan = plan();
+    plan.desired.engine.remote = true;
+    let workspace = plan.desired.sandboxes["tools"].workspace_host.clone();
+    let runtime = Recording::new().fail(
+        "run --detach",
+        &format!("Error: statfs {workspace}: no such file or directory"),
+    );
+    let run = apply_with(&plan, runtime, false, SignalSource::channel().0).await;
+    let Err(Stop::Failed(error)) = &run.result else {
+        panic!("{:?}", run.result);
+    };
+    let text = error.render();
+    assert!(
+        text.contains(&format!("`{workspace}` does not exist on the podman host")),
+        "{text}"
+    );
+    assert!(text.contains("podman machine"), "{text}");
 }

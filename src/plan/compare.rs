@@ -331,23 +331,36 @@ fn operation_follows(desired: &super::Desired, step: &super::Step) -> bool {
         global_args: command.global_args.clone(),
     };
     match (&step.operation, &step.address) {
-        (Some(Operation::RunSandbox { command, image, .. }), _) => {
+        (
+            Some(Operation::RunSandbox {
+                command,
+                image,
+                container,
+                watch,
+            }),
+            _,
+        ) => {
             desired.run_command(&engine_of(command), image).as_ref() == Some(command)
+                && desired.watch_command(&engine_of(watch), container.clone()) == *watch
         }
         (
             Some(Operation::StartServer {
-                command, container, ..
+                command,
+                container,
+                transport,
+                ..
             }),
             Address::Server { image, server },
         ) => {
-            desired
-                .exec_command(
-                    &engine_of(command),
-                    &format!("{image}.{server}"),
-                    container.clone(),
-                )
-                .as_ref()
-                == Some(command)
+            *transport == desired.engine.transport()
+                && desired
+                    .exec_command(
+                        &engine_of(command),
+                        &format!("{image}.{server}"),
+                        container.clone(),
+                    )
+                    .as_ref()
+                    == Some(command)
         }
         // Builds depend on the project root, which the plan does not hold: compared by
         // their tag, which the image's desired state decides.

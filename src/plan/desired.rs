@@ -14,6 +14,7 @@ use crate::config::resolve::{Config, Engine, ImageSource};
 use crate::digest::short_hash;
 use crate::error::Error;
 use crate::podman::command::{Arg, Planned};
+pub use crate::podman::engine::{EngineFacts, Transport};
 use crate::podman::labels;
 pub use crate::secret::Value;
 use crate::secret::{FingerprintKey, Resolver};
@@ -32,6 +33,8 @@ pub struct Desired {
     /// Servers by `<image>.<server>`.
     pub servers: BTreeMap<String, ServerSpec>,
     pub agents: BTreeMap<String, AgentSpec>,
+    /// The engine the session runs on, as it reported itself.
+    pub engine: EngineFacts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -86,7 +89,11 @@ pub struct SandboxSpec {
     pub pids_limit: u32,
     pub memory: String,
     pub cpus: Option<f64>,
-    pub rootless: bool,
+    /// Whether podman holds the sandbox to `pids_limit` and `memory` (and `cpus`); when
+    /// not, they are not passed and the plan says so.
+    pub limits_enforced: bool,
+    /// Who root in the sandbox is on the host.
+    pub user_namespace: UserNamespace,
     /// Hash of the run settings above and of the image reference, stored as a container
     /// label.
     pub config_hash: String,
@@ -129,14 +136,76 @@ pub struct AgentSpec {
     pub tool_result_max: u32,
 }
 
+/// Who root in a sandbox is on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum UserNamespace {
+    /// Rootless podman: the sandbox's root is the user who runs podman, and files a tool
+    /// writes belong to them (`--userns=keep-id`).
+    KeepId,
+    /// Rootful podman: root in the sandbox is the workspace's owner on the host, the one id
+    /// mapped (`--uidmap 0:UID:1 --gidmap 0:GID:1`), so files a tool writes belong to the
+    /// owner and the sandbox holds no host privilege.
+    Owner { uid: u32, gid: u32 },
+    /// Rootful podman: root in the sandbox is an unprivileged id from a range podman gives
+    /// this sandbox alone (`--userns=auto`); it can read the workspace, not write it.
+    Auto,
+    /// Rootful podman: root in the sandbox is root on the host.
+    HostRoot { why: HostRootWhy },
+}
+
+/// Why a rootful sandbox runs as host root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostRootWhy {
+    /// The workspace is root's and mounted read-write: a tool's writes must be root's.
+    WorkspaceOwnedByRoot,
+    /// `/etc/subuid` gives the `containers` user no range for `--userns=auto`.
+    NoSubordinateIds,
+}
+
+impl UserNamespace {
+    /// The mode for a sandbox whose workspace is owned by `owner` (uid, gid), mounted with
+    /// `access`, on `engine`.
+    pub fn choose(engine: &EngineFacts, owner: Option<(u32, u32)>, access: Access) -> Self {
+        if engine.rootless {
+            return UserNamespace::KeepId;
+        }
+        match owner {
+            Some((uid, gid)) if uid != 0 => UserNamespace::Owner { uid, gid },
+            _ if access == Access::ReadWrite => UserNamespace::HostRoot {
+                why: HostRootWhy::WorkspaceOwnedByRoot,
+            },
+            _ if engine.auto_userns => UserNamespace::Auto,
+            _ => UserNamespace::HostRoot {
+                why: HostRootWhy::NoSubordinateIds,
+            },
+        }
+    }
+
+    /// podman's arguments for it.
+    pub fn args(self) -> Vec<String> {
+        match self {
+            UserNamespace::KeepId => vec!["--userns=keep-id".into()],
+            UserNamespace::Owner { uid, gid } => {
+                vec![format!("--uidmap=0:{uid}:1"), format!("--gidmap=0:{gid}:1")]
+            }
+            UserNamespace::Auto => vec!["--userns=auto".into()],
+            UserNamespace::HostRoot { .. } => Vec::new(),
+        }
+    }
+}
+
 /// What the desired state depends on besides the config.
 pub struct Inputs<'a> {
     /// Look up a host environment variable (injected for tests).
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The key secret fingerprints are made with.
     pub key: &'a FingerprintKey,
-    /// Whether podman runs rootless (chooses the user-namespace mode).
-    pub rootless: bool,
+    /// What the engine is and can do (chooses the user-namespace mode, the limits passed,
+    /// how servers' stdio travel); asked when first needed, so that podman can answer
+    /// while build contexts are hashed.
+    pub engine: &'a dyn Fn() -> Result<EngineFacts, Error>,
     /// Threads for hashing build contexts.
     pub hash_threads: usize,
 }
@@ -235,6 +304,8 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
         sandboxes: BTreeMap::new(),
         servers: BTreeMap::new(),
         agents: BTreeMap::new(),
+        // Filled in once the engine answered (below).
+        engine: EngineFacts::local_rootful(),
     };
     for name in images {
         let image = &config.images[name];
@@ -303,6 +374,7 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
             }
         };
         desired.images.insert(name.to_string(), spec);
+        let engine = (inputs.engine)()?;
         let mut sandbox = SandboxSpec {
             image: name.to_string(),
             network: image.network,
@@ -326,7 +398,12 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
             pids_limit: image.pids_limit,
             memory: image.memory.clone(),
             cpus: image.cpus,
-            rootless: inputs.rootless,
+            limits_enforced: engine.enforces_limits(),
+            user_namespace: UserNamespace::choose(
+                &engine,
+                owner(&config.workspace.host_path),
+                config.workspace.access,
+            ),
             config_hash: String::new(),
         };
         sandbox.config_hash = short_hash(
@@ -391,6 +468,7 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
         ))
         .hint("the config references them as `${VAR}`; export them before planning"));
     }
+    desired.engine = (inputs.engine)()?;
     Ok(desired)
 }
 
@@ -476,7 +554,14 @@ impl Desired {
         let sandbox = self.sandboxes.get(image)?;
         let reference = &self.images.get(image)?.reference;
         let mut command = Planned::new(engine.podman.clone(), &engine.global_args)
-            .args(["run", "--detach", "--init", "--pull=never", "--name"])
+            .args([
+                "run",
+                "--detach",
+                "--rm",
+                "--init",
+                "--pull=never",
+                "--name",
+            ])
             .arg(self.container(image));
         for (key, value) in [
             (labels::PROJECT, self.project.as_str()),
@@ -511,15 +596,15 @@ impl Desired {
         if sandbox.read_only {
             command = command.arg("--read-only");
         }
-        command = command
-            .arg(format!("--pids-limit={}", sandbox.pids_limit))
-            .arg(format!("--memory={}", sandbox.memory));
-        if let Some(cpus) = sandbox.cpus {
-            command = command.arg(format!("--cpus={cpus}"));
+        if sandbox.limits_enforced {
+            command = command
+                .arg(format!("--pids-limit={}", sandbox.pids_limit))
+                .arg(format!("--memory={}", sandbox.memory));
+            if let Some(cpus) = sandbox.cpus {
+                command = command.arg(format!("--cpus={cpus}"));
+            }
         }
-        if sandbox.rootless {
-            command = command.arg("--userns=keep-id");
-        }
+        command = command.args(sandbox.user_namespace.args());
         let mount = |source: &str, target: &str, access: Access| {
             let mut spec = format!("type=bind,source={source},target={target}");
             if access == Access::ReadOnly {
@@ -549,19 +634,23 @@ impl Desired {
     }
 
     /// The podman command that starts server `key` (`<image>.<server>`) in `container`,
-    /// detached, its stdio on descriptors outrig passes down (see
-    /// [`crate::podman::runtime::SERVER_SHIM`]), marked with `OUTRIG_SERVER` so teardown
-    /// finds its processes. Secret values are set by apply on podman's environment.
+    /// marked with `OUTRIG_SERVER` so teardown finds its processes. On a local engine it
+    /// is detached, its stdio on descriptors outrig passes down (see
+    /// [`crate::podman::runtime::SERVER_SHIM`]); on a remote one its stdio is the podman
+    /// client's (`--interactive`). Secret values are set by apply on podman's environment.
     pub fn exec_command(&self, engine: &Engine, key: &str, container: Arg) -> Option<Planned> {
         let server = self.servers.get(key)?;
         use crate::podman::runtime::{SERVER_FDS, SERVER_SHIM};
-        let mut command = Planned::new(engine.podman.clone(), &engine.global_args)
-            .args([
-                "exec",
-                "--detach",
-                &format!("--preserve-fds={SERVER_FDS}"),
-                "--env",
-            ])
+        let transport = self.engine.transport();
+        let mut command = Planned::new(engine.podman.clone(), &engine.global_args).arg("exec");
+        command = match transport {
+            Transport::PassedPipes => {
+                command.args(["--detach", &format!("--preserve-fds={SERVER_FDS}")])
+            }
+            Transport::ExecInteractive => command.arg("--interactive"),
+        };
+        command = command
+            .arg("--env")
             .arg(Arg::session(server_marker(key, "{session}")))
             .args(["--workdir", &server.workdir]);
         for (name, value) in &server.env {
@@ -570,13 +659,34 @@ impl Desired {
                 Value::Secret { .. } => command.args(["--env", name]),
             };
         }
-        Some(
-            command
-                .arg(container)
-                .args(["sh", "-c", SERVER_SHIM, "sh"])
-                .args(server.command.iter().map(String::as_str)),
-        )
+        command = command.arg(container);
+        if transport == Transport::PassedPipes {
+            command = command.args(["sh", "-c", SERVER_SHIM, "sh"]);
+        }
+        Some(command.args(server.command.iter().map(String::as_str)))
     }
+
+    /// The podman command that ties the sandbox in `container` to outrig's life: a shell
+    /// in the sandbox reading a pipe outrig holds. When outrig ends, however it ends, the
+    /// pipe closes and the shell stops the sandbox (which `--rm` then removes); a kept
+    /// sandbox is released by writing `keep` to it.
+    pub fn watch_command(&self, engine: &Engine, container: Arg) -> Planned {
+        Planned::new(engine.podman.clone(), &engine.global_args)
+            .args(["exec", "--interactive"])
+            .arg(container)
+            .args(["sh", "-c", WATCH_SCRIPT])
+    }
+}
+
+/// What the watcher runs in the sandbox: wait for outrig's pipe to close (or say `keep`),
+/// then stop the sandbox's first process, which ends the sandbox.
+pub const WATCH_SCRIPT: &str = r#"read -r word; [ "$word" = keep ] || kill -TERM 1"#;
+
+/// The owner (uid, gid) of `path`, when it can be read.
+fn owner(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.uid(), metadata.gid()))
 }
 
 /// The variable that marks server `key`'s processes inside the sandbox, so teardown finds

@@ -7,15 +7,18 @@ use std::path::Path;
 
 use similar::TextDiff;
 
-use super::desired::{AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, Value};
+use super::desired::{
+    AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, UserNamespace, Value,
+};
 use super::{
-    Action, Address, AgentSetting, Direction, FORMAT_VERSION, Operation, Plan, Reason, RunSetting,
-    SecretInput, SecurityChange, SecurityDelta, ServerSetting, Step, Summary,
+    Action, Address, AgentSetting, Direction, FORMAT_VERSION, LimitsWhy, Operation, Plan, Reason,
+    RunSetting, SecretInput, SecurityChange, SecurityDelta, ServerSetting, Step, Summary,
 };
 use crate::config::model::{Access, NetworkMode, PullPolicy};
 use crate::config::resolve::Engine;
 use crate::error::Error;
 use crate::podman::command::{Arg, Planned};
+use crate::podman::engine::Cgroups;
 use crate::podman::inspect::{Observed, ObservedImage};
 use crate::podman::labels;
 
@@ -237,6 +240,7 @@ fn sandbox_step(
         operation: Some(Operation::RunSandbox {
             image: name.to_string(),
             container: desired.container(name),
+            watch: desired.watch_command(inputs.engine, desired.container(name)),
             command,
         }),
         diff,
@@ -276,6 +280,7 @@ fn server_step(key: &str, server: &ServerSpec, inputs: &Inputs, last: Option<&De
         reasons,
         operation: Some(Operation::StartServer {
             container,
+            transport: desired.engine.transport(),
             command,
             secrets: secret_inputs(&server.env),
         }),
@@ -547,10 +552,14 @@ fn sandbox_changes(old: &SandboxSpec, new: &SandboxSpec) -> Vec<RunSetting> {
     if old.no_new_privileges != new.no_new_privileges || old.read_only != new.read_only {
         out.push(RunSetting::SecurityOptions);
     }
-    if old.rootless != new.rootless {
+    if old.user_namespace != new.user_namespace {
         out.push(RunSetting::UserNamespace);
     }
-    if old.pids_limit != new.pids_limit || old.memory != new.memory || old.cpus != new.cpus {
+    if old.pids_limit != new.pids_limit
+        || old.memory != new.memory
+        || old.cpus != new.cpus
+        || old.limits_enforced != new.limits_enforced
+    {
         out.push(RunSetting::Limits);
     }
     out
@@ -758,6 +767,60 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
                 Direction::Widens,
                 SecurityChange::RootFilesystemWritable,
             );
+        }
+        let host_root = matches!(sandbox.user_namespace, UserNamespace::HostRoot { .. });
+        if host_root || old.is_none_or(|o| o.user_namespace != sandbox.user_namespace) {
+            push(
+                &address,
+                if host_root {
+                    Direction::Widens
+                } else {
+                    Direction::Narrows
+                },
+                SecurityChange::UserNamespace {
+                    mode: sandbox.user_namespace,
+                },
+            );
+        }
+        if !sandbox.limits_enforced {
+            push(
+                &address,
+                Direction::Widens,
+                SecurityChange::LimitsNotEnforced {
+                    pids_limit: sandbox.pids_limit,
+                    memory: sandbox.memory.clone(),
+                    why: if new.engine.rootless && new.engine.cgroups == Cgroups::V1 {
+                        LimitsWhy::RootlessCgroupsV1
+                    } else {
+                        LimitsWhy::NoControllers
+                    },
+                },
+            );
+        }
+        let servers: Vec<&ServerSpec> = new.servers.values().filter(|s| s.image == *name).collect();
+        for server in &servers {
+            let secrets: Vec<String> = server
+                .env
+                .iter()
+                .filter(|(_, v)| matches!(v, Value::Secret { .. }))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let others: Vec<String> = servers
+                .iter()
+                .filter(|o| o.name != server.name)
+                .map(|o| o.name.clone())
+                .collect();
+            if !secrets.is_empty() && !others.is_empty() {
+                push(
+                    &Address::server(&format!("{name}.{}", server.name)),
+                    Direction::Widens,
+                    SecurityChange::SecretsShared {
+                        server: server.name.clone(),
+                        secrets,
+                        others,
+                    },
+                );
+            }
         }
     }
     for (key, server) in &new.servers {

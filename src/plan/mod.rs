@@ -32,7 +32,7 @@ use crate::podman::command::{Arg, Planned};
 
 /// Version of the JSON plan format (`--json`, `--out`); bumped on incompatible changes.
 /// 2: typed addresses, reasons and operations.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The JSON Schema of the plan format; `schema/plan.schema.json` is its committed copy.
 pub fn schema() -> String {
@@ -359,17 +359,24 @@ pub enum Operation {
     Pull { command: Planned },
     /// `podman rm` of a container left behind.
     RemoveContainer { container: String, command: Planned },
-    /// `podman run` of the session's sandbox.
+    /// `podman run` of the session's sandbox, then the watcher that removes it when
+    /// outrig ends, however it ends.
     RunSandbox {
         image: String,
         /// The container's name.
         container: Arg,
         command: Planned,
+        /// `podman exec --interactive` of the watcher (see
+        /// [`desired::Desired::watch_command`]).
+        watch: Planned,
     },
-    /// `podman exec --detach` of a server, its stdio on pipes outrig passes down.
+    /// `podman exec` of a server: detached with its stdio on pipes outrig passes down
+    /// (local engines), or interactive with its stdio relayed by podman (remote ones).
     StartServer {
         /// The container it runs in.
         container: Arg,
+        /// How its stdio reaches outrig.
+        transport: desired::Transport,
         command: Planned,
         /// Environment variables whose values podman takes from its own environment.
         secrets: Vec<SecretInput>,
@@ -483,6 +490,24 @@ pub enum SecurityChange {
         url: String,
         old_url: String,
     },
+    /// Who root in the sandbox is on the host (first plan, a change, and every plan while
+    /// it is host root).
+    UserNamespace {
+        mode: desired::UserNamespace,
+    },
+    /// podman cannot hold the sandbox to its limits, so they are not passed.
+    LimitsNotEnforced {
+        pids_limit: u32,
+        memory: String,
+        why: LimitsWhy,
+    },
+    /// A server with secrets shares its sandbox with other servers, which can read its
+    /// environment and signal it.
+    SecretsShared {
+        server: String,
+        secrets: Vec<String>,
+        others: Vec<String>,
+    },
     /// The image is not the one `outrig.lock` pins: its reference (a built image's content
     /// hash) or, for a `from` image, the id it resolves to.
     ImageUnpinned {
@@ -584,6 +609,9 @@ impl SecurityChange {
             SecurityChange::ApiKeySent { .. } | SecurityChange::ApiKeyMoved { .. } => {
                 DeltaKind::ProviderUrl
             }
+            SecurityChange::UserNamespace { .. }
+            | SecurityChange::LimitsNotEnforced { .. }
+            | SecurityChange::SecretsShared { .. } => DeltaKind::Isolation,
             SecurityChange::ImageUnpinned { .. }
             | SecurityChange::ServerNotPinned { .. }
             | SecurityChange::ToolExposed { .. }
@@ -607,8 +635,21 @@ pub enum DeltaKind {
     Server,
     Tools,
     ProviderUrl,
+    /// What the engine does or does not isolate: the user namespace, limits it cannot
+    /// enforce, servers sharing a sandbox with secrets.
+    Isolation,
     /// A difference from `outrig.lock`.
     Lock,
+}
+
+/// Why podman cannot enforce a sandbox's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitsWhy {
+    /// Rootless podman on a cgroups v1 host.
+    RootlessCgroupsV1,
+    /// The engine's cgroup lacks the pids or memory controller.
+    NoControllers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -51,6 +51,7 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
             None => "nothing: no session of this project was applied yet".into(),
         }
     );
+    let _ = writeln!(out, "{dim}{}{dim:#}", engine_line(plan));
     let _ = writeln!(out);
     let (shown, unchanged): (Vec<&Step>, Vec<&Step>) = plan
         .steps
@@ -94,6 +95,17 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
                     }
                 }
             }
+            (Some(Operation::RunSandbox { command, watch, .. }), _) => {
+                let _ = writeln!(out, "        {dim}{command}{dim:#}");
+                let _ = if detail.verbose {
+                    writeln!(out, "        {dim}{watch}{dim:#}")
+                } else {
+                    writeln!(
+                        out,
+                        "        {dim}then a watcher (`podman exec --interactive`) that removes it when outrig ends{dim:#}"
+                    )
+                };
+            }
             (Some(operation), _) => {
                 let _ = writeln!(out, "        {dim}{}{dim:#}", operation.command());
             }
@@ -123,15 +135,33 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
     }
     if servers_shown {
         let _ = writeln!(out);
+        let (how, stdio) = match plan.desired.engine.transport() {
+            crate::podman::engine::Transport::PassedPipes => (
+                "--detach --preserve-fds=4",
+                (
+                    "CONTAINER sh -c SHIM sh COMMAND...",
+                    "their stdio on pipes outrig passes down",
+                ),
+            ),
+            crate::podman::engine::Transport::ExecInteractive => (
+                "--interactive",
+                (
+                    "CONTAINER COMMAND...",
+                    "their stdio relayed by podman over the engine's API",
+                ),
+            ),
+        };
         let _ = writeln!(
             out,
-            "{dim}Servers start with `podman exec --detach --preserve-fds=4 --env \
+            "{dim}Servers start with `podman exec {how} --env \
              OUTRIG_SERVER=<image>.<server>@<session> --workdir DIR [--env NAME ...] \
-             CONTAINER sh -c SHIM sh COMMAND...`,{dim:#}"
+             {}`,{dim:#}",
+            stdio.0
         );
         let _ = writeln!(
             out,
-            "{dim}their stdio on pipes outrig passes down; `--verbose` shows each whole.{dim:#}"
+            "{dim}{}; `--verbose` shows each whole.{dim:#}",
+            stdio.1
         );
     }
     let (pinning, security): (Vec<&SecurityDelta>, Vec<&SecurityDelta>) = plan
@@ -169,6 +199,38 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
         let _ = writeln!(out, "{}", surface_line(surface));
     }
     out
+}
+
+/// The engine and what follows from it: `on local podman (rootful, cgroups v2): servers
+/// talk over pipes passed down; each sandbox ends with outrig, however outrig ends`.
+pub fn engine_line(plan: &Plan) -> String {
+    let facts = &plan.desired.engine;
+    let global_args = plan
+        .steps
+        .iter()
+        .find_map(|s| s.operation.as_ref())
+        .map(|o| o.command().global_args.clone())
+        .unwrap_or_default();
+    let connection = if global_args.is_empty() {
+        String::new()
+    } else {
+        format!(" `{}`", global_args.join(" "))
+    };
+    format!(
+        "on {} podman{connection} ({}, cgroups {}): servers talk over {}; each sandbox ends \
+         with outrig, however outrig ends",
+        if facts.remote { "remote" } else { "local" },
+        if facts.rootless {
+            "rootless"
+        } else {
+            "rootful"
+        },
+        match facts.cgroups {
+            crate::podman::engine::Cgroups::V1 => "v1",
+            crate::podman::engine::Cgroups::V2 => "v2",
+        },
+        facts.transport().describe()
+    )
 }
 
 /// The tool surface in words: `Tools: agent `coder` is offered 14 tools, about 2100
@@ -262,6 +324,34 @@ fn reach(reach: &Reach) -> String {
     }
 }
 
+/// Who root in the sandbox is, in words.
+fn user_namespace(mode: &super::desired::UserNamespace) -> String {
+    use super::desired::{HostRootWhy, UserNamespace};
+    match mode {
+        UserNamespace::KeepId => {
+            "the sandbox runs as you (rootless podman, `--userns=keep-id`)".into()
+        }
+        UserNamespace::Owner { uid, gid } => format!(
+            "root in the sandbox is uid {uid} (gid {gid}) on the host, the workspace's owner; \
+             no other id is mapped"
+        ),
+        UserNamespace::Auto => {
+            "root in the sandbox is an unprivileged host id of its own (`--userns=auto`)".into()
+        }
+        UserNamespace::HostRoot {
+            why: HostRootWhy::WorkspaceOwnedByRoot,
+        } => "root in the sandbox is root on the host: the workspace belongs to root and is \
+              writable (run outrig as the workspace's owner, or mount it read-only)"
+            .into(),
+        UserNamespace::HostRoot {
+            why: HostRootWhy::NoSubordinateIds,
+        } => "root in the sandbox is root on the host: /etc/subuid gives `containers` no range \
+              for `--userns=auto` (add `containers:2147483647:2147483648` to /etc/subuid and \
+              /etc/subgid)"
+            .into(),
+    }
+}
+
 /// A security change in words.
 pub fn security_change(change: &SecurityChange) -> String {
     use crate::config::model::{Access, NetworkMode};
@@ -341,6 +431,32 @@ pub fn security_change(change: &SecurityChange) -> String {
         SecurityChange::ApiKeyMoved { key, url, old_url } => {
             format!("API key {key} now sent to `{url}` (was `{old_url}`)")
         }
+        SecurityChange::UserNamespace { mode } => user_namespace(mode),
+        SecurityChange::LimitsNotEnforced {
+            pids_limit,
+            memory,
+            why,
+        } => format!(
+            "pids-limit ({pids_limit}) and memory ({memory}) are not enforced by this podman ({})",
+            match why {
+                super::LimitsWhy::RootlessCgroupsV1 => "cgroups v1, rootless",
+                super::LimitsWhy::NoControllers => "its cgroup lacks the pids or memory controller",
+            }
+        ),
+        SecurityChange::SecretsShared {
+            server,
+            secrets,
+            others,
+        } => format!(
+            "`{server}` holds secrets ({}) and shares its sandbox with {}: each can read the \
+             other's environment and signal it (give it an image of its own to separate them)",
+            secrets.join(", "),
+            others
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         SecurityChange::ImageUnpinned { pinned, now } => {
             format!("image is not the pinned one: `{pinned}` → `{now}`")
         }

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::desired::{
-    AgentSpec, BuildSpec, Desired, ImageSpec, MountSpec, SandboxSpec, ServerSpec, Value,
+    AgentSpec, BuildSpec, Desired, EngineFacts, ImageSpec, MountSpec, SandboxSpec, ServerSpec,
+    UserNamespace, Value,
 };
 use super::diff::{Inputs, plan};
 use super::render::Detail;
@@ -51,7 +52,11 @@ pub(crate) fn fixture() -> Desired {
         pids_limit: 512,
         memory: "2g".into(),
         cpus: None,
-        rootless: false,
+        limits_enforced: true,
+        user_namespace: UserNamespace::Owner {
+            uid: 1000,
+            gid: 1000,
+        },
         config_hash: "run1".into(),
     };
     let server = |name: &str, command: &[&str]| ServerSpec {
@@ -103,6 +108,7 @@ pub(crate) fn fixture() -> Desired {
                 tool_result_max: 20_000,
             },
         )]),
+        engine: EngineFacts::local_rootful(),
     }
 }
 
@@ -837,4 +843,144 @@ fn drift_from_the_lock_is_shown() {
         plan.security_deltas
     );
     assert!(!plan.summary.has_changes);
+}
+
+/// The engine decides how servers talk, whether limits can be claimed and who root is:
+/// a remote engine relays stdio with `podman exec --interactive`; rootless podman on
+/// cgroups v1 gets no `--pids-limit`/`--memory` and the plan says they are not enforced;
+/// host root and a server sharing its sandbox with secrets are said on every plan.
+#[test]
+fn the_engine_shapes_the_plan_and_its_caveats_are_said() {
+    let mut desired = fixture();
+    desired.engine = EngineFacts {
+        remote: true,
+        rootless: true,
+        cgroups: crate::podman::engine::Cgroups::V1,
+        controllers: vec![],
+        auto_userns: false,
+    };
+    let sandbox = desired.sandboxes.get_mut("tools").unwrap();
+    sandbox.limits_enforced = false;
+    sandbox.user_namespace = UserNamespace::KeepId;
+    desired.servers.get_mut("tools.time").unwrap().env.insert(
+        "API_TOKEN".into(),
+        Value::Secret {
+            template: "${API_TOKEN}".into(),
+            fingerprint: "f1".into(),
+        },
+    );
+    let plan = run(&desired, &Observed::default(), None, &[]);
+    let text = human(&plan);
+    assert!(
+        text.contains(
+            "on remote podman (rootless, cgroups v1): servers talk over `podman exec --interactive`"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Servers start with `podman exec --interactive --env"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pids-limit (512) and memory (2g) are not enforced by this podman (cgroups v1, rootless)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the sandbox runs as you (rootless podman, `--userns=keep-id`)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`time` holds secrets (API_TOKEN) and shares its sandbox with `fs`"),
+        "{text}"
+    );
+    let Some(super::Operation::RunSandbox { command, .. }) =
+        &step(&plan, "sandbox.tools").operation
+    else {
+        panic!("no sandbox step");
+    };
+    let args = command.shown_args();
+    assert!(
+        args.iter()
+            .all(|a| !a.starts_with("--pids-limit") && !a.starts_with("--memory")),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--userns=keep-id".to_string()), "{args:?}");
+    let Some(super::Operation::StartServer {
+        command, transport, ..
+    }) = &step(&plan, "mcp.tools.time").operation
+    else {
+        panic!("no server step");
+    };
+    assert_eq!(*transport, super::desired::Transport::ExecInteractive);
+    let args = command.shown_args();
+    assert!(
+        args.contains(&"--interactive".to_string()) && !args.iter().any(|a| a == "-c"),
+        "{args:?}"
+    );
+
+    // Against itself: the caveats stay (they are not changes), the user namespace is not
+    // repeated, and nothing counts as a change.
+    let again = run(&desired, &current(), Some(&desired), &[]);
+    assert!(!again.summary.has_changes);
+    let kinds: Vec<String> = again
+        .security_deltas
+        .iter()
+        .map(|d| render::security_change(&d.change))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+
+    // Rootful, a root-owned writable workspace: host root, said every time.
+    let mut desired = fixture();
+    desired.sandboxes.get_mut("tools").unwrap().user_namespace = UserNamespace::HostRoot {
+        why: super::desired::HostRootWhy::WorkspaceOwnedByRoot,
+    };
+    let again = run(&desired, &current(), Some(&desired), &[]);
+    let text = human(&again);
+    assert!(
+        text.contains("! sandbox.tools   root in the sandbox is root on the host"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_user_namespace_follows_the_engine_and_the_workspace_owner() {
+    use super::desired::HostRootWhy;
+    use crate::config::model::Access;
+    let rootful = EngineFacts::local_rootful();
+    let choose = |engine: &EngineFacts, owner, access| UserNamespace::choose(engine, owner, access);
+    assert_eq!(
+        choose(&rootful, Some((1000, 100)), Access::ReadWrite),
+        UserNamespace::Owner {
+            uid: 1000,
+            gid: 100
+        }
+    );
+    assert_eq!(
+        choose(&rootful, Some((0, 0)), Access::ReadWrite),
+        UserNamespace::HostRoot {
+            why: HostRootWhy::WorkspaceOwnedByRoot
+        }
+    );
+    assert_eq!(
+        choose(&rootful, Some((0, 0)), Access::ReadOnly),
+        UserNamespace::Auto
+    );
+    let without = EngineFacts {
+        auto_userns: false,
+        ..rootful.clone()
+    };
+    assert_eq!(
+        choose(&without, Some((0, 0)), Access::ReadOnly),
+        UserNamespace::HostRoot {
+            why: HostRootWhy::NoSubordinateIds
+        }
+    );
+    let rootless = EngineFacts {
+        rootless: true,
+        ..rootful
+    };
+    assert_eq!(
+        choose(&rootless, Some((0, 0)), Access::ReadWrite),
+        UserNamespace::KeepId
+    );
 }

@@ -3,6 +3,7 @@
 //! only place in outrig that starts processes.
 
 pub mod command;
+pub mod engine;
 pub mod inspect;
 #[cfg(test)]
 pub mod recording;

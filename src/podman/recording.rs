@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 
 use super::command::PodmanCommand;
-use super::runtime::{Exit, Output, ProcessError, Runtime, Server, Starting};
+use super::runtime::{Exit, Output, ProcessError, Runtime, Server, Starting, Transport, Watch};
 
 /// What a fake server does once started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,9 +141,34 @@ impl Runtime for Recording {
         self.record(command)
     }
 
+    fn start_watch(&self, command: &PodmanCommand) -> Result<Watch, ProcessError> {
+        self.record(command)?;
+        let io = |e: std::io::Error| ProcessError {
+            command: command.to_string(),
+            status: None,
+            stderr_tail: e.to_string(),
+            not_found: false,
+        };
+        // A watcher that ends when its pipe closes or says `keep`.
+        let (input_theirs, input_ours) = std::io::pipe().map_err(io)?;
+        let (status_ours, status_theirs) = std::io::pipe().map_err(io)?;
+        let input = pipe::Receiver::from_owned_fd(input_theirs.into()).map_err(io)?;
+        let mut status = pipe::Sender::from_owned_fd(status_theirs.into()).map_err(io)?;
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(input).lines();
+            let _ = lines.next_line().await;
+            let _ = status.write_all(b"0\n").await;
+        });
+        Ok(Watch::new(
+            Box::new(pipe::Sender::from_owned_fd(input_ours.into()).map_err(io)?),
+            Exit::Status(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
+        ))
+    }
+
     fn start_server<'a>(
         &'a self,
         command: &'a PodmanCommand,
+        _transport: Transport,
         mut stderr: std::fs::File,
     ) -> Starting<'a> {
         Box::pin(async move {
@@ -169,7 +194,7 @@ impl Runtime for Recording {
             let server = Server {
                 stdin: pipe::Sender::from_owned_fd(stdin_ours.into()).map_err(io)?,
                 stdout: pipe::Receiver::from_owned_fd(stdout_ours.into()).map_err(io)?,
-                exit: Exit(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
+                exit: Exit::Status(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
             };
             let input = pipe::Receiver::from_owned_fd(stdin_theirs.into()).map_err(io)?;
             let output = pipe::Sender::from_owned_fd(stdout_theirs.into()).map_err(io)?;

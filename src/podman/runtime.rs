@@ -8,6 +8,7 @@
 use std::process::Stdio;
 
 use super::command::PodmanCommand;
+pub use super::engine::Transport;
 
 /// Lines of stderr kept in a [`ProcessError`].
 const STDERR_TAIL_LINES: usize = 20;
@@ -102,13 +103,58 @@ pub trait Runtime: Send + Sync {
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), ProcessError>;
 
-    /// Start an MCP server with `command` (a `podman exec --detach --preserve-fds` of
-    /// [`SERVER_SHIM`]), its stderr going to `stderr`. Resolves once podman started it.
+    /// Start an MCP server with `command`, its stderr going to `stderr`: a `podman exec
+    /// --detach --preserve-fds` of [`SERVER_SHIM`] (resolves once podman started it) or,
+    /// over `transport` [`Transport::ExecInteractive`], a `podman exec --interactive` whose
+    /// stdio is the server's (resolves once the client runs).
     fn start_server<'a>(
         &'a self,
         command: &'a PodmanCommand,
+        transport: Transport,
         stderr: std::fs::File,
     ) -> Starting<'a>;
+
+    /// Start the sandbox's watcher (`podman exec --interactive ... sh -c WATCH`), its stdin
+    /// a pipe only outrig holds, in a process group of its own.
+    fn start_watch(&self, command: &PodmanCommand) -> Result<Watch, ProcessError>;
+}
+
+/// A running watcher: while outrig holds `stdin`, the sandbox lives; closing it (or outrig
+/// dying) stops the sandbox, and [`Watch::release`] leaves it running.
+pub struct Watch {
+    stdin: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    exit: Exit,
+}
+
+impl Watch {
+    pub fn new(stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>, exit: Exit) -> Watch {
+        Watch {
+            stdin: Some(stdin),
+            exit,
+        }
+    }
+
+    /// Stop the sandbox: close the pipe (the watcher then stops the sandbox's first
+    /// process).
+    pub fn close(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Wait (at most `limit`) for the watcher to end.
+    pub async fn wait(&mut self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, self.exit.wait()).await;
+    }
+
+    /// Keep the sandbox: tell the watcher to end without stopping it.
+    pub async fn release(&mut self, limit: std::time::Duration) {
+        use tokio::io::AsyncWriteExt;
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"keep\n").await;
+            let _ = stdin.flush().await;
+            drop(stdin);
+        }
+        let _ = tokio::time::timeout(limit, self.exit.wait()).await;
+    }
 }
 
 /// The real runtime: podman's command line.
@@ -116,6 +162,22 @@ pub trait Runtime: Send + Sync {
 pub struct Podman;
 
 impl Runtime for Podman {
+    fn start_watch(&self, command: &PodmanCommand) -> Result<Watch, ProcessError> {
+        let mut podman = tokio::process::Command::new(&command.program);
+        podman
+            .args(command.argv())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // A client's signal to outrig's group must not end the sandbox under it.
+            .process_group(0);
+        let mut child = podman
+            .spawn()
+            .map_err(|e| ProcessError::not_started(command, &e))?;
+        let stdin = child.stdin.take().expect("piped");
+        Ok(Watch::new(Box::new(stdin), Exit::Client(child)))
+    }
+
     fn run(&self, command: &PodmanCommand) -> Result<Output, ProcessError> {
         let mut expression = duct::cmd(&command.program, command.argv())
             .stdin_null()
@@ -203,9 +265,13 @@ impl Runtime for Podman {
     fn start_server<'a>(
         &'a self,
         command: &'a PodmanCommand,
+        transport: Transport,
         stderr: std::fs::File,
     ) -> Starting<'a> {
-        Box::pin(start_server(command, stderr))
+        match transport {
+            Transport::PassedPipes => Box::pin(start_server(command, stderr)),
+            Transport::ExecInteractive => Box::pin(async move { start_relayed(command, stderr) }),
+        }
     }
 }
 
@@ -231,19 +297,57 @@ pub struct Server {
     pub exit: Exit,
 }
 
-/// How a server started by [`Runtime::start_server`] ends: a pipe on which its exit status
-/// is written.
-pub struct Exit(pub tokio::net::unix::pipe::Receiver);
+/// How a server started by [`Runtime::start_server`] (or a watcher) ends.
+pub enum Exit {
+    /// A pipe on which [`SERVER_SHIM`] writes the server's exit status.
+    Status(tokio::net::unix::pipe::Receiver),
+    /// The podman client relaying it, whose exit status is the process's.
+    Client(tokio::process::Child),
+}
 
 impl Exit {
     /// Wait for the server to end: its exit status, or `None` when it ended without one
     /// (it was killed along with its shell, or the container went away).
     pub async fn wait(&mut self) -> Option<i32> {
-        use tokio::io::AsyncReadExt;
-        let mut text = String::new();
-        self.0.read_to_string(&mut text).await.ok()?;
-        text.trim().parse().ok()
+        match self {
+            Exit::Status(pipe) => {
+                use tokio::io::AsyncReadExt;
+                let mut text = String::new();
+                pipe.read_to_string(&mut text).await.ok()?;
+                text.trim().parse().ok()
+            }
+            Exit::Client(child) => child.wait().await.ok()?.code(),
+        }
     }
+}
+
+/// Start a server over `podman exec --interactive`: its stdin and stdout are the podman
+/// client's, which relays them over the engine's API; the client runs in a process group
+/// of its own, so a client's group signal does not cut the relay during teardown.
+fn start_relayed(command: &PodmanCommand, stderr: std::fs::File) -> Result<Server, ProcessError> {
+    let io = |error: std::io::Error| ProcessError::not_started(command, &error);
+    let mut podman = tokio::process::Command::new(&command.program);
+    podman
+        .args(command.argv())
+        .envs(command.process_env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = podman.spawn().map_err(io)?;
+    let stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    use std::os::fd::{AsFd, OwnedFd};
+    let owned = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
+    let stdin_fd: OwnedFd = owned(stdin.as_fd()).map_err(io)?;
+    let stdout_fd: OwnedFd = owned(stdout.as_fd()).map_err(io)?;
+    drop((stdin, stdout));
+    Ok(Server {
+        stdin: tokio::net::unix::pipe::Sender::from_owned_fd(stdin_fd).map_err(io)?,
+        stdout: tokio::net::unix::pipe::Receiver::from_owned_fd(stdout_fd).map_err(io)?,
+        exit: Exit::Client(child),
+    })
 }
 
 async fn start_server(
@@ -298,7 +402,7 @@ async fn start_server(
     Ok(Server {
         stdin: pipe::Sender::from_owned_fd(stdin_ours.into()).map_err(io)?,
         stdout: pipe::Receiver::from_owned_fd(stdout_ours.into()).map_err(io)?,
-        exit: Exit(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
+        exit: Exit::Status(pipe::Receiver::from_owned_fd(status_ours.into()).map_err(io)?),
     })
 }
 

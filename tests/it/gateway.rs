@@ -1002,3 +1002,165 @@ command = ["python3", "/workspace/flood_server.py"]
     let record = outrig::session::read(&sessions.join(id)).unwrap();
     assert!(record.containers.values().all(|c| c.removed), "{record:?}");
 }
+
+/// On rootful podman, root in the sandbox is the workspace's owner: a file a server writes
+/// belongs to them on the host, and the sandbox maps no other id. `kill -9` of `outrig mcp`
+/// then leaves nothing: the sandbox is gone within 3 s, with no `outrig clean`.
+#[test]
+fn a_tool_writes_as_the_workspace_owner_and_kill_9_leaves_nothing() {
+    if !prerequisites(true) {
+        return;
+    }
+    let servers = r#"[images.tools.mcp.flood]
+command = ["sh", "-c", "cat /proc/self/uid_map > /workspace/uid_map; touch /workspace/made; exec python3 /workspace/flood_server.py"]
+"#;
+    let (context, name, _sessions, _cleanup) = project("e2e-owner", servers);
+    let rootless = !Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        .starts_with(b"0\n");
+    let owner = if rootless {
+        None
+    } else {
+        // The project belongs to an ordinary user, as a developer's checkout does.
+        let chown = Command::new("chown")
+            .args(["-R", "1000:1000"])
+            .arg(context.path())
+            .status();
+        assert!(chown.unwrap().success());
+        Some(1000)
+    };
+    let plan = context.run(&["plan"]);
+    match owner {
+        Some(uid) => assert!(
+            plan.stdout.contains(&format!(
+                "root in the sandbox is uid {uid} (gid {uid}) on the host"
+            )),
+            "{}",
+            plan.all()
+        ),
+        None => assert!(plan.stdout.contains("--userns=keep-id"), "{}", plan.all()),
+    }
+    let mut gateway = Gateway::start(&context, &["--image", "tools"]);
+    gateway.initialize();
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(context.path().join("made")).unwrap();
+    let me = std::fs::metadata(context.path()).unwrap().uid();
+    assert_eq!(made.uid(), owner.unwrap_or(me), "the file a tool wrote");
+    if let Some(uid) = owner {
+        let map = std::fs::read_to_string(context.path().join("uid_map")).unwrap();
+        let fields: Vec<&str> = map.split_whitespace().collect();
+        assert_eq!(fields, ["0", &uid.to_string(), "1"], "{map}");
+    }
+    assert!(!sandboxes(&name).trim().is_empty());
+    gateway.child.kill().unwrap();
+    let _ = gateway.child.wait();
+    let killed = Instant::now();
+    while !sandboxes(&name).trim().is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "the sandbox outlived outrig mcp by 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops the `podman system service` a test started.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A remote engine: a real `podman system service` on a unix socket, reached through
+/// `[engine] global-args = ["--url", ...]`, where no file descriptor crosses. The plan
+/// says so and relays stdio with `podman exec --interactive`; apply starts the three real
+/// servers; `outrig mcp` serves the Python SDK client the same results; `ls` and `clean`
+/// use the same engine; nothing is left.
+#[test]
+fn a_remote_engine_serves_real_servers_and_clients() {
+    if !prerequisites(true) || !clients_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("podman.sock");
+    let url = format!("unix://{}", socket.display());
+    let _service = Service(
+        Command::new("podman")
+            .args(["system", "service", "--time", "0", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the podman service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let servers = format!("{REAL_SERVERS}\n[engine]\nglobal-args = [\"--url\", \"{url}\"]\n");
+    let (context, name, sessions, _cleanup) = project("e2e-remote", &servers);
+    let plan = context.run(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains(&format!("on remote podman `--url {url}`"))
+            && plan
+                .stdout
+                .contains("servers talk over `podman exec --interactive`")
+            && plan
+                .stdout
+                .contains("Servers start with `podman exec --interactive"),
+        "{}",
+        plan.all()
+    );
+    let applied = context.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.status, 0, "{}", applied.all());
+    for server in ["mcp.tools.time", "mcp.tools.fs", "mcp.tools.everything"] {
+        assert!(applied.stderr.contains(server), "{}", applied.stderr);
+    }
+    let ids = outrig::session::ids(&sessions);
+    let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
+    assert_eq!(record.servers.len(), 3, "{record:?}");
+    assert!(record.containers.values().all(|c| c.removed));
+
+    let outrig = env!("CARGO_BIN_EXE_outrig");
+    let env = [
+        ("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap()),
+        ("API_TOKEN", SECRET),
+    ];
+    let calls = json!([
+        ["fs__read_text_file", {"path": "/workspace/hello.txt"}],
+        ["everything__echo", {"message": "over the API"}],
+    ]);
+    let out = python_client(
+        &context,
+        "classic",
+        &calls,
+        &[outrig, "mcp", "--image", "tools"],
+        &env,
+    );
+    assert_eq!(out["tools"].as_array().unwrap().len(), 14 + 13 + 2, "{out}");
+    assert!(
+        out["results"][0]
+            .to_string()
+            .contains("hello from the workspace"),
+        "{out}"
+    );
+    assert!(
+        out["results"][1].to_string().contains("over the API"),
+        "{out}"
+    );
+    let listed = context.run(&["ls"]);
+    assert_eq!(listed.status, 0, "{}", listed.all());
+    let clean = context.run(&["clean", "--dry-run"]);
+    assert_eq!(clean.status, 0, "{}", clean.all());
+    assert!(sandboxes(&name).trim().is_empty(), "{}", sandboxes(&name));
+}

@@ -21,6 +21,7 @@ if [ -f "$d/fail" ]; then echo "Error: cannot connect to podman: no such socket"
 case "$1" in
   images) cat "$d/images.json" 2>/dev/null || echo '[]' ;;
   ps) cat "$d/containers.json" 2>/dev/null || echo '[]' ;;
+  info) cat "$d/info.json" 2>/dev/null || echo '{{"host":{{"serviceIsRemote":false,"cgroupVersion":"v2","cgroupControllers":["cpu","memory","pids"],"security":{{"rootless":false}}}}}}' ;;
   rm) echo "$5" ;;
   --version) echo 'podman version 4.3.1' ;;
   *) echo "fake podman: unexpected $*" >&2; exit 2 ;;
@@ -1016,4 +1017,28 @@ fn a_bad_lock_is_a_clear_error() {
             );
         }
     }
+}
+
+/// What podman reports of itself shapes the plan: rootless podman on cgroups v1 cannot
+/// hold a sandbox to its limits, so they are not passed and the security section says so;
+/// a remote engine relays servers' stdio with `podman exec --interactive`.
+#[test]
+fn the_engine_podman_reports_shapes_the_plan() {
+    let project = Project::new();
+    std::fs::write(
+        project.fake.join("info.json"),
+        r#"{"host":{"serviceIsRemote":true,"cgroupVersion":"v1","cgroupControllers":["cpu","memory","pids"],"security":{"rootless":true}}}"#,
+    )
+    .unwrap();
+    let run = project.context.run(&["plan", "--verbose"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    for expected in [
+        "on remote podman (rootless, cgroups v1): servers talk over `podman exec --interactive`",
+        "! sandbox.tools   pids-limit (512) and memory (2g) are not enforced by this podman (cgroups v1, rootless)",
+        "--userns=keep-id",
+    ] {
+        assert!(run.stdout.contains(expected), "{expected}:\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains("--pids-limit"), "{}", run.stdout);
+    assert!(!run.stdout.contains("--preserve-fds"), "{}", run.stdout);
 }

@@ -95,7 +95,11 @@ fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, S
             stdout,
             mut exit,
         } = Podman
-            .start_server(&command, stderr)
+            .start_server(
+                &command,
+                outrig::podman::runtime::Transport::PassedPipes,
+                stderr,
+            )
             .await
             .expect("podman exec starts");
         let connection =
@@ -731,10 +735,11 @@ fn sigint_during_apply_tears_down_and_records() {
     assert!(record.ended_at.is_some());
 }
 
-/// `kill -9` of outrig mid-apply leaves its sandbox; `outrig clean` then removes it, and no
-/// server process survives in any container.
+/// `kill -9` of outrig mid-apply: its sandbox is gone within 3 s without `outrig clean`
+/// (the watcher's pipe closed with outrig); the record reads crashed, and clean writes that
+/// down and sweeps it.
 #[test]
-fn clean_after_kill_9_leaves_nothing() {
+fn kill_9_of_apply_leaves_nothing() {
     if !prerequisites(false) {
         return;
     }
@@ -749,14 +754,18 @@ fn clean_after_kill_9_leaves_nothing() {
     let containers = || sandboxes(&project);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!containers().trim().is_empty(), "kill -9 cannot tear down");
+    // The watcher's pipe closed with outrig: the sandbox goes by itself, no clean needed.
+    let killed = std::time::Instant::now();
+    while !containers().trim().is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "the sandbox outlived outrig by 3 s: {}",
+            containers()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let run = context.run(&["clean", "--session-root", sessions.to_str().unwrap()]);
     assert_eq!(run.status, 0, "{}", run.all());
-    assert!(
-        containers().trim().is_empty(),
-        "clean left: {}",
-        containers()
-    );
     // The killed session's record is still there, readable, and now says it crashed.
     let ids = outrig::session::ids(&sessions);
     let record = outrig::session::read(&sessions.join(&ids[0])).unwrap();
