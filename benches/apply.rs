@@ -84,7 +84,7 @@ fn main() {
         destroy();
     }
     // The floor: the plan's own commands, run directly.
-    let floor = support::floor(outrig, &example, &session_root, "quickstart", runs);
+    let floor = support::floor(outrig, &example, &session_root, "quickstart", runs, &[]);
     applies.sort();
     let apply = applies[runs / 2];
     println!(

@@ -187,46 +187,76 @@ fn main() {
         .status()
         .unwrap();
     assert!(status.success());
-    let gateway = || {
-        let mut command = Command::new(outrig);
-        command
-            .args(["mcp", "--image", "tools", "--session-root", &session_root])
-            .current_dir(&example);
-        command
+    let local = Engine {
+        name: "local",
+        podman: vec!["podman".into()],
+        env: vec![],
     };
+    bench_engine(&local, outrig, &example, &session_root);
+    teardown(&local, outrig, &example, &session_root);
 
-    // Ready: launch → first tools/list reply.
-    let mut readies = Vec::new();
-    let mut peak = 0;
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        let mut raw = Raw::spawn(&mut gateway());
-        raw.handshake();
-        let listed = raw.request("tools/list", json!({}));
-        readies.push(started.elapsed());
-        assert!(listed["result"]["tools"].as_array().unwrap().len() >= 29);
-        peak = peak.max(peak_rss_kib(raw.child.id()));
-        raw.close();
+    // A remote engine: a `podman system service` on a unix socket, reached by a podman
+    // client that cannot pass file descriptors to it.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("podman.sock");
+    let url = format!("unix://{}", socket.display());
+    let mut service = Command::new("podman")
+        .args(["system", "service", "--time", "0", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let wrapper = dir.path().join("podman-remote");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec podman --url {url} \"$@\"\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wrapper = wrapper.display().to_string();
+    let remote = Engine {
+        name: "remote",
+        podman: vec!["podman".into(), "--url".into(), url],
+        env: vec![("OUTRIG_PODMAN".into(), wrapper)],
+    };
+    bench_engine(&remote, outrig, &example, &session_root);
+    let _ = service.kill();
+    let _ = service.wait();
+}
 
-    // The floor: the plan's own commands, run directly, one after another.
-    let floor = support::floor(outrig, &example, &session_root, "quickstart", RUNS);
-    readies.sort();
-    let ready = readies[RUNS / 2];
-    println!(
-        "ready (launch → first tools/list reply): median {} (min {}, max {}); floor (podman run + exec + handshakes directly): median {}; ratio {:.2}x",
-        ms(ready),
-        ms(readies[0]),
-        ms(readies[RUNS - 1]),
-        ms(floor),
-        ready.as_secs_f64() / floor.as_secs_f64()
-    );
+/// The engine a run of the bench talks to.
+struct Engine {
+    name: &'static str,
+    /// podman as the direct floor runs it.
+    podman: Vec<String>,
+    /// outrig's environment for it.
+    env: Vec<(String, String)>,
+}
 
-    // Per call: through the gateway, then straight to the same server in its sandbox.
-    let arguments = json!({"message": "bench"});
-    let mut through = Raw::spawn(&mut gateway());
-    through.handshake();
-    let container = String::from_utf8(
+impl Engine {
+    fn podman(&self) -> Command {
+        let mut command = Command::new(&self.podman[0]);
+        command.args(&self.podman[1..]);
+        command
+    }
+}
+
+fn gateway(engine: &Engine, outrig: &str, example: &Path, session_root: &str) -> Command {
+    let mut command = Command::new(outrig);
+    command
+        .args(["mcp", "--image", "tools", "--session-root", session_root])
+        .current_dir(example)
+        .envs(engine.env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// The gateway's sandbox of the quickstart project.
+fn sandbox_name() -> Option<String> {
+    String::from_utf8(
         Command::new("podman")
             .args([
                 "ps",
@@ -244,9 +274,51 @@ fn main() {
     .unwrap()
     .lines()
     .next()
-    .expect("the gateway's sandbox")
-    .to_string();
-    let mut direct = Raw::spawn(Command::new("podman").args([
+    .map(str::to_string)
+}
+
+/// Ready and per-call figures on `engine`, each beside its floor done directly on the same
+/// engine.
+fn bench_engine(engine: &Engine, outrig: &str, example: &Path, session_root: &str) {
+    let name = engine.name;
+    // Ready: launch → first tools/list reply.
+    let mut readies = Vec::new();
+    let mut peak = 0;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let mut raw = Raw::spawn(&mut gateway(engine, outrig, example, session_root));
+        raw.handshake();
+        let listed = raw.request("tools/list", json!({}));
+        readies.push(started.elapsed());
+        assert!(listed["result"]["tools"].as_array().unwrap().len() >= 29);
+        peak = peak.max(peak_rss_kib(raw.child.id()));
+        raw.close();
+    }
+
+    // The floor: the plan's own commands, run directly, one after another.
+    let env: Vec<(&str, &str)> = engine
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let floor = support::floor(outrig, example, session_root, "quickstart", RUNS, &env);
+    readies.sort();
+    let ready = readies[RUNS / 2];
+    println!(
+        "{name}: ready (launch → first tools/list reply): median {} (min {}, max {}); floor (podman run + exec + handshakes directly): median {}; ratio {:.2}x",
+        ms(ready),
+        ms(readies[0]),
+        ms(readies[RUNS - 1]),
+        ms(floor),
+        ready.as_secs_f64() / floor.as_secs_f64()
+    );
+
+    // Per call: through the gateway, then straight to the same server in its sandbox.
+    let arguments = json!({"message": "bench"});
+    let mut through = Raw::spawn(&mut gateway(engine, outrig, example, session_root));
+    through.handshake();
+    let container = sandbox_name().expect("the gateway's sandbox");
+    let mut direct = Raw::spawn(engine.podman().args([
         "exec",
         "-i",
         &container,
@@ -263,12 +335,69 @@ fn main() {
     peak = peak.max(peak_rss_kib(through.child.id()));
     through.close();
     println!(
-        "{CALLS} sequential echo calls: gateway p50 {} p95 {} ({grate:.0} calls/s); direct podman exec -i p50 {} p95 {} ({drate:.0} calls/s); p50 ratio {:.2}x",
+        "{name}: {CALLS} sequential echo calls: gateway p50 {} p95 {} ({grate:.0} calls/s); direct podman exec -i p50 {} p95 {} ({drate:.0} calls/s); p50 ratio {:.2}x",
         us(g50),
         us(g95),
         us(d50),
         us(d95),
         g50.as_secs_f64() / d50.as_secs_f64()
     );
-    println!("gateway peak RSS: {:.1} MB", peak as f64 / 1024.0);
+    println!("{name}: gateway peak RSS: {:.1} MB", peak as f64 / 1024.0);
+}
+
+/// Teardown: the client closes the gateway's stdin → the gateway has exited and its
+/// sandbox is gone, against `podman rm --force --time 0` of a like sandbox.
+fn teardown(engine: &Engine, outrig: &str, example: &Path, session_root: &str) {
+    let name = engine.name;
+    let mut teardowns = Vec::new();
+    for _ in 0..RUNS {
+        let mut raw = Raw::spawn(&mut gateway(engine, outrig, example, session_root));
+        raw.handshake();
+        raw.request("tools/list", json!({}));
+        let started = Instant::now();
+        raw.close();
+        teardowns.push(started.elapsed());
+        assert!(sandbox_name().is_none(), "the gateway left its sandbox");
+    }
+    let mut floors = Vec::new();
+    for round in 0..RUNS {
+        let container = format!("outrig-bench-teardown-{round}");
+        let status = engine
+            .podman()
+            .args([
+                "run",
+                "--detach",
+                "--rm",
+                "--init",
+                "--pull=never",
+                "--network=none",
+                "--name",
+                &container,
+                "localhost/outrig-base:bookworm",
+                "sleep",
+                "infinity",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        let status = engine
+            .podman()
+            .args(["rm", "--force", "--time", "0", &container])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        floors.push(started.elapsed());
+        assert!(status.success());
+    }
+    teardowns.sort();
+    floors.sort();
+    println!(
+        "{name}: teardown (client disconnect → gateway exited, sandbox gone): median {} (min {}, max {}); floor (podman rm --force --time 0 of a running sandbox): median {}; target ≤ 300 ms",
+        ms(teardowns[RUNS / 2]),
+        ms(teardowns[0]),
+        ms(teardowns[RUNS - 1]),
+        ms(floors[RUNS / 2]),
+    );
 }

@@ -106,6 +106,11 @@ fi
 rt=$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null || true)
 [ "$rt" = runc ] || die "podman still uses runtime '$rt' (expected runc)"
 echo "    runtime=$rt nofile=$nofile nproc=$nproc"
+# Rootful `--userns=auto` (outrig's sandboxes for a root-owned, read-only workspace) takes
+# each container's ids from the `containers` user's subordinate range.
+for f in /etc/subuid /etc/subgid; do
+  grep -q '^containers:' "$f" 2>/dev/null || echo "containers:2147483647:2147483648" >> "$f"
+done
 step_end config
 
 # ---------------------------------------------------------------- 3. base image

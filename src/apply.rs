@@ -902,19 +902,24 @@ async fn teardown(
         .collect();
     let mut left = Vec::new();
     for (image, name) in names {
-        let removed = run_blocking(
-            runtime,
-            base.clone()
-                .args(["rm", "--force", "--ignore", "--time", "0", &name]),
-        )
-        .await
-        .or_else(|why| {
-            if already_gone(&why) {
-                Ok(String::new())
+        let remove = base
+            .clone()
+            .args(["rm", "--force", "--ignore", "--time", "0", &name]);
+        let mut removed = run_blocking(runtime, remove.clone()).await;
+        // The sandbox may be stopping on its own (its watcher's pipe just closed), which
+        // `podman rm` can trip over ("container state improper"): ask again.
+        let mut attempt = 1;
+        while let Err(why) = &removed {
+            if already_gone(why) {
+                removed = Ok(String::new());
+            } else if attempt < REMOVE_ATTEMPTS {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                removed = run_blocking(runtime, remove.clone()).await;
             } else {
-                Err(why)
+                break;
             }
-        });
+        }
         if let Err(why) = &removed {
             left.push((name.clone(), why.clone()));
         }
@@ -932,6 +937,9 @@ async fn teardown(
 
 /// How long the servers have, together, to exit once their stdin closed.
 const SERVER_EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// How many times teardown asks podman to remove a sandbox.
+const REMOVE_ATTEMPTS: usize = 3;
 
 /// How long a watcher has to end once told to.
 const WATCH_EXIT_GRACE: Duration = Duration::from_secs(2);

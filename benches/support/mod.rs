@@ -34,6 +34,7 @@ pub fn floor(
     session_root: &str,
     project: &str,
     runs: usize,
+    env: &[(&str, &str)],
 ) -> Duration {
     use std::process::{Command, Stdio};
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -44,6 +45,7 @@ pub fn floor(
         &Command::new(outrig)
             .args(["plan", "--json", "--session-root", session_root])
             .current_dir(example)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -69,8 +71,10 @@ pub fn floor(
                         .unwrap();
                     assert!(status.success(), "podman run failed");
                 }
-                Some(outrig::plan::Operation::StartServer { command, .. }) => {
-                    runtime.block_on(start_and_list(command.bind(&binding)));
+                Some(outrig::plan::Operation::StartServer {
+                    command, transport, ..
+                }) => {
+                    runtime.block_on(start_and_list(command.bind(&binding), *transport));
                 }
                 _ => {}
             }
@@ -89,24 +93,23 @@ pub fn floor(
     floors[runs / 2]
 }
 
-/// Start a server with its plan command (`podman exec --detach --preserve-fds ...`) the
-/// way outrig does — its stdin, stdout and exit status on pipes of ours — do the MCP
-/// handshake, list its tools, and stop it.
-async fn start_and_list(command: outrig::podman::PodmanCommand) {
+/// Start a server with its plan command the way outrig does (`podman exec --detach
+/// --preserve-fds ...` with its stdin, stdout and exit status on pipes of ours, or `podman
+/// exec --interactive` on a remote engine), do the MCP handshake, list its tools, and stop
+/// it.
+async fn start_and_list(
+    command: outrig::podman::PodmanCommand,
+    transport: outrig::podman::runtime::Transport,
+) {
     use std::time::Duration;
     let stderr = tempfile::tempfile().unwrap();
     let outrig::podman::runtime::Server {
         stdin,
         stdout,
         mut exit,
-    } = outrig::podman::Runtime::start_server(
-        &outrig::podman::Podman,
-        &command,
-        outrig::podman::runtime::Transport::PassedPipes,
-        stderr,
-    )
-    .await
-    .unwrap();
+    } = outrig::podman::Runtime::start_server(&outrig::podman::Podman, &command, transport, stderr)
+        .await
+        .unwrap();
     let connection = outrig::mcp::client::connect(stdout, stdin, Duration::from_secs(60), 1 << 20)
         .await
         .unwrap();

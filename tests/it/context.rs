@@ -108,6 +108,12 @@ pub fn outrig_command(dir: &Path, env: &[(String, String)]) -> Command {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("NO_COLOR", "1");
+    // Rootless podman finds its storage and runtime directory through these.
+    for name in ["HOME", "XDG_RUNTIME_DIR"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
     for (name, value) in env {
         command.env(name, value);
     }

@@ -169,10 +169,10 @@ fn fresh_project_plans_a_build_and_exits_2_with_detailed_exitcode() {
     assert!(run.stdout.contains("Security"), "{}", run.stdout);
     let run = project.context.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.status, 2, "{}", run.all());
-    // Observed state is read in exactly two podman calls per plan.
+    // The engine and the observed state are read in exactly three podman calls per plan.
     let calls = project.calls();
-    assert_eq!(calls.len(), 4, "{calls:?}");
-    assert!(calls[0].starts_with("images") || calls[0].starts_with("ps"));
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert!(calls[0].starts_with("info"), "{calls:?}");
 }
 
 #[test]
@@ -195,8 +195,12 @@ fn current_images_and_a_matching_session_mean_no_changes() {
     let run = project.context.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.status, 0, "{}", run.all());
     assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+    // Nothing changed; what stays said is what the engine does not isolate (this test's
+    // workspace is root's and writable, so the sandbox runs as host root).
+    let again = project.plan_json();
+    let deltas = again["security_deltas"].as_array().unwrap();
     assert!(
-        !run.stdout.contains("Security"),
+        deltas.iter().all(|d| d["kind"] == "isolation"),
         "nothing changed: {}",
         run.stdout
     );
@@ -248,7 +252,7 @@ fn json_and_saved_plans_match_the_committed_schema() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(plan["format_version"], 3);
+    assert_eq!(plan["format_version"], 4);
     assert!(plan["config_digest"].as_str().unwrap().len() >= 16);
 }
 
@@ -607,7 +611,7 @@ fn mcp_refuses_to_start_while_a_build_is_pending() {
     assert!(
         calls
             .iter()
-            .all(|c| c.starts_with("images") || c.starts_with("ps")),
+            .all(|c| c.starts_with("images") || c.starts_with("ps") || c.starts_with("info")),
         "{calls:?}"
     );
 }
@@ -774,7 +778,7 @@ fn tampered_saved_plans_are_refused_before_anything_starts() {
         assert!(
             calls[calls_before..]
                 .iter()
-                .all(|c| c.starts_with("images") || c.starts_with("ps")),
+                .all(|c| c.starts_with("images") || c.starts_with("ps") || c.starts_with("info")),
             "{name}: {calls:?}"
         );
         assert!(
@@ -846,7 +850,7 @@ fn show_renders_a_saved_plan() {
     let old = project.context.run(&["show", "old.json"]);
     assert_eq!(old.status, 1);
     assert!(
-        old.stderr.contains("format version 1, this outrig reads 3"),
+        old.stderr.contains("format version 1, this outrig reads 4"),
         "{}",
         old.stderr
     );

@@ -1197,6 +1197,7 @@ fn stray_container(container: &str, project: &str, project_id: &str) {
         .run(&podman(&[
             "run",
             "--detach",
+            "--network=none",
             "--name",
             container,
             "--label",
