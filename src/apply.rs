@@ -864,9 +864,25 @@ async fn teardown(
             connection.close().await;
         }
     }
-    // Every server has the same two seconds to exit on its own.
+    // Sandboxes that go: their first process, stopped by `podman rm --time`, waits for the
+    // servers to exit on their own (see `SANDBOX_SCRIPT`), so the two overlap.
+    let removed_here: std::collections::BTreeSet<String> = if keep {
+        Default::default()
+    } else {
+        session
+            .record
+            .containers
+            .values()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    // Servers in a sandbox that stays (kept, or attached to) are stopped one by one: every
+    // one has the same two seconds to exit on its own, then is killed.
     let deadline = tokio::time::Instant::now() + SERVER_EXIT_GRACE;
-    for server in servers.iter_mut() {
+    for server in servers
+        .iter_mut()
+        .filter(|s| !removed_here.contains(&s.container))
+    {
         let exited = tokio::time::timeout_at(deadline, server.exit.wait()).await;
         if exited.is_err() {
             let script = format!(
@@ -889,11 +905,6 @@ async fn teardown(
         watches.clear();
         return Vec::new();
     }
-    // Each sandbox's first process stops as its watcher's pipe closes; `podman rm` then
-    // finds it stopping, and waits until it is gone.
-    for watch in watches.iter_mut() {
-        watch.close();
-    }
     let names: Vec<(String, String)> = session
         .record
         .containers
@@ -902,9 +913,14 @@ async fn teardown(
         .collect();
     let mut left = Vec::new();
     for (image, name) in names {
-        let remove = base
-            .clone()
-            .args(["rm", "--force", "--ignore", "--time", "0", &name]);
+        let remove = base.clone().args([
+            "rm",
+            "--force",
+            "--ignore",
+            "--time",
+            SANDBOX_STOP_TIME,
+            &name,
+        ]);
         let mut removed = run_blocking(runtime, remove.clone()).await;
         // The sandbox may be stopping on its own (its watcher's pipe just closed), which
         // `podman rm` can trip over ("container state improper"): ask again.
@@ -928,6 +944,7 @@ async fn teardown(
         }
     }
     for watch in watches.iter_mut() {
+        watch.close();
         watch.wait(WATCH_EXIT_GRACE).await;
     }
     watches.clear();
@@ -935,8 +952,13 @@ async fn teardown(
     left
 }
 
-/// How long the servers have, together, to exit once their stdin closed.
+/// How long the servers in a sandbox that stays have, together, to exit once their stdin
+/// closed.
 const SERVER_EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Seconds `podman rm` gives a sandbox's first process to end before it kills everything:
+/// more than the servers' grace in [`crate::plan::desired::SANDBOX_SCRIPT`].
+const SANDBOX_STOP_TIME: &str = "3";
 
 /// How many times teardown asks podman to remove a sandbox.
 const REMOVE_ATTEMPTS: usize = 3;

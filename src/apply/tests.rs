@@ -372,7 +372,7 @@ async fn a_signal_while_a_server_starts_tears_everything_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_teardown_that_fails_is_reported() {
     let runtime = Recording::new().fail(
-        "rm --force --ignore --time 0 outrig-demo-tools-20261125T100000-0000",
+        "rm --force --ignore --time 3 outrig-demo-tools-20261125T100000-0000",
         &format!("Error: cannot remove: token {SECRET} busy"),
     );
     let run = apply_with(&plan(), runtime, false, SignalSource::channel().0).await;

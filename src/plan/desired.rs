@@ -625,7 +625,7 @@ impl Desired {
         for path in &sandbox.tmpfs {
             command = command.arg(format!("--tmpfs={path}"));
         }
-        Some(command.args([reference.as_str(), "sleep", "infinity"]))
+        Some(command.args([reference.as_str(), "sh", "-c", SANDBOX_SCRIPT]))
     }
 
     /// The name of the sandbox of `image`, the session filling in its id.
@@ -677,6 +677,11 @@ impl Desired {
             .args(["sh", "-c", WATCH_SCRIPT])
     }
 }
+
+/// The sandbox's first process (under podman's `--init`): it sleeps, and when stopped
+/// (SIGTERM from `podman rm --time`, or from the watcher) gives the servers, whose stdin
+/// has closed, up to 2 s to exit on their own before it ends and takes the rest with it.
+pub const SANDBOX_SCRIPT: &str = r#"trap 'i=0; while [ $i -lt 100 ] && grep -qs OUTRIG_SERVER= /proc/[0-9]*/environ; do sleep 0.02; i=$((i+1)); done; exit 0' TERM; sleep infinity & wait"#;
 
 /// What the watcher runs in the sandbox: wait for outrig's pipe to close (or say `keep`),
 /// then stop the sandbox's first process, which ends the sandbox.

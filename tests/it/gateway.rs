@@ -273,11 +273,23 @@ fn gateway_serves_real_clients_like_the_servers_themselves() {
         "--attach",
         kept_id.as_str(),
     ];
+    // The Inspector starts servers with a minimal environment of its own; rootless podman
+    // needs the runtime directory the kept sandbox was started with.
+    let mut passed = vec![
+        "-e".to_string(),
+        format!("OUTRIG_SESSION_ROOT={sessions_env}"),
+    ];
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        passed.extend([
+            "-e".to_string(),
+            format!("XDG_RUNTIME_DIR={}", dir.to_string_lossy()),
+        ]);
+    }
     let inspector = |args: &[&str]| -> Value {
         let output = Command::new(test_tools().join("node_modules/.bin/mcp-inspector"))
             .arg("--cli")
-            // The Inspector starts servers with a minimal environment of its own.
-            .args(["-e", &format!("OUTRIG_SESSION_ROOT={sessions_env}")])
+            .args(["--connect-timeout", "120000"])
+            .args(&passed)
             .args(gateway)
             .args(args)
             .current_dir(context.path())
