@@ -3,8 +3,8 @@
 //! 1. Build-context hashing of a generated 20,000-file / 200 MB context, warm page cache
 //!    (target: under 1 s).
 //! 2. `outrig plan` with no changes on `examples/full` (images built, a matching session
-//!    recorded), against the bare podman queries it makes, run back to back (target: at
-//!    most 1.3× the queries). Needs podman and the base image; skipped without them.
+//!    recorded), against the bare podman queries it makes (`info`, `images`, `ps`), run
+//!    back to back (target: at most 1.3× the queries). Needs podman and the base image; skipped without them.
 
 // A benchmark runs the binaries it measures.
 #![allow(clippy::disallowed_methods, clippy::disallowed_macros)]
@@ -146,6 +146,7 @@ fn plan_against_queries() {
     });
     let queries = measure(runs, || {
         for args in [
+            vec!["--log-level", "warn", "info", "--format", "json"],
             vec!["--log-level", "warn", "images", "--format", "json"],
             vec![
                 "--log-level",
@@ -167,7 +168,7 @@ fn plan_against_queries() {
         }
     });
     println!(
-        "outrig plan, no changes, examples/full: median {} p95 {}; the same two podman queries back to back: median {} p95 {}; ratio {:.2}x",
+        "outrig plan, no changes, examples/full: median {} p95 {}; the same three podman queries (info, images, ps) back to back: median {} p95 {}; ratio {:.2}x",
         ms(planned.0),
         ms(planned.1),
         ms(queries.0),
