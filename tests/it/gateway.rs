@@ -1189,3 +1189,86 @@ fn a_remote_engine_serves_real_servers_and_clients() {
     assert_eq!(clean.status, 0, "{}", clean.all());
     assert!(sandboxes(&name).trim().is_empty(), "{}", sandboxes(&name));
 }
+
+/// A remote engine that cannot see the project (as a podman machine that does not share
+/// its directory): a `podman system service` in a mount namespace of its own, where the
+/// project's parent directory is an empty tmpfs. Apply fails before any server starts,
+/// saying the workspace does not exist on the podman host and what to do; nothing is left.
+#[test]
+fn a_workspace_the_remote_engine_cannot_see_is_a_clear_error() {
+    if !prerequisites(false) {
+        return;
+    }
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        .starts_with(b"0\n")
+    {
+        // A mount namespace of one's own needs root here; the rootful pass covers it.
+        return;
+    }
+    let hidden = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("podman.sock");
+    let url = format!("unix://{}", socket.display());
+    let _service = Service(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t tmpfs tmpfs '{}' && exec podman system service --time 0 '{url}'",
+                hidden.path().display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the podman service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let project = hidden.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let name = format!("e2e-unseen-{}", rand_suffix());
+    std::fs::write(
+        project.join("outrig.toml"),
+        format!(
+            "project = \"{name}\"\n[images.tools]\ncontainerfile = \"Containerfile\"\n\
+             [images.tools.mcp.slow]\ncommand = [\"sh\", \"-c\", \"sleep 60\"]\n\
+             [engine]\nglobal-args = [\"--url\", \"{url}\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("Containerfile"),
+        format!("FROM {}\n", crate::podman::BASE_IMAGE),
+    )
+    .unwrap();
+    let _cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter label=org.outrig.project={name} | xargs -r podman rm --force --time 0; \
+             podman images -q --filter label=org.outrig.project={name} | xargs -r podman rmi"
+        ),
+    ])]);
+    let context = TestContext::new();
+    let sessions = context.path().join("sessions");
+    let context = context.env("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap());
+    let applied = context.run_in(&project, &["apply", "--auto-approve"]);
+    assert_eq!(applied.status, 1, "{}", applied.all());
+    assert!(
+        applied.stderr.contains(&format!(
+            "`{}` does not exist on the podman host",
+            project.display()
+        )) && applied.stderr.contains("podman machine"),
+        "{}",
+        applied.stderr
+    );
+    assert!(sandboxes(&name).trim().is_empty(), "{}", sandboxes(&name));
+}
