@@ -114,6 +114,15 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     }
 }
 
+/// The variables podman picks its engine by.
+const ENGINE_VARIABLES: [&str; 5] = [
+    "CONTAINER_HOST",
+    "CONTAINER_CONNECTION",
+    "CONTAINERS_CONF",
+    "OUTRIG_PODMAN",
+    "XDG_RUNTIME_DIR",
+];
+
 /// `--print-config CLIENT`: the snippet that makes CLIENT start this gateway.
 fn print_config(
     global: &GlobalArgs,
@@ -150,6 +159,15 @@ fn print_config(
         .flat_map(|s| s.env.values())
         .flat_map(|v| crate::secret::references(v))
         .collect();
+    // And the ones that choose the engine, where set: a client that starts the gateway with
+    // a trimmed environment would otherwise reach another podman (or, rootless, another
+    // runtime directory).
+    variables.extend(
+        ENGINE_VARIABLES
+            .iter()
+            .filter(|name| env.var(name).is_some())
+            .map(|name| name.to_string()),
+    );
     variables.sort();
     variables.dedup();
     let name = format!("outrig-{}", config.project);

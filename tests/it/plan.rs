@@ -661,6 +661,9 @@ fn mcp_prints_the_config_snippet_for_each_client() {
         assert_eq!(config, root.join("outrig.toml"));
         assert_eq!(args[2], "mcp");
         assert!(env.contains("API_TOKEN"), "{client}: {env}");
+        // The variables that choose the engine, where set, are passed on by name too.
+        assert!(env.contains("OUTRIG_PODMAN"), "{client}: {env}");
+        assert!(!env.contains("CONTAINER_HOST"), "{client}: {env}");
     }
     let bad = project.context.run(&["mcp", "--print-config", "emacs"]);
     assert_eq!(bad.status, 1);
