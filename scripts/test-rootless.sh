@@ -41,6 +41,18 @@ as_user() {
   (cd "$home" && runuser -u "$USER_NAME" -- env HOME="$home" XDG_RUNTIME_DIR="$runtime_dir" \
     PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 "$@")
 }
+# Native rootless overlay (kernel 5.13 and later). Left to itself podman 4.3 may fall back to
+# vfs here, which copies the whole image for every container and takes seconds to remove one.
+conf="$home/.config/containers/storage.conf"
+if [ ! -f "$conf" ]; then
+  as_user mkdir -p "$home/.config/containers"
+  printf '[storage]\ndriver = "overlay"\n' | as_user tee "$conf" >/dev/null
+fi
+driver=$(as_user podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null || true)
+if [ "$driver" != overlay ]; then
+  echo "    storage driver '$driver': resetting the user's storage to overlay"
+  as_user podman system reset --force >/dev/null 2>&1 || true
+fi
 as_user podman system migrate >/dev/null 2>&1 || true
 
 echo "==> rootless: base image"
