@@ -99,6 +99,11 @@ impl Project {
             std::fs::read_to_string("/etc/subuid").ok()
         })
         .map_err(|e| match e {
+            FactsError::Process(process) if !process.not_found => {
+                Error::new("podman could not report what engine it is (`podman info`)")
+                    .cause(process.to_string())
+                    .hint("check that podman works: `podman info`; for a remote podman, check `[engine] global-args`")
+            }
             FactsError::Process(process) => {
                 observe_error(ObserveError::Process(process), &self.engine.podman)
             }

@@ -1048,4 +1048,15 @@ fn the_engine_podman_reports_shapes_the_plan() {
     }
     assert!(!run.stdout.contains("--pids-limit"), "{}", run.stdout);
     assert!(!run.stdout.contains("--preserve-fds"), "{}", run.stdout);
+
+    // An answer outrig cannot read is a clear error naming the command, not a guess.
+    std::fs::write(project.fake.join("info.json"), "not json").unwrap();
+    let run = project.context.run(&["plan"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("podman's answer could not be read")
+            && run.stderr.contains("info --format json"),
+        "{}",
+        run.stderr
+    );
 }
