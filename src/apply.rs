@@ -876,25 +876,44 @@ async fn teardown(
             .map(|c| c.name.clone())
             .collect()
     };
-    // Servers in a sandbox that stays (kept, or attached to) are stopped one by one: every
-    // one has the same two seconds to exit on its own, then is killed.
-    let deadline = tokio::time::Instant::now() + SERVER_EXIT_GRACE;
-    for server in servers
+    // Servers in a sandbox that stays (kept, or attached to) are stopped one by one, as
+    // MCP's stdio shutdown says and as the sandbox's own first process does: 100 ms to exit
+    // after EOF, then SIGTERM, then SIGKILL once the two seconds are up.
+    let started = tokio::time::Instant::now();
+    let mut staying: Vec<&mut RunningServer> = servers
         .iter_mut()
         .filter(|s| !removed_here.contains(&s.container))
-    {
-        let exited = tokio::time::timeout_at(deadline, server.exit.wait()).await;
-        if exited.is_err() {
-            let script = format!(
-                "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{}'; then kill -KILL ${{p#/proc/}}; fi; done",
-                server_marker(&server.key, &session.record.id)
-            );
-            let _ = run_blocking(
-                runtime,
-                base.clone()
-                    .args(["exec", &server.container, "sh", "-c", &script]),
-            )
-            .await;
+        .collect();
+    for (signal, until) in [
+        (None, SERVER_EOF_GRACE),
+        (Some("TERM"), SERVER_EXIT_GRACE),
+        (Some("KILL"), SERVER_EXIT_GRACE),
+    ] {
+        let deadline = started + until;
+        let mut left = Vec::new();
+        for server in staying {
+            if let Some(signal) = signal {
+                let script = format!(
+                    "for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{}'; then kill -{signal} ${{p#/proc/}}; fi; done",
+                    server_marker(&server.key, &session.record.id)
+                );
+                let _ = run_blocking(
+                    runtime,
+                    base.clone()
+                        .args(["exec", &server.container, "sh", "-c", &script]),
+                )
+                .await;
+            }
+            if tokio::time::timeout_at(deadline, server.exit.wait())
+                .await
+                .is_err()
+            {
+                left.push(server);
+            }
+        }
+        staying = left;
+        if staying.is_empty() {
+            break;
         }
     }
     servers.clear();
@@ -952,8 +971,11 @@ async fn teardown(
     left
 }
 
+/// How long servers have to exit on their own once their stdin closed, before SIGTERM.
+const SERVER_EOF_GRACE: Duration = Duration::from_millis(100);
+
 /// How long the servers in a sandbox that stays have, together, to exit once their stdin
-/// closed.
+/// closed, before SIGKILL.
 const SERVER_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Seconds `podman rm` gives a sandbox's first process to end before it kills everything:

@@ -216,7 +216,7 @@ pub fn engine_line(plan: &Plan) -> String {
     } else {
         format!(" `{}`", global_args.join(" "))
     };
-    format!(
+    let mut line = format!(
         "on {} podman{connection} ({}, cgroups {}): servers talk over {}; each sandbox ends \
          with outrig, however outrig ends",
         if facts.remote { "remote" } else { "local" },
@@ -230,7 +230,15 @@ pub fn engine_line(plan: &Plan) -> String {
             crate::podman::engine::Cgroups::V2 => "v2",
         },
         facts.transport().describe()
-    )
+    );
+    if facts.copies_images() {
+        line.push_str(
+            "\nnote: this podman stores containers with vfs, which copies the whole image for \
+             every sandbox (slow to start and to remove); `driver = \"overlay\"` in \
+             storage.conf avoids it (after `podman system reset`)",
+        );
+    }
+    line
 }
 
 /// The tool surface in words: `Tools: agent `coder` is offered 14 tools, about 2100

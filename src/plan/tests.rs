@@ -858,6 +858,7 @@ fn the_engine_shapes_the_plan_and_its_caveats_are_said() {
         cgroups: crate::podman::engine::Cgroups::V1,
         controllers: vec![],
         auto_userns: false,
+        storage_driver: "vfs".into(),
     };
     let sandbox = desired.sandboxes.get_mut("tools").unwrap();
     sandbox.limits_enforced = false;
@@ -879,6 +880,10 @@ fn the_engine_shapes_the_plan_and_its_caveats_are_said() {
     );
     assert!(
         text.contains("Servers start with `podman exec --interactive --env"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: this podman stores containers with vfs"),
         "{text}"
     );
     assert!(

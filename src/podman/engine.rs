@@ -25,6 +25,8 @@ pub struct EngineFacts {
     /// Rootful only: the `containers` user has subordinate ids, so `--userns=auto` can
     /// give each sandbox a range of its own.
     pub auto_userns: bool,
+    /// How podman stores images and containers (`overlay`, `vfs`, ...).
+    pub storage_driver: String,
 }
 
 /// The cgroup hierarchy the engine's host runs.
@@ -44,6 +46,7 @@ impl EngineFacts {
             cgroups: Cgroups::V2,
             controllers: ["cpu", "memory", "pids"].map(String::from).to_vec(),
             auto_userns: true,
+            storage_driver: "overlay".into(),
         }
     }
 
@@ -57,6 +60,12 @@ impl EngineFacts {
         ["pids", "memory"]
             .iter()
             .all(|c| self.controllers.iter().any(|have| have == c))
+    }
+
+    /// Whether podman copies the whole image for every container (vfs): every sandbox is
+    /// then slow to start and to remove.
+    pub fn copies_images(&self) -> bool {
+        self.storage_driver == "vfs"
     }
 
     /// Whether podman can hold a sandbox to `--cpus`.
@@ -109,6 +118,15 @@ pub enum FactsError {
 #[serde(rename_all = "camelCase")]
 struct Info {
     host: Host,
+    #[serde(default)]
+    store: Option<Store>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Store {
+    #[serde(default)]
+    graph_driver_name: String,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +181,7 @@ pub fn read(
         },
         controllers: host.cgroup_controllers.unwrap_or_default(),
         auto_userns,
+        storage_driver: info.store.map(|s| s.graph_driver_name).unwrap_or_default(),
     })
 }
 

@@ -1034,7 +1034,7 @@ fn the_engine_podman_reports_shapes_the_plan() {
     let project = Project::new();
     std::fs::write(
         project.fake.join("info.json"),
-        r#"{"host":{"serviceIsRemote":true,"cgroupVersion":"v1","cgroupControllers":["cpu","memory","pids"],"security":{"rootless":true}}}"#,
+        r#"{"host":{"serviceIsRemote":true,"cgroupVersion":"v1","cgroupControllers":["cpu","memory","pids"],"security":{"rootless":true}},"store":{"graphDriverName":"vfs"}}"#,
     )
     .unwrap();
     let run = project.context.run(&["plan", "--verbose"]);
@@ -1043,6 +1043,7 @@ fn the_engine_podman_reports_shapes_the_plan() {
         "on remote podman (rootless, cgroups v1): servers talk over `podman exec --interactive`",
         "! sandbox.tools   pids-limit (512) and memory (2g) are not enforced by this podman (cgroups v1, rootless)",
         "--userns=keep-id",
+        "note: this podman stores containers with vfs, which copies the whole image",
     ] {
         assert!(run.stdout.contains(expected), "{expected}:\n{}", run.stdout);
     }
