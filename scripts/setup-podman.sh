@@ -10,6 +10,7 @@
 #
 # Environment knobs (all optional):
 #   OUTRIG_BASE_IMAGE     image name            (default localhost/outrig-base:bookworm)
+#   OUTRIG_PROXY_IMAGE    egress proxy image    (default localhost/outrig-proxy:bookworm: Squid)
 #   OUTRIG_BASE_INCLUDE   extra Debian packages (default python3,ca-certificates,nodejs,git;
 #                         nodejs runs the npm MCP servers, git the git server)
 #   OUTRIG_DEBIAN_MIRROR  mirror URL            (default: read from /etc/apt/sources.list*)
@@ -22,6 +23,7 @@
 set -euo pipefail
 
 IMAGE="${OUTRIG_BASE_IMAGE:-localhost/outrig-base:bookworm}"
+PROXY_IMAGE="${OUTRIG_PROXY_IMAGE:-localhost/outrig-proxy:bookworm}"
 INCLUDE="${OUTRIG_BASE_INCLUDE:-python3,ca-certificates,nodejs,git}"
 FORCE="${OUTRIG_FORCE_REBUILD:-0}"
 BOOTSTRAP="${OUTRIG_BOOTSTRAP:-auto}"
@@ -145,54 +147,61 @@ find_mirror() {
 if [ "$BOOTSTRAP" = auto ]; then
   if command -v mmdebstrap >/dev/null; then BOOTSTRAP=mmdebstrap; else BOOTSTRAP=debootstrap; fi
 fi
-RECIPE="v1 $BOOTSTRAP suite=$SUITE variant=minbase include=$INCLUDE merged-usr slim=doc,man,locale"
-RECIPE_ID=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-16)
-step_start "base image: $IMAGE"
-have_id=$(podman image inspect --format '{{index .Labels "org.outrig.base-recipe"}}' "$IMAGE" 2>/dev/null || true)
-if [ "$FORCE" != 1 ] && [ "$have_id" = "$RECIPE_ID" ]; then
-  echo "    up to date (recipe $RECIPE_ID)"
-else
-  OLD_ID=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-  MIRROR=$(find_mirror) || die "could not find a deb line for $SUITE in /etc/apt/sources.list*; set OUTRIG_DEBIAN_MIRROR"
-  echo "    mirror: $MIRROR   recipe: $RECIPE"
-  CHANGES=(
-    --change 'CMD ["/bin/bash"]'
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-    --change 'ENV LANG=C.UTF-8'
-    --change "LABEL org.outrig.base-recipe=$RECIPE_ID"
-  )
-  if [ "$BOOTSTRAP" = mmdebstrap ]; then
-    # ~25-40 s on 2 cores: parallel downloads, tarball streamed straight into podman import.
-    mmdebstrap --quiet --variant=minbase --mode=root \
-      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-      --include="$INCLUDE" \
-      --aptopt='Acquire::Check-Valid-Until "false"' \
-      --aptopt='Acquire::Retries "3"' \
-      --dpkgopt='path-exclude=/usr/share/doc/*' \
-      --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-      --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' \
-      "$SUITE" - "$MIRROR" 2>"${TMPDIR:-/tmp}/outrig-mmdebstrap.log" \
-      | podman import --quiet "${CHANGES[@]}" - "$IMAGE" >/dev/null \
-      || { tail -20 "${TMPDIR:-/tmp}/outrig-mmdebstrap.log" >&2; die "mmdebstrap/podman import failed"; }
+build_image() {
+  local IMAGE=$1 INCLUDE=$2 RECIPE RECIPE_ID have_id OLD_ID MIRROR new_id
+  RECIPE="v1 $BOOTSTRAP suite=$SUITE variant=minbase include=$INCLUDE merged-usr slim=doc,man,locale"
+  RECIPE_ID=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-16)
+  step_start "image: $IMAGE"
+  have_id=$(podman image inspect --format '{{index .Labels "org.outrig.base-recipe"}}' "$IMAGE" 2>/dev/null || true)
+  if [ "$FORCE" != 1 ] && [ "$have_id" = "$RECIPE_ID" ]; then
+    echo "    up to date (recipe $RECIPE_ID)"
   else
-    # fallback: debootstrap (~65 s minbase, ~100 s with python3+nodejs)
-    dir=$(mktemp -d /var/tmp/outrig-rootfs.XXXXXX)
-    trap 'rm -rf "$dir"' EXIT
-    debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$dir" "$MIRROR" >"${TMPDIR:-/tmp}/outrig-debootstrap.log" 2>&1 \
-      || { tail -20 "${TMPDIR:-/tmp}/outrig-debootstrap.log" >&2; die "debootstrap failed"; }
-    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/man/* "$dir"/usr/share/locale/*
-    find "$dir"/usr/share/doc -type f ! -name copyright -delete 2>/dev/null || true
-    tar --numeric-owner -C "$dir" -c . | podman import --quiet "${CHANGES[@]}" - "$IMAGE" >/dev/null
-    rm -rf "$dir"; trap - EXIT
+    OLD_ID=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+    MIRROR=$(find_mirror) || die "could not find a deb line for $SUITE in /etc/apt/sources.list*; set OUTRIG_DEBIAN_MIRROR"
+    echo "    mirror: $MIRROR   recipe: $RECIPE"
+    CHANGES=(
+      --change 'CMD ["/bin/bash"]'
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+      --change 'ENV LANG=C.UTF-8'
+      --change "LABEL org.outrig.base-recipe=$RECIPE_ID"
+    )
+    if [ "$BOOTSTRAP" = mmdebstrap ]; then
+      # ~25-40 s on 2 cores: parallel downloads, tarball streamed straight into podman import.
+      mmdebstrap --quiet --variant=minbase --mode=root \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+        --include="$INCLUDE" \
+        --aptopt='Acquire::Check-Valid-Until "false"' \
+        --aptopt='Acquire::Retries "3"' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        "$SUITE" - "$MIRROR" 2>"${TMPDIR:-/tmp}/outrig-mmdebstrap.log" \
+        | podman import --quiet "${CHANGES[@]}" - "$IMAGE" >/dev/null \
+        || { tail -20 "${TMPDIR:-/tmp}/outrig-mmdebstrap.log" >&2; die "mmdebstrap/podman import failed"; }
+    else
+      # fallback: debootstrap (~65 s minbase, ~100 s with python3+nodejs)
+      dir=$(mktemp -d /var/tmp/outrig-rootfs.XXXXXX)
+      trap 'rm -rf "$dir"' EXIT
+      debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$dir" "$MIRROR" >"${TMPDIR:-/tmp}/outrig-debootstrap.log" 2>&1 \
+        || { tail -20 "${TMPDIR:-/tmp}/outrig-debootstrap.log" >&2; die "debootstrap failed"; }
+      rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/man/* "$dir"/usr/share/locale/*
+      find "$dir"/usr/share/doc -type f ! -name copyright -delete 2>/dev/null || true
+      tar --numeric-owner -C "$dir" -c . | podman import --quiet "${CHANGES[@]}" - "$IMAGE" >/dev/null
+      rm -rf "$dir"; trap - EXIT
+    fi
+    new_id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+    if [ -n "${OLD_ID:-}" ] && [ "$OLD_ID" != "$new_id" ]; then
+      podman rmi "$OLD_ID" >/dev/null 2>&1 || true   # drop the superseded, now untagged image
+    fi
+    echo "    built: $(podman image inspect --format '{{.Id}} {{.Size}}' "$IMAGE" | awk '{printf "%.12s %d MB", $1, $2/1e6}')"
   fi
-  new_id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
-  if [ -n "${OLD_ID:-}" ] && [ "$OLD_ID" != "$new_id" ]; then
-    podman rmi "$OLD_ID" >/dev/null 2>&1 || true   # drop the superseded, now untagged image
-  fi
-  echo "    built: $(podman image inspect --format '{{.Id}} {{.Size}}' "$IMAGE" | awk '{printf "%.12s %d MB", $1, $2/1e6}')"
-fi
-step_end image
+  step_end image
+}
+build_image "$IMAGE" "$INCLUDE"
+# The egress proxy (Squid) and its probes (bash, getent, timeout) for sandboxes with an
+# allow-list; outrig's `[engine] proxy-image` default.
+build_image "$PROXY_IMAGE" "squid"
 
 # ---------------------------------------------------------------- 4. smoke test
 step_start "smoke test: podman run + podman exec -i"

@@ -14,7 +14,7 @@ use crate::mcp::Backend;
 use crate::mcp::client::{self, Connection};
 use crate::plan::desired::server_marker;
 use crate::plan::{Action, Address, Operation, Plan, SecretInput};
-use crate::podman::command::Binding;
+use crate::podman::command::{Arg, Binding};
 use crate::podman::runtime::Watch;
 use crate::podman::{PodmanCommand, Runtime};
 use crate::secret::{FingerprintKey, Redactor};
@@ -225,18 +225,31 @@ where
         return result;
     }
     let mut error = Error::new(format!(
-        "the teardown left {} sandbox(es) behind",
+        "the teardown left {} container(s) or network(s) behind",
         left.len()
     ));
     for (name, why) in &left {
         error = error.cause(format!("`{name}`: {why}"));
     }
-    let names: Vec<&str> = left.iter().map(|(n, _)| n.as_str()).collect();
+    let (networks, containers): (Vec<&str>, Vec<&str>) = left
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .partition(|n| session.record.egress.values().any(|e| e.network == *n));
+    let mut how = Vec::new();
+    if !containers.is_empty() {
+        how.push(format!("`podman rm --force {}`", containers.join(" ")));
+    }
+    if !networks.is_empty() {
+        how.push(format!(
+            "`podman network rm --force {}`",
+            networks.join(" ")
+        ));
+    }
     let error = redacted(
         error.hint(format!(
-            "remove {} with `podman rm --force {}` (or `outrig clean`)",
+            "remove {} with {} (or `outrig clean`)",
             if left.len() == 1 { "it" } else { "them" },
-            names.join(" ")
+            how.join(" and ")
         )),
         &context.redactor,
     );
@@ -507,12 +520,50 @@ async fn run_steps(
     watches: &mut Vec<Watch>,
 ) -> Result<(), Error> {
     let desired = &plan.desired;
-    let binding = Binding {
+    let mut binding = Binding {
         session_id: session.record.id.clone(),
         session_dir: session.dir.display().to_string(),
+        ..Default::default()
     };
     // Servers start together once everything else is in place.
     let mut launches: Vec<Launch> = Vec::new();
+    // Egress proxies started, by image: their sandbox's probes run once it runs.
+    let mut proxies: std::collections::BTreeMap<String, crate::plan::desired::ProxyCommands> =
+        Default::default();
+    // Servers started in a kept sandbox (`outrig mcp --attach`) use its kept proxy.
+    for planned in &plan.steps {
+        let (
+            Some(Operation::StartServer {
+                container: Arg::Text(container),
+                ..
+            }),
+            Address::Server { image, .. },
+        ) = (&planned.operation, &planned.address)
+        else {
+            continue;
+        };
+        let placeholder = crate::plan::desired::proxy_placeholder(image);
+        let egress = desired
+            .sandboxes
+            .get(image)
+            .is_some_and(|s| !s.network.destinations().is_empty());
+        if egress && !binding.addresses.contains_key(&placeholder) {
+            let (inside, outside) = proxy_addresses(
+                context,
+                &format!("{container}-proxy"),
+                &format!("{container}-egress"),
+            )
+            .await
+            .map_err(|e| {
+                e.hint("the kept sandbox's proxy must still run: `outrig destroy` and apply again")
+            })?;
+            binding.addresses.insert(placeholder, inside);
+            binding.addresses.insert(
+                crate::plan::desired::proxy_outside_placeholder(image),
+                outside,
+            );
+        }
+    }
     for planned in &plan.steps {
         let Some(operation) = &planned.operation else {
             continue;
@@ -538,7 +589,7 @@ async fn run_steps(
                 let action = planned.action;
                 run_streamed(session, context, address, action, command, kind, image).await?;
             }
-            Operation::RemoveContainer { .. } => {
+            Operation::RemoveContainer { .. } | Operation::RemoveNetwork { .. } => {
                 progress(address, "removing orphan");
                 run_step(session, context, address, planned.action, command).await?;
             }
@@ -580,6 +631,73 @@ async fn run_steps(
                     )
                 })?;
                 watches.push(watcher);
+                if let Some(commands) = proxies.get(image) {
+                    prove_egress(session, context, address, image, commands, &binding).await?;
+                }
+            }
+            Operation::RunProxy {
+                image,
+                container,
+                network,
+                commands,
+            } => {
+                progress(address, "starting the egress proxy");
+                let network = network.bind(&binding);
+                session.record.egress.insert(
+                    image.clone(),
+                    crate::session::EgressRecord {
+                        network: network.clone(),
+                        network_removed: false,
+                        proxy_address: String::new(),
+                        probes: Vec::new(),
+                    },
+                );
+                run_step(
+                    session,
+                    context,
+                    address,
+                    planned.action,
+                    commands.network.bind(&binding),
+                )
+                .await?;
+                let name = container.bind(&binding);
+                session.record.containers.insert(
+                    proxy_key(image),
+                    ContainerRecord {
+                        name: name.clone(),
+                        id: String::new(),
+                        image: commands.proxy_image.clone(),
+                        removed: false,
+                    },
+                );
+                let id = run_step(session, context, address, planned.action, command)
+                    .await
+                    .map_err(|error| missing_proxy_image(error, commands))?;
+                if let Some(record) = session.record.containers.get_mut(&proxy_key(image)) {
+                    record.id = id.trim().to_string();
+                }
+                let watcher = context
+                    .runtime
+                    .start_watch(&commands.watch.bind(&binding))
+                    .map_err(|e| {
+                        e.error(format!("`{address}`: cannot start the proxy's watcher"))
+                    })?;
+                watches.push(watcher);
+                let (inside, outside) = proxy_addresses(context, &name, &network).await?;
+                binding.addresses.insert(
+                    crate::plan::desired::proxy_placeholder(image),
+                    inside.clone(),
+                );
+                binding.addresses.insert(
+                    crate::plan::desired::proxy_outside_placeholder(image),
+                    outside,
+                );
+                if let Some(record) = session.record.egress.get_mut(image) {
+                    record.proxy_address = format!("{inside}:{}", crate::egress::PROXY_PORT);
+                }
+                let _ = session.save();
+                follow_egress_log(context, session, image, &name);
+                proxies.insert(image.clone(), (**commands).clone());
             }
             Operation::StartServer {
                 container,
@@ -630,6 +748,144 @@ async fn run_steps(
         }
     }
     start_servers(session, context, launches, servers).await
+}
+
+/// The key of a sandbox's proxy among the session's containers.
+fn proxy_key(image: &str) -> String {
+    format!("proxy.{image}")
+}
+
+/// A proxy that could not start because its image is missing: say how to get it.
+fn missing_proxy_image(error: Error, commands: &crate::plan::desired::ProxyCommands) -> Error {
+    let text = error.render();
+    if !(text.contains("image not known") || text.contains("no such image")) {
+        return error;
+    }
+    let image = &commands.proxy_image;
+    error
+        .cause(format!(
+            "the egress proxy's image `{image}` is not in podman's store"
+        ))
+        .hint(
+            "build it with `scripts/setup-podman.sh` (Squid from the Debian mirror), or point \
+         `[engine] proxy-image` at an image with Squid, bash and getent",
+        )
+}
+
+/// The proxy's addresses on the sandbox's internal network and on podman's default one.
+async fn proxy_addresses(
+    context: &Context<'_>,
+    container: &str,
+    network: &str,
+) -> Result<(String, String), Error> {
+    let inspect = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+        .args(["container", "inspect", "--format", "json", container]);
+    let stdout = run_blocking(&context.runtime, inspect)
+        .await
+        .map_err(|e| Error::new("cannot read the egress proxy's addresses").cause(e))?;
+    let json: serde_json::Value = serde_json::from_str(&stdout).map_err(|e| {
+        Error::new("cannot read the egress proxy's addresses")
+            .cause(format!("podman container inspect printed no JSON: {e}"))
+    })?;
+    let networks = &json[0]["NetworkSettings"]["Networks"];
+    let address = |name: &str| {
+        networks[name]["IPAddress"]
+            .as_str()
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+    };
+    match (address(network), address("podman")) {
+        (Some(inside), Some(outside)) => Ok((inside, outside)),
+        _ => Err(Error::new("the egress proxy has no address on its networks")
+            .cause(format!(
+                "podman reports no IP address for `{container}` on `{network}` and `podman`"
+            ))
+            .hint("rootless podman needs a network stack for containers (slirp4netns or pasta, and /dev/net/tun); `podman run --network podman` must work")),
+    }
+}
+
+/// Copy the proxy's log into `logs/egress.jsonl` as it is written, one event per request;
+/// anything else the proxy says goes to `logs/proxy-<image>.log`.
+fn follow_egress_log(context: &Context<'_>, session: &Session, image: &str, container: &str) {
+    let follow = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+        .args(["logs", "--follow", container]);
+    let events = session.log_path("egress.jsonl");
+    let other = session.log_path(&format!("proxy-{image}.log"));
+    let runtime = context.runtime.clone();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let open = |path: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        };
+        let (Ok(mut events), Ok(mut other)) = (open(&events), open(&other)) else {
+            return;
+        };
+        let _ = runtime.run_lines(
+            &follow,
+            &mut |line: &str| match crate::egress::parse_log_line(line) {
+                Some(event) => {
+                    if let Ok(text) = serde_json::to_string(&event) {
+                        let _ = writeln!(events, "{text}");
+                    }
+                }
+                None => {
+                    let _ = writeln!(other, "{line}");
+                }
+            },
+        );
+    });
+}
+
+/// Prove the sandbox's allow-list before any server starts: from the sandbox's network
+/// namespace, a listed destination is reached through the proxy, an unlisted one is
+/// refused, and the proxy cannot be bypassed. Any probe that disagrees fails the apply.
+async fn prove_egress(
+    session: &mut Session,
+    context: &Context<'_>,
+    address: &str,
+    image: &str,
+    commands: &crate::plan::desired::ProxyCommands,
+    binding: &Binding,
+) -> Result<(), Error> {
+    progress(address, "proving the egress allow-list");
+    let probe_address = format!("{address}.probe");
+    let output = run_step(
+        session,
+        context,
+        &probe_address,
+        Action::Create,
+        commands.probe.bind(binding),
+    )
+    .await?;
+    let probes = crate::egress::read_probes(
+        &output,
+        &commands.listed,
+        &commands.unlisted,
+        commands.reach_required,
+    );
+    let failed: Vec<String> = probes
+        .iter()
+        .filter(|p| !p.passed)
+        .map(|p| format!("{}: `{}` got {}", p.kind.promise(), p.target, p.observed))
+        .collect();
+    if let Some(record) = session.record.egress.get_mut(image) {
+        record.probes = probes;
+    }
+    let _ = session.save();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "`{address}`: the egress allow-list did not hold, so nothing was started"
+    ))
+    .cause(failed.join("\n"))
+    .hint(
+        "a listed destination that cannot be reached is reported too: check the name, the \
+         port and this machine's network; the probes are in session.json",
+    ))
 }
 
 /// A sandbox that could not start because a path it mounts does not exist where the
@@ -930,8 +1186,9 @@ async fn teardown(
         .iter()
         .map(|(k, c)| (k.clone(), c.name.clone()))
         .collect();
-    let mut left = Vec::new();
-    for (image, name) in names {
+    // A sandbox and its proxy are removed side by side.
+    let mut removals = tokio::task::JoinSet::new();
+    for (key, name) in names {
         let remove = base.clone().args([
             "rm",
             "--force",
@@ -940,33 +1197,72 @@ async fn teardown(
             SANDBOX_STOP_TIME,
             &name,
         ]);
-        let mut removed = run_blocking(runtime, remove.clone()).await;
-        // The sandbox may be stopping on its own (its watcher's pipe just closed), which
-        // `podman rm` can trip over ("container state improper"): ask again.
-        let mut attempt = 1;
-        while let Err(why) = &removed {
-            if already_gone(why) {
-                removed = Ok(String::new());
-            } else if attempt < REMOVE_ATTEMPTS {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                removed = run_blocking(runtime, remove.clone()).await;
-            } else {
-                break;
+        let runtime = runtime.clone();
+        removals.spawn(async move {
+            let mut removed = run_blocking(&runtime, remove.clone()).await;
+            // The sandbox may be stopping on its own (its watcher's pipe just closed),
+            // which `podman rm` can trip over ("container state improper"): ask again.
+            let mut attempt = 1;
+            while let Err(why) = &removed {
+                if already_gone(why) {
+                    removed = Ok(String::new());
+                } else if attempt < REMOVE_ATTEMPTS {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    removed = run_blocking(&runtime, remove.clone()).await;
+                } else {
+                    break;
+                }
             }
-        }
+            (key, name, removed)
+        });
+    }
+    let mut left = Vec::new();
+    while let Some(joined) = removals.join_next().await {
+        let Ok((key, name, removed)) = joined else {
+            continue;
+        };
         if let Err(why) = &removed {
             left.push((name.clone(), why.clone()));
         }
-        if let Some(record) = session.record.containers.get_mut(&image) {
+        if let Some(record) = session.record.containers.get_mut(&key) {
             record.removed = removed.is_ok();
         }
     }
+    left.sort();
     for watch in watches.iter_mut() {
         watch.close();
         watch.wait(WATCH_EXIT_GRACE).await;
     }
     watches.clear();
+    // The sandboxes' internal networks, once nothing is on them.
+    let networks: Vec<(String, String)> = session
+        .record
+        .egress
+        .iter()
+        .filter(|(_, e)| !e.network_removed)
+        .map(|(image, e)| (image.clone(), e.network.clone()))
+        .collect();
+    for (image, network) in networks {
+        let remove = base.clone().args(["network", "rm", "--force", &network]);
+        let removed = match run_blocking(runtime, remove).await {
+            Err(why)
+                if !why.contains("network not found")
+                    && !why.contains("unable to find network") =>
+            {
+                Err(why)
+            }
+            _ => Ok(()),
+        };
+        match removed {
+            Ok(()) => {
+                if let Some(record) = session.record.egress.get_mut(&image) {
+                    record.network_removed = true;
+                }
+            }
+            Err(why) => left.push((network.clone(), why)),
+        }
+    }
     let _ = session.save();
     left
 }

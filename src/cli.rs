@@ -154,7 +154,8 @@ pub struct LogsArgs {
     /// Session: `latest`, an id as `outrig ls` shows it, or a unique prefix of one
     pub session: String,
 
-    /// Only this server's stderr (`time` or `tools.time`); default: every log
+    /// Only this server's stderr (`time` or `tools.time`), or `egress`: every connection
+    /// the egress proxy allowed or refused (JSON lines); default: every log
     pub server: Option<String>,
 
     /// Keep printing as the logs grow, until the session ends

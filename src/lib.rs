@@ -18,7 +18,7 @@
 //! | config | [`config`], [`schema`], [`lock`] | `outrig.toml`: wire types, layered checks with diagnostics, resolution; its JSON Schema; `outrig.lock`, the pinned images and tool definitions, and drift from it |
 //! | sessions | [`session`] | the session store (records, logs); knows records, not plans |
 //! | podman | [`podman`] | commands as plain data, podman's JSON, the [`podman::Runtime`] — the only code that starts processes |
-//! | leaves | [`secret`], [`environment`], [`output`], [`error`], [`fs`], [`digest`], [`glob`] | `${VAR}`, fingerprints and redaction; the process environment (read once); printing; the user-facing error; atomic and bounded file I/O; content hashes; allow-list globs |
+//! | leaves | [`secret`], [`environment`], [`output`], [`error`], [`fs`], [`digest`], [`glob`], [`egress`] | `${VAR}`, fingerprints and redaction; the process environment (read once); printing; the user-facing error; atomic and bounded file I/O; content hashes; allow-list globs; egress destinations, the proxy's configuration, probes and log |
 //!
 //! `clippy.toml` guards three rules: only [`podman::runtime`] starts processes, only
 //! [`environment`] reads environment variables, only [`output`] prints.
@@ -42,6 +42,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod digest;
+pub mod egress;
 pub mod environment;
 pub mod error;
 pub mod fs;
@@ -128,6 +129,7 @@ mod layering {
             "fs",
             "digest",
             "glob",
+            "egress",
         ],
         &["podman"],
         &["session"],

@@ -133,8 +133,17 @@ impl Project {
         for build in desired.images.values().filter_map(|i| i.build.as_ref()) {
             manifests.store(&build.context_hash, &build.context_manifest);
         }
-        let observed = inspect::observe(&*self.runtime, &self.podman(), &desired.project_id)
+        let mut observed = inspect::observe(&*self.runtime, &self.podman(), &desired.project_id)
             .map_err(|e| observe_error(e, &self.engine.podman))?;
+        // Egress networks a killed session left, to remove before anything starts.
+        if desired
+            .sandboxes
+            .values()
+            .any(|s| matches!(s.network, crate::plan::desired::Network::Egress { .. }))
+        {
+            observed.networks =
+                inspect::networks(&*self.runtime, &self.podman(), Some(&desired.project_id))?;
+        }
         let records = session::records(&self.session_root, &desired.project_id);
         let live: BTreeSet<String> = records
             .iter()

@@ -58,6 +58,7 @@ pub fn floor(
         let binding = outrig::podman::command::Binding {
             session_id: session.clone(),
             session_dir: "/tmp".into(),
+            ..Default::default()
         };
         let started = Instant::now();
         for step in &plan.steps {

@@ -69,6 +69,7 @@ fn plan() -> Plan {
     let observed = Observed {
         images: vec![],
         containers: vec![orphan()],
+        networks: vec![],
     };
     run(&with_secret(SECRET), &observed, None, &[])
 }
@@ -94,6 +95,7 @@ async fn apply_with(plan: &Plan, runtime: Recording, keep: bool, signals: Signal
     let engine = Engine {
         podman: "podman".into(),
         global_args: vec![],
+        proxy_image: crate::config::resolve::DEFAULT_PROXY_IMAGE.into(),
     };
     let context = Context {
         runtime: runtime.clone(),
@@ -381,7 +383,7 @@ async fn a_teardown_that_fails_is_reported() {
     };
     let text = error.render();
     assert!(
-        text.contains("the teardown left 1 sandbox(es) behind"),
+        text.contains("the teardown left 1 container(s) or network(s) behind"),
         "{text}"
     );
     assert!(

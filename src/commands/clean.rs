@@ -101,18 +101,19 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         }
     }
 
+    // Whether the session a container or network names still owns it; the record may
+    // live in another session root, which its session-dir label says.
+    let alive = |id: &str, dir: Option<&str>| {
+        let elsewhere = dir.and_then(|dir| session::read(Path::new(dir)).ok());
+        records
+            .get(id)
+            .or(elsewhere.as_ref())
+            .is_some_and(|r| r.owns_containers())
+    };
     let mut removed_containers = 0;
     for container in &containers {
         let id = container.label(labels::SESSION).unwrap_or_default();
-        // The record may live in another session root; the container says where.
-        let elsewhere = container
-            .label(labels::SESSION_DIR)
-            .and_then(|dir| session::read(Path::new(dir)).ok());
-        let alive = records
-            .get(id)
-            .or(elsewhere.as_ref())
-            .is_some_and(|r| r.owns_containers());
-        if alive {
+        if alive(id, container.label(labels::SESSION_DIR)) {
             continue;
         }
         let removed = args.dry_run
@@ -130,6 +131,27 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
                 container.name()
             );
             removed_containers += 1;
+        }
+    }
+
+    // Egress networks whose session is gone (a killed outrig leaves its network).
+    let networks = crate::podman::inspect::networks(&*runtime, &base, project_id.as_deref())?;
+    for network in &networks {
+        let id = network.label(labels::SESSION).unwrap_or_default();
+        if alive(id, network.label(labels::SESSION_DIR)) {
+            continue;
+        }
+        let removed = args.dry_run
+            || runtime
+                .run(
+                    &base
+                        .clone()
+                        .args(["network", "rm", "--force", &network.name]),
+                )
+                .map_err(|e| failures.push(format!("network {}: {e}", network.name)))
+                .is_ok();
+        if removed {
+            crate::output::status!("  {doing} network {} (session {id} is gone)", network.name);
         }
     }
 

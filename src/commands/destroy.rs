@@ -80,6 +80,22 @@ pub fn run(global: &GlobalArgs, args: &DestroyArgs, env: Environment) -> Result<
         removed += 1;
         sessions.insert(session_id);
     }
+    // Their egress networks, once nothing is on them.
+    for network in crate::podman::inspect::networks(&*project.runtime, &base, Some(&id))? {
+        let session_id = network.label(labels::SESSION).unwrap_or_default();
+        if running.contains(session_id) {
+            continue;
+        }
+        project
+            .runtime
+            .run(
+                &base
+                    .clone()
+                    .args(["network", "rm", "--force", &network.name]),
+            )
+            .map_err(|e| e.error(format!("cannot remove network `{}`", network.name)))?;
+        crate::output::status!("  removed network {} (session {session_id})", network.name);
+    }
     for session_id in &sessions {
         session::mark_destroyed(root, session_id);
     }

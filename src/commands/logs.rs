@@ -1,4 +1,4 @@
-//! `outrig logs <sid> [server] [-f]`: a session's logs.
+//! `outrig logs <sid> [server|egress] [-f]`: a session's logs.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -17,7 +17,15 @@ pub fn run(global: &GlobalArgs, args: &LogsArgs, env: Environment) -> Result<Exi
         .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
-    if let Some(server) = &args.server {
+    if args.server.as_deref() == Some("egress") {
+        let egress = logs.join("egress.jsonl");
+        if !egress.is_file() {
+            return Err(Error::new(format!("session {id} has no egress log")).hint(
+                "only a sandbox with `egress` in outrig.toml has a proxy that logs connections",
+            ));
+        }
+        files = vec![egress];
+    } else if let Some(server) = &args.server {
         let wanted: Vec<PathBuf> = files
             .iter()
             .filter(|f| {

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::diagnostic::Diagnostic;
-use super::model::{ConfigFile, Image};
+use super::model::{ConfigFile, Image, NetworkMode};
 use super::resolve::{parse_duration, parse_memory};
 use super::source::{SpanMap, dotted_path, pointer};
 use super::suggest::did_you_mean;
@@ -367,6 +367,7 @@ impl Checker<'_> {
                     .label("podman needs at least 6 MiB"),
             );
         }
+        self.egress(name, image);
         for (index, cap) in image.cap_add.iter().enumerate() {
             self.capability(cap, &["images", name, "cap-add", &index.to_string()]);
         }
@@ -646,6 +647,57 @@ impl Checker<'_> {
                 .label("longer than a day"),
             ),
             _ => {}
+        }
+    }
+
+    /// `egress` entries parse, and `egress` is not combined with `network`.
+    fn egress(&mut self, name: &str, image: &Image) {
+        let Some(entries) = &image.egress else {
+            return;
+        };
+        if let Some(network) = image.network {
+            let value = match network {
+                NetworkMode::None => "none",
+                NetworkMode::Default => "default",
+            };
+            self.emit_at_key(
+                &["images", name, "network"],
+                Diagnostic::error(
+                    "conflicting-keys",
+                    format!("image `{name}` has both `network = \"{value}\"` and `egress`"),
+                )
+                .label("remove this: `egress` decides the network")
+                .help(
+                    "a sandbox has one of three networks: `network = \"none\"` (the default: \
+                     loopback only), `egress = [\"host:port\", ...]` (only those \
+                     destinations, through outrig's proxy), or `network = \"default\"` \
+                     (podman's network, anywhere)",
+                ),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let at = ["images", name, "egress", &index.to_string()];
+            match entry.parse::<crate::egress::Destination>() {
+                Err(why) => self.emit_at_value(
+                    &at,
+                    Diagnostic::error("invalid-value", format!("invalid egress entry {why}"))
+                        .label("not `host:port`, `*.domain:port`, `IP:port` or `CIDR:port`")
+                        .help("for example `\"api.github.com:443\"` or `\"*.pypi.org:443\"`"),
+                ),
+                Ok(destination) => {
+                    if !seen.insert(destination.to_string()) {
+                        self.emit_at_value(
+                            &at,
+                            Diagnostic::warning(
+                                "duplicate",
+                                format!("`{destination}` is listed twice in `egress`"),
+                            )
+                            .label("already listed"),
+                        );
+                    }
+                }
+            }
         }
     }
 

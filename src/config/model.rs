@@ -133,10 +133,20 @@ pub struct Image {
     pub pull: Option<PullPolicy>,
 
     /// Network of the sandbox. `"none"` (the default) gives it no network at all;
-    /// `"default"` gives it podman's default network with outbound access.
+    /// `"default"` gives it podman's default network with outbound access. Leave it out
+    /// when `egress` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "none"))]
     pub network: Option<NetworkMode>,
+
+    /// The only destinations the sandbox may reach, through a proxy outrig runs for the
+    /// session: `"host:port"`, `"*.domain:port"` (the domain and every name under it),
+    /// `"IP:port"` or `"CIDR:port"` (IPv6 in brackets). The sandbox has no other route
+    /// out and no DNS; its servers get `HTTP_PROXY`/`HTTPS_PROXY`. `outrig apply` proves
+    /// the list holds before any server starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub egress: Option<Vec<String>>,
 
     /// Linux capabilities to add to the sandbox, for example `["NET_BIND_SERVICE"]`.
     /// Each one added widens what a compromised tool can do; `outrig plan` lists it.
@@ -413,4 +423,11 @@ pub struct Engine {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("default" = []))]
     pub global_args: Vec<String>,
+
+    /// The image the egress proxy (Squid) and its probes run from, for images with
+    /// `egress`. Default `"localhost/outrig-proxy:bookworm"`, which
+    /// `scripts/setup-podman.sh` builds from the Debian mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("default" = "localhost/outrig-proxy:bookworm"))]
+    pub proxy_image: Option<String>,
 }

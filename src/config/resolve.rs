@@ -52,6 +52,9 @@ pub struct Image {
     pub source: ImageSource,
     pub pull: PullPolicy,
     pub network: NetworkMode,
+    /// The only destinations the sandbox may reach, through the session's proxy; empty
+    /// when `network` decides.
+    pub egress: Vec<crate::egress::Destination>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub no_new_privileges: bool,
@@ -124,7 +127,11 @@ pub struct Agent {
 pub struct Engine {
     pub podman: String,
     pub global_args: Vec<String>,
+    /// The image egress proxies and their probes run from.
+    pub proxy_image: String,
 }
+
+pub const DEFAULT_PROXY_IMAGE: &str = "localhost/outrig-proxy:bookworm";
 
 pub const DEFAULT_WORKSPACE_MOUNT: &str = "/workspace";
 pub const DEFAULT_PIDS_LIMIT: u32 = 512;
@@ -196,6 +203,13 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
                 source,
                 pull: image.pull.unwrap_or(PullPolicy::Never),
                 network: image.network.unwrap_or(NetworkMode::None),
+                // Checked by validation; an entry that does not parse never gets here.
+                egress: image
+                    .egress
+                    .iter()
+                    .flatten()
+                    .filter_map(|entry| entry.parse().ok())
+                    .collect(),
                 cap_add: image
                     .cap_add
                     .iter()
@@ -300,6 +314,9 @@ pub fn resolve(file: &ConfigFile, config_path: &Path) -> Config {
         engine: Engine {
             podman: engine.podman.unwrap_or_else(|| "podman".into()),
             global_args: engine.global_args,
+            proxy_image: engine
+                .proxy_image
+                .unwrap_or_else(|| DEFAULT_PROXY_IMAGE.into()),
         },
         root,
     }

@@ -1,6 +1,6 @@
 //! A saved plan against a fresh one: `outrig apply PLANFILE` runs the saved plan only if a
 //! plan computed now from the config and podman's state equals it, and otherwise lists
-//! what differs, resource by resource (`sandbox.tools: network default → none`), the saved
+//! what differs, resource by resource (`sandbox.tools: network.mode default → none`), the saved
 //! value first.
 
 use serde_json::Value as Json;
@@ -329,6 +329,7 @@ fn operation_follows(desired: &super::Desired, step: &super::Step) -> bool {
     let engine_of = |command: &crate::podman::command::Planned| crate::config::resolve::Engine {
         podman: command.program.clone(),
         global_args: command.global_args.clone(),
+        proxy_image: crate::config::resolve::DEFAULT_PROXY_IMAGE.into(),
     };
     match (&step.operation, &step.address) {
         (

@@ -12,6 +12,7 @@ use super::context::{self, IgnoreRules};
 use crate::config::model::{Access, NetworkMode, PullPolicy};
 use crate::config::resolve::{Config, Engine, ImageSource};
 use crate::digest::short_hash;
+use crate::egress::Destination;
 use crate::error::Error;
 use crate::podman::command::{Arg, Planned};
 pub use crate::podman::engine::{EngineFacts, Transport};
@@ -76,7 +77,7 @@ pub struct BuildSpec {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct SandboxSpec {
     pub image: String,
-    pub network: NetworkMode,
+    pub network: Network,
     pub workspace_host: String,
     pub workspace_mount: String,
     pub workspace_access: Access,
@@ -134,6 +135,32 @@ pub struct AgentSpec {
     pub tools: Option<Vec<String>>,
     pub tool_call_max: u32,
     pub tool_result_max: u32,
+}
+
+/// How a sandbox reaches the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Network {
+    /// Loopback only (`--network=none`).
+    None,
+    /// podman's default network, anywhere (`--network=podman`).
+    Default,
+    /// An internal network with no route out and no DNS; the session's proxy, on that
+    /// network and on podman's default one, lets through only these destinations.
+    Egress {
+        destinations: Vec<Destination>,
+        /// The image the proxy and the probes run from.
+        proxy_image: String,
+    },
+}
+
+impl Network {
+    pub fn destinations(&self) -> &[Destination] {
+        match self {
+            Network::Egress { destinations, .. } => destinations,
+            _ => &[],
+        }
+    }
 }
 
 /// Who root in a sandbox is on the host.
@@ -377,7 +404,17 @@ pub fn desired(config: &Config, target: Target<'_>, inputs: &Inputs) -> Result<D
         let engine = (inputs.engine)()?;
         let mut sandbox = SandboxSpec {
             image: name.to_string(),
-            network: image.network,
+            network: if image.egress.is_empty() {
+                match image.network {
+                    NetworkMode::None => Network::None,
+                    NetworkMode::Default => Network::Default,
+                }
+            } else {
+                Network::Egress {
+                    destinations: image.egress.clone(),
+                    proxy_image: config.engine.proxy_image.clone(),
+                }
+            },
             workspace_host: config.workspace.host_path.display().to_string(),
             workspace_mount: config.workspace.mount.clone(),
             workspace_access: config.workspace.access,
@@ -580,10 +617,16 @@ impl Desired {
                 labels::SESSION_DIR
             )));
         // podman's default network is named `podman`; `default` is outrig's word for it.
-        command = command.arg(match sandbox.network {
-            NetworkMode::None => "--network=none",
-            NetworkMode::Default => "--network=podman",
-        });
+        command = match &sandbox.network {
+            Network::None => command.arg("--network=none"),
+            Network::Default => command.arg("--network=podman"),
+            Network::Egress { .. } => command
+                .arg(Arg::session(format!(
+                    "--network={}",
+                    self.egress_network_template(image)
+                )))
+                .arg("--dns=127.0.0.1"),
+        };
         for cap in &sandbox.cap_drop {
             command = command.arg(format!("--cap-drop={cap}"));
         }
@@ -630,7 +673,11 @@ impl Desired {
 
     /// The name of the sandbox of `image`, the session filling in its id.
     pub fn container(&self, image: &str) -> Arg {
-        Arg::session(format!("outrig-{}-{image}-{{session}}", self.project))
+        Arg::session(self.container_template(image))
+    }
+
+    fn container_template(&self, image: &str) -> String {
+        format!("outrig-{}-{image}-{{session}}", self.project)
     }
 
     /// The podman command that starts server `key` (`<image>.<server>`) in `container`,
@@ -653,6 +700,24 @@ impl Desired {
             .arg("--env")
             .arg(Arg::session(server_marker(key, "{session}")))
             .args(["--workdir", &server.workdir]);
+        if let Some(Network::Egress { .. }) = self.sandboxes.get(&server.image).map(|s| &s.network)
+        {
+            let url = format!(
+                "http://{{{}}}:{}",
+                proxy_placeholder(&server.image),
+                crate::egress::PROXY_PORT
+            );
+            for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                command = command
+                    .arg("--env")
+                    .arg(Arg::session(format!("{name}={url}")));
+            }
+            for name in ["NO_PROXY", "no_proxy"] {
+                command = command
+                    .arg("--env")
+                    .arg(format!("{name}=localhost,127.0.0.1,::1"));
+            }
+        }
         for (name, value) in &server.env {
             command = match value {
                 Value::Literal(text) => command.arg("--env").arg(format!("{name}={text}")),
@@ -666,6 +731,145 @@ impl Desired {
         Some(command.args(server.command.iter().map(String::as_str)))
     }
 
+    /// The name of the internal network of `image`'s sandbox, with `{session}` in it.
+    fn egress_network_template(&self, image: &str) -> String {
+        format!("outrig-{}-{image}-{{session}}-egress", self.project)
+    }
+
+    /// The name of the internal network of `image`'s sandbox, the session filling in its id.
+    pub fn egress_network(&self, image: &str) -> Arg {
+        Arg::session(self.egress_network_template(image))
+    }
+
+    /// The name of the proxy container of `image`'s sandbox.
+    pub fn proxy_container(&self, image: &str) -> Arg {
+        Arg::session(format!("outrig-{}-{image}-{{session}}-proxy", self.project))
+    }
+
+    fn session_labels(&self, command: Planned) -> Planned {
+        let mut command = command;
+        for (key, value) in [
+            (labels::PROJECT, self.project.as_str()),
+            (labels::PROJECT_ID, self.project_id.as_str()),
+        ] {
+            command = command.arg("--label").arg(format!("{key}={value}"));
+        }
+        command
+            .arg("--label")
+            .arg(Arg::session(format!("{}={{session}}", labels::SESSION)))
+            .arg("--label")
+            .arg(Arg::session(format!(
+                "{}={{session_dir}}",
+                labels::SESSION_DIR
+            )))
+    }
+
+    /// The commands that give `image`'s sandbox its proxy, when it has an egress list:
+    /// the internal network, the proxy on it and on podman's default network, and the
+    /// probes run in the sandbox's network namespace once it runs.
+    pub fn proxy_commands(&self, engine: &Engine, image: &str) -> Option<ProxyCommands> {
+        let sandbox = self.sandboxes.get(image)?;
+        let Network::Egress {
+            destinations,
+            proxy_image,
+        } = &sandbox.network
+        else {
+            return None;
+        };
+        let base = || Planned::new(engine.podman.clone(), &engine.global_args);
+        let network = self
+            .session_labels(base().args(["network", "create", "--internal", "--disable-dns"]))
+            .arg("--label")
+            .arg(format!("{}={image}", labels::PROXY))
+            .arg(self.egress_network(image));
+        let proxy = self
+            .session_labels(
+                base()
+                    .args([
+                        "run",
+                        "--detach",
+                        "--rm",
+                        "--init",
+                        "--pull=never",
+                        "--name",
+                    ])
+                    .arg(self.proxy_container(image)),
+            )
+            .arg("--label")
+            .arg(format!("{}={image}", labels::PROXY))
+            .arg(Arg::session(format!(
+                "--network={}",
+                self.egress_network_template(image)
+            )))
+            .arg("--network=podman")
+            .args([
+                "--user=proxy",
+                "--cap-drop=ALL",
+                "--security-opt=no-new-privileges",
+                "--read-only",
+                "--tmpfs=/tmp",
+                "--pids-limit=256",
+                "--memory=256m",
+                "--env",
+            ])
+            .arg(format!(
+                "OUTRIG_PROXY_CONFIG={}",
+                crate::egress::squid_config(destinations)
+            ))
+            .args([
+                proxy_image.as_str(),
+                "sh",
+                "-c",
+                crate::egress::PROXY_SCRIPT,
+            ]);
+        let watch = self.watch_command(engine, self.proxy_container(image));
+        let listed = crate::egress::probed(destinations)?;
+        let unlisted = crate::egress::unlisted(destinations);
+        let mut probe = base()
+            .args(["run", "--rm", "--pull=never"])
+            .arg(Arg::session(format!(
+                "--network=container:{}",
+                self.container_template(image)
+            )))
+            .args([
+                "--user=proxy",
+                "--cap-drop=ALL",
+                "--security-opt=no-new-privileges",
+                proxy_image.as_str(),
+                "bash",
+                "-c",
+                crate::egress::PROBE_SCRIPT,
+                "probe",
+            ])
+            .arg(Arg::session(format!("{{{}}}", proxy_placeholder(image))))
+            .arg(listed.probe_target())
+            .arg(unlisted);
+        // Bypassing the proxy: its own address on the outside network, which answers
+        // there, and a listed address itself.
+        probe = probe
+            .arg(Arg::session(format!(
+                "{{{}}}",
+                proxy_outside_placeholder(image)
+            )))
+            .arg(crate::egress::PROXY_PORT.to_string());
+        if let Some(address) = listed.literal() {
+            probe = probe.arg(address.to_string()).arg(listed.port.to_string());
+        }
+        if let crate::egress::Host::Name { name, .. } = &listed.host {
+            probe = probe.args(["dns", name.as_str()]);
+        }
+        Some(ProxyCommands {
+            proxy_image: proxy_image.clone(),
+            network,
+            proxy,
+            watch,
+            probe,
+            listed: listed.probe_target(),
+            unlisted: crate::egress::unlisted(destinations),
+            reach_required: !matches!(listed.host, crate::egress::Host::Cidr { .. }),
+        })
+    }
+
     /// The podman command that ties the sandbox in `container` to outrig's life: a shell
     /// in the sandbox reading a pipe outrig holds. When outrig ends, however it ends, the
     /// pipe closes and the shell stops the sandbox (which `--rm` then removes); a kept
@@ -676,6 +880,38 @@ impl Desired {
             .arg(container)
             .args(["sh", "-c", WATCH_SCRIPT])
     }
+}
+
+/// The commands of a sandbox's egress proxy (see [`Desired::proxy_commands`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct ProxyCommands {
+    /// The image the proxy and the probes run from.
+    pub proxy_image: String,
+    /// `podman network create --internal --disable-dns` of the sandbox's network.
+    pub network: Planned,
+    /// `podman run` of the proxy.
+    pub proxy: Planned,
+    /// The watcher that removes the proxy when outrig ends.
+    pub watch: Planned,
+    /// `podman run` of the probes in the sandbox's network namespace.
+    pub probe: Planned,
+    /// The listed destination the probes reach, and the unlisted one they are refused.
+    pub listed: String,
+    pub unlisted: String,
+    /// Whether the listed destination must answer (not only be let through): false when
+    /// only CIDRs are listed.
+    pub reach_required: bool,
+}
+
+/// The placeholder for the proxy's address on the sandbox's network.
+pub fn proxy_placeholder(image: &str) -> String {
+    format!("proxy.{image}")
+}
+
+/// The placeholder for the proxy's address on podman's default network.
+pub fn proxy_outside_placeholder(image: &str) -> String {
+    format!("proxy.{image}.outside")
 }
 
 /// The sandbox's first process (under podman's `--init`): it sleeps, and when stopped

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use similar::TextDiff;
 
+use super::desired::Network;
 use super::desired::{
     AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, UserNamespace, Value,
 };
@@ -14,7 +15,7 @@ use super::{
     Action, Address, AgentSetting, Direction, FORMAT_VERSION, LimitsWhy, Operation, Plan, Reason,
     RunSetting, SecretInput, SecurityChange, SecurityDelta, ServerSetting, Step, Summary,
 };
-use crate::config::model::{Access, NetworkMode, PullPolicy};
+use crate::config::model::{Access, PullPolicy};
 use crate::config::resolve::Engine;
 use crate::error::Error;
 use crate::podman::command::{Arg, Planned};
@@ -87,9 +88,32 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             });
         }
     }
+    for network in &inputs.observed.networks {
+        let session = network
+            .label(labels::SESSION)
+            .unwrap_or("unknown")
+            .to_string();
+        if inputs.live_sessions.contains(&session) {
+            continue;
+        }
+        steps.push(Step {
+            address: Address::Network(network.name.clone()),
+            action: Action::Remove,
+            reasons: vec![Reason::OrphanNetwork { session }],
+            operation: Some(Operation::RemoveNetwork {
+                network: network.name.clone(),
+                command: Planned::new(inputs.engine.podman.clone(), &inputs.engine.global_args)
+                    .args(["network", "rm", "--force", &network.name]),
+            }),
+            diff: None,
+        });
+    }
     for (name, sandbox) in &desired.sandboxes {
         if inputs.attach.is_some_and(|(image, _)| image == name) {
             continue;
+        }
+        if let Some(step) = proxy_step(name, sandbox, inputs, last) {
+            steps.push(step);
         }
         steps.push(sandbox_step(name, sandbox, inputs, last));
     }
@@ -153,7 +177,7 @@ pub fn summary(steps: &[Step]) -> Summary {
             (Address::Image(_), Action::Create | Action::Replace) => summary.to_build += 1,
             (Address::Sandbox(_), _) => summary.to_start += 1,
             (Address::Server { .. }, _) => summary.servers += 1,
-            (Address::Container(_), Action::Remove) => summary.to_remove += 1,
+            (Address::Container(_) | Address::Network(_), Action::Remove) => summary.to_remove += 1,
             _ => {}
         }
         let runs = matches!(
@@ -245,6 +269,38 @@ fn sandbox_step(
         }),
         diff,
     }
+}
+
+/// The egress proxy of a sandbox with an allow-list; it starts before the sandbox.
+fn proxy_step(
+    name: &str,
+    sandbox: &SandboxSpec,
+    inputs: &Inputs,
+    last: Option<&Desired>,
+) -> Option<Step> {
+    let desired = inputs.desired;
+    let commands = desired.proxy_commands(inputs.engine, name)?;
+    let old = last
+        .and_then(|l| l.sandboxes.get(name))
+        .map(|old| &old.network)
+        .filter(|network| matches!(network, super::desired::Network::Egress { .. }));
+    let (action, reasons) = lifecycle(last.is_some(), old, &sandbox.network, |_, _| {
+        vec![Reason::RunSettingChanged {
+            setting: RunSetting::Egress,
+        }]
+    });
+    Some(Step {
+        address: Address::Proxy(name.to_string()),
+        action,
+        reasons,
+        operation: Some(Operation::RunProxy {
+            image: name.to_string(),
+            container: desired.proxy_container(name),
+            network: desired.egress_network(name),
+            commands: Box::new(commands),
+        }),
+        diff: None,
+    })
 }
 
 fn server_step(key: &str, server: &ServerSpec, inputs: &Inputs, last: Option<&Desired>) -> Step {
@@ -534,8 +590,10 @@ fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> Option<Strin
 
 fn sandbox_changes(old: &SandboxSpec, new: &SandboxSpec) -> Vec<RunSetting> {
     let mut out = Vec::new();
-    if old.network != new.network {
-        out.push(RunSetting::Network);
+    match (&old.network, &new.network) {
+        (a, b) if a == b => {}
+        (Network::Egress { .. }, Network::Egress { .. }) => out.push(RunSetting::Egress),
+        _ => out.push(RunSetting::Network),
     }
     if old.workspace_host != new.workspace_host
         || old.workspace_mount != new.workspace_mount
@@ -669,20 +727,51 @@ pub fn security_deltas(last: Option<&Desired>, new: &Desired) -> Vec<SecurityDel
             }
             _ => {}
         }
-        let old_network = old.map(|o| o.network).unwrap_or(NetworkMode::None);
-        if old_network != sandbox.network {
-            let direction = match sandbox.network {
-                NetworkMode::Default => Direction::Widens,
-                NetworkMode::None => Direction::Narrows,
+        let old_network = old.map(|o| o.network.clone()).unwrap_or(Network::None);
+        let rank = |network: &Network| match network {
+            Network::None => 0,
+            Network::Egress { .. } => 1,
+            Network::Default => 2,
+        };
+        if std::mem::discriminant(&old_network) != std::mem::discriminant(&sandbox.network) {
+            let direction = if rank(&sandbox.network) > rank(&old_network) {
+                Direction::Widens
+            } else {
+                Direction::Narrows
             };
             push(
                 &address,
                 direction,
                 SecurityChange::Network {
-                    old: old_network,
-                    new: sandbox.network,
+                    old: old_network.clone(),
+                    new: sandbox.network.clone(),
                 },
             );
+        }
+        if let Network::Egress { destinations, .. } = &sandbox.network {
+            let before = old_network.destinations();
+            for destination in destinations {
+                if !before.contains(destination) {
+                    push(
+                        &address,
+                        Direction::Widens,
+                        SecurityChange::EgressAdded {
+                            destination: destination.clone(),
+                        },
+                    );
+                }
+            }
+            for destination in before {
+                if !destinations.contains(destination) {
+                    push(
+                        &address,
+                        Direction::Narrows,
+                        SecurityChange::EgressRemoved {
+                            destination: destination.clone(),
+                        },
+                    );
+                }
+            }
         }
         let old_mounts: BTreeMap<&str, &super::desired::MountSpec> = old
             .map(|o| o.mounts.iter().map(|m| (m.target.as_str(), m)).collect())

@@ -128,9 +128,9 @@ pub fn narrow(plan: &Plan, image: &str, allow: &[Vec<String>], build: bool) -> R
     let mut narrowed = plan.clone();
     narrowed.steps.retain(|s| match &s.address {
         Address::Image(name) => name == image && build,
-        Address::Sandbox(name) => name == image,
+        Address::Sandbox(name) | Address::Proxy(name) => name == image,
         Address::Server { image: of, server } => of == image && may_publish(server, allow),
-        Address::Agent(_) | Address::Container(_) => false,
+        Address::Agent(_) | Address::Container(_) | Address::Network(_) => false,
     });
     if !narrowed
         .steps

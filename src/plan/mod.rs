@@ -32,7 +32,7 @@ use crate::podman::command::{Arg, Planned};
 
 /// Version of the JSON plan format (`--json`, `--out`); bumped on incompatible changes.
 /// 2: typed addresses, reasons and operations.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The JSON Schema of the plan format; `schema/plan.schema.json` is its committed copy.
 pub fn schema() -> String {
@@ -78,15 +78,22 @@ pub struct Step {
     pub diff: Option<String>,
 }
 
-/// The stable name of a resource: `image.<name>`, `sandbox.<image>`,
+/// The stable name of a resource: `image.<name>`, `sandbox.<image>`, `proxy.<image>`,
 /// `mcp.<image>.<server>`, `agent.<name>`, `container.<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Address {
     Image(String),
     Sandbox(String),
-    Server { image: String, server: String },
+    /// The egress proxy of an image's sandbox.
+    Proxy(String),
+    Server {
+        image: String,
+        server: String,
+    },
     Agent(String),
     Container(String),
+    /// A podman network a session left behind.
+    Network(String),
 }
 
 impl Address {
@@ -105,9 +112,11 @@ impl fmt::Display for Address {
         match self {
             Address::Image(name) => write!(f, "image.{name}"),
             Address::Sandbox(name) => write!(f, "sandbox.{name}"),
+            Address::Proxy(name) => write!(f, "proxy.{name}"),
             Address::Server { image, server } => write!(f, "mcp.{image}.{server}"),
             Address::Agent(name) => write!(f, "agent.{name}"),
             Address::Container(name) => write!(f, "container.{name}"),
+            Address::Network(name) => write!(f, "network.{name}"),
         }
     }
 }
@@ -129,8 +138,10 @@ impl FromStr for Address {
         match kind {
             "image" => Ok(Address::Image(nonempty(rest)?)),
             "sandbox" => Ok(Address::Sandbox(nonempty(rest)?)),
+            "proxy" => Ok(Address::Proxy(nonempty(rest)?)),
             "agent" => Ok(Address::Agent(nonempty(rest)?)),
             "container" => Ok(Address::Container(nonempty(rest)?)),
+            "network" => Ok(Address::Network(nonempty(rest)?)),
             "mcp" => match rest.split_once('.') {
                 Some((image, server)) => Ok(Address::Server {
                     image: nonempty(image)?,
@@ -268,6 +279,10 @@ pub enum Reason {
         setting: AgentSetting,
     },
     /// A container of this project whose session is gone.
+    /// An egress network a session that is gone left behind (outrig was killed).
+    OrphanNetwork {
+        session: String,
+    },
     Orphan {
         session: String,
         state: String,
@@ -315,6 +330,8 @@ pub enum FileChangeKind {
 #[serde(rename_all = "snake_case")]
 pub enum RunSetting {
     Network,
+    /// The egress allow-list or the proxy's image.
+    Egress,
     Workspace,
     Mounts,
     Capabilities,
@@ -359,6 +376,8 @@ pub enum Operation {
     Pull { command: Planned },
     /// `podman rm` of a container left behind.
     RemoveContainer { container: String, command: Planned },
+    /// `podman network rm` of an egress network left behind.
+    RemoveNetwork { network: String, command: Planned },
     /// `podman run` of the session's sandbox, then the watcher that removes it when
     /// outrig ends, however it ends.
     RunSandbox {
@@ -369,6 +388,15 @@ pub enum Operation {
         /// `podman exec --interactive` of the watcher (see
         /// [`desired::Desired::watch_command`]).
         watch: Planned,
+    },
+    /// The egress proxy of a sandbox: its internal network, the proxy container and its
+    /// watcher; the probes run once the sandbox runs, before any server starts.
+    RunProxy {
+        image: String,
+        /// The proxy container's name and the network's.
+        container: Arg,
+        network: Arg,
+        commands: Box<desired::ProxyCommands>,
     },
     /// `podman exec` of a server: detached with its stdio on pipes outrig passes down
     /// (local engines), or interactive with its stdio relayed by podman (remote ones).
@@ -390,8 +418,10 @@ impl Operation {
             Operation::Build { command, .. }
             | Operation::Pull { command }
             | Operation::RemoveContainer { command, .. }
+            | Operation::RemoveNetwork { command, .. }
             | Operation::RunSandbox { command, .. }
             | Operation::StartServer { command, .. } => command,
+            Operation::RunProxy { commands, .. } => &commands.proxy,
         }
     }
 }
@@ -436,8 +466,16 @@ pub enum SecurityChange {
         access: crate::config::model::Access,
     },
     Network {
-        old: crate::config::model::NetworkMode,
-        new: crate::config::model::NetworkMode,
+        old: desired::Network,
+        new: desired::Network,
+    },
+    /// A destination newly allowed through the egress proxy.
+    EgressAdded {
+        destination: crate::egress::Destination,
+    },
+    /// A destination no longer allowed.
+    EgressRemoved {
+        destination: crate::egress::Destination,
     },
     MountAdded {
         source: String,
@@ -591,7 +629,9 @@ impl SecurityChange {
             SecurityChange::WorkspaceGranted { .. } | SecurityChange::WorkspaceChanged { .. } => {
                 DeltaKind::WorkspaceAccess
             }
-            SecurityChange::Network { .. } => DeltaKind::Network,
+            SecurityChange::Network { .. }
+            | SecurityChange::EgressAdded { .. }
+            | SecurityChange::EgressRemoved { .. } => DeltaKind::Network,
             SecurityChange::MountAdded { .. }
             | SecurityChange::MountChanged { .. }
             | SecurityChange::MountRemoved { .. } => DeltaKind::Mount,

@@ -95,6 +95,52 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
                     }
                 }
             }
+            (
+                Some(Operation::RunProxy {
+                    commands, network, ..
+                }),
+                Address::Proxy(image),
+            ) => {
+                if detail.verbose {
+                    for command in [
+                        &commands.network,
+                        &commands.proxy,
+                        &commands.watch,
+                        &commands.probe,
+                    ] {
+                        let _ = writeln!(out, "        {dim}{command}{dim:#}");
+                    }
+                } else {
+                    let destinations: Vec<String> = plan
+                        .desired
+                        .sandboxes
+                        .get(image)
+                        .map(|s| {
+                            s.network
+                                .destinations()
+                                .iter()
+                                .map(|d| d.to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "        {dim}Squid from `{}` on `{}` (internal: no route out, no DNS) and on podman's network{dim:#}",
+                        commands.proxy_image,
+                        network.shown()
+                    );
+                    let _ = writeln!(
+                        out,
+                        "        {dim}lets CONNECT and plain HTTP through to {} only{dim:#}",
+                        destinations.join(", ")
+                    );
+                    let _ = writeln!(
+                        out,
+                        "        {dim}then, before any server starts, probes from the sandbox: `{}` reached, `{}` refused, no way around the proxy{dim:#}",
+                        commands.listed, commands.unlisted
+                    );
+                }
+            }
             (Some(Operation::RunSandbox { command, watch, .. }), _) => {
                 let _ = writeln!(out, "        {dim}{command}{dim:#}");
                 let _ = if detail.verbose {
@@ -362,7 +408,8 @@ fn user_namespace(mode: &super::desired::UserNamespace) -> String {
 
 /// A security change in words.
 pub fn security_change(change: &SecurityChange) -> String {
-    use crate::config::model::{Access, NetworkMode};
+    use super::desired::Network;
+    use crate::config::model::Access;
     let access = |a: &Access| match a {
         Access::ReadOnly => "read-only",
         Access::ReadWrite => "read-write",
@@ -385,12 +432,25 @@ pub fn security_change(change: &SecurityChange) -> String {
             access(old_access),
             access(a)
         ),
-        SecurityChange::Network { new, .. } => match new {
-            NetworkMode::Default => {
-                "network none → default: the sandbox can reach the network".into()
-            }
-            NetworkMode::None => "network default → none".into(),
-        },
+        SecurityChange::Network { old, new } => {
+            let name = |network: &Network| match network {
+                Network::None => "none".to_string(),
+                Network::Default => "default".to_string(),
+                Network::Egress { destinations, .. } => format!(
+                    "egress ({} destination{})",
+                    destinations.len(),
+                    if destinations.len() == 1 { "" } else { "s" }
+                ),
+            };
+            let what = match new {
+                Network::Default => ": the sandbox can reach any host",
+                Network::Egress { .. } => ": only the listed destinations, through the proxy",
+                Network::None => ": loopback only",
+            };
+            format!("network {} → {}{what}", name(old), name(new))
+        }
+        SecurityChange::EgressAdded { destination } => format!("+ egress {destination}"),
+        SecurityChange::EgressRemoved { destination } => format!("- egress {destination}"),
         SecurityChange::MountAdded {
             source,
             target,
@@ -589,6 +649,7 @@ pub fn reasons(plan: &Plan, step: &Step) -> String {
             )),
             Reason::RunSettingChanged { setting } => run_settings.push(match setting {
                 RunSetting::Network => "network",
+                RunSetting::Egress => "egress",
                 RunSetting::Workspace => "workspace",
                 RunSetting::Mounts => "mounts",
                 RunSetting::Capabilities => "capabilities",
@@ -610,6 +671,9 @@ pub fn reasons(plan: &Plan, step: &Step) -> String {
                 AgentSetting::Image => "image",
                 AgentSetting::Limits => "limits",
             }),
+            Reason::OrphanNetwork { session } => parts.push(format!(
+                "egress network left by session {session}, which is gone"
+            )),
             Reason::Orphan { session, state } => parts.push(format!(
                 "orphaned container from session {session} ({state})"
             )),

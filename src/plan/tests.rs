@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::desired::{
-    AgentSpec, BuildSpec, Desired, EngineFacts, ImageSpec, MountSpec, SandboxSpec, ServerSpec,
-    UserNamespace, Value,
+    AgentSpec, BuildSpec, Desired, EngineFacts, ImageSpec, MountSpec, Network, SandboxSpec,
+    ServerSpec, UserNamespace, Value,
 };
 use super::diff::{Inputs, plan};
 use super::render::Detail;
@@ -14,7 +14,7 @@ use super::{
     Action, Address, DeltaKind, Direction, FileChange, FileChangeKind, Operation, Plan, Reason,
     render,
 };
-use crate::config::model::{Access, NetworkMode, PullPolicy};
+use crate::config::model::{Access, PullPolicy};
 use crate::config::resolve::Engine;
 use crate::podman::inspect::{Observed, ObservedContainer, ObservedImage};
 use crate::podman::labels;
@@ -39,7 +39,7 @@ pub(crate) fn fixture() -> Desired {
     };
     let sandbox = SandboxSpec {
         image: "tools".into(),
-        network: NetworkMode::None,
+        network: Network::None,
         workspace_host: "/project".into(),
         workspace_mount: "/workspace".into(),
         workspace_access: Access::ReadOnly,
@@ -187,6 +187,7 @@ pub(crate) fn run_pinned(
     let engine = Engine {
         podman: "podman".into(),
         global_args: vec![],
+        proxy_image: crate::config::resolve::DEFAULT_PROXY_IMAGE.into(),
     };
     let mut plan = plan(&Inputs {
         desired,
@@ -339,6 +340,7 @@ fn orphans_are_removed_and_live_sessions_kept() {
                 "running",
             ),
         ],
+        networks: vec![],
     };
     let plan = run(
         &desired,
@@ -365,7 +367,7 @@ fn security_widening_and_narrowing_are_reported() {
     let old = fixture();
     let mut new = fixture();
     let sandbox = new.sandboxes.get_mut("tools").unwrap();
-    sandbox.network = NetworkMode::Default;
+    sandbox.network = Network::Default;
     sandbox.workspace_access = Access::ReadWrite;
     sandbox.cap_add = vec!["NET_BIND_SERVICE".into()];
     sandbox.mounts = vec![MountSpec {
@@ -425,6 +427,7 @@ fn existing_images_are_never_pulled_unless_allowed() {
     let engine = Engine {
         podman: "podman".into(),
         global_args: vec![],
+        proxy_image: crate::config::resolve::DEFAULT_PROXY_IMAGE.into(),
     };
     let live = BTreeSet::new();
     let inputs = |desired: &Desired| {
@@ -467,6 +470,7 @@ fn existing_images_are_never_pulled_unless_allowed() {
             labels: BTreeMap::new(),
         }],
         containers: vec![],
+        networks: vec![],
     };
     let mut short = desired.clone();
     short.images.get_mut("tools").unwrap().reference = "outrig-base:bookworm".into();
@@ -537,6 +541,7 @@ fn current() -> Observed {
             "args1",
         )],
         containers: vec![],
+        networks: vec![],
     }
 }
 
@@ -686,7 +691,7 @@ fn differences_between_a_saved_and_a_fresh_plan_are_named() {
     let fresh = run(&fixture(), &current(), None, &[]);
     assert!(super::compare::differences(&fresh, &fresh.clone()).is_empty());
     let mut saved: serde_json::Value = serde_json::from_str(&render::json(&fresh)).unwrap();
-    saved["desired"]["sandboxes"]["tools"]["network"] = "default".into();
+    saved["desired"]["sandboxes"]["tools"]["network"] = serde_json::json!({"mode": "default"});
     saved["desired"]["sandboxes"]["tools"]["workspace_host"] = "/etc".into();
     saved["desired"]["servers"]["tools.time"]["command"] = serde_json::json!(["sh", "-c", "id"]);
     saved["desired"]["images"]["tools"]["build"]["containerfile_hash"] = "cf0".into();
@@ -987,5 +992,135 @@ fn the_user_namespace_follows_the_engine_and_the_workspace_owner() {
     assert_eq!(
         choose(&rootless, Some((0, 0)), Access::ReadWrite),
         UserNamespace::KeepId
+    );
+}
+
+fn egress(destinations: &[&str]) -> Network {
+    Network::Egress {
+        destinations: destinations.iter().map(|d| d.parse().unwrap()).collect(),
+        proxy_image: "localhost/outrig-proxy:bookworm".into(),
+    }
+}
+
+/// Egress entries are security deltas against the last applied session, each destination
+/// on its own line; the proxy is its own step, and a changed list changes it.
+#[test]
+fn egress_changes_are_security_deltas_and_the_proxy_a_step() {
+    let old = fixture();
+    let mut new = fixture();
+    let sandbox = new.sandboxes.get_mut("tools").unwrap();
+    sandbox.network = egress(&["api.github.com:443", "*.pypi.org:443", "10.0.0.0/8:8080"]);
+    sandbox.config_hash = "run2".into();
+    let plan = run(&new, &current(), Some(&old), &[]);
+    let text = human(&plan);
+    for line in [
+        "! sandbox.tools   network none → egress (3 destinations): only the listed destinations, through the proxy",
+        "! sandbox.tools   + egress api.github.com:443",
+        "! sandbox.tools   + egress *.pypi.org:443",
+        "+ proxy.tools",
+        "lets CONNECT and plain HTTP through to api.github.com:443, *.pypi.org:443, 10.0.0.0/8:8080 only",
+        "`api.github.com:443` reached, `unlisted.outrig-probe.invalid:443` refused",
+    ] {
+        assert!(text.contains(line), "`{line}` not in:\n{text}");
+    }
+    let proxy = plan
+        .steps
+        .iter()
+        .position(|s| s.address == Address::Proxy("tools".into()))
+        .expect("a proxy step");
+    let sandbox_step = plan
+        .steps
+        .iter()
+        .position(|s| s.address == Address::Sandbox("tools".into()))
+        .unwrap();
+    assert!(proxy < sandbox_step, "the proxy starts first");
+    let Some(super::Operation::RunProxy { commands, .. }) = &plan.steps[proxy].operation else {
+        panic!("not a proxy operation");
+    };
+    let network = commands.network.to_string();
+    assert!(
+        network.contains("network create --internal --disable-dns"),
+        "{network}"
+    );
+    let probe = commands.probe.to_string();
+    assert!(
+        probe.contains("--network=container:outrig-demo-tools-<session>"),
+        "{probe}"
+    );
+    let Some(super::Operation::RunSandbox { command, .. }) = &plan.steps[sandbox_step].operation
+    else {
+        panic!("not a sandbox");
+    };
+    let run_text = command.to_string();
+    assert!(
+        run_text.contains("'--network=outrig-demo-tools-<session>-egress' --dns=127.0.0.1"),
+        "{run_text}"
+    );
+    let server = plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.operation {
+            Some(super::Operation::StartServer { command, .. }) => Some(command.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        server.contains("'HTTPS_PROXY=http://<proxy.tools>:3128'"),
+        "{server}"
+    );
+    assert!(
+        server.contains("NO_PROXY=localhost,127.0.0.1,::1"),
+        "{server}"
+    );
+
+    // Against an applied list: one added, one removed; the proxy and sandbox change.
+    let mut applied = fixture();
+    applied.sandboxes.get_mut("tools").unwrap().network =
+        egress(&["api.github.com:443", "*.pypi.org:443", "10.0.0.0/8:8080"]);
+    let mut next = applied.clone();
+    next.sandboxes.get_mut("tools").unwrap().network = egress(&[
+        "api.github.com:443",
+        "files.pythonhosted.org:443",
+        "10.0.0.0/8:8080",
+    ]);
+    let plan = run(&next, &current(), Some(&applied), &[]);
+    let changes: Vec<(Direction, String)> = plan
+        .security_deltas
+        .iter()
+        .filter(|d| d.kind == DeltaKind::Network)
+        .map(|d| (d.direction, super::render::security_change(&d.change)))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                Direction::Widens,
+                "+ egress files.pythonhosted.org:443".to_string()
+            ),
+            (Direction::Narrows, "- egress *.pypi.org:443".to_string()),
+        ]
+    );
+    let proxy = plan
+        .steps
+        .iter()
+        .find(|s| s.address == Address::Proxy("tools".into()))
+        .unwrap();
+    assert_eq!(proxy.action, super::Action::Update);
+
+    // From egress to the whole network: widens.
+    let mut open = applied.clone();
+    open.sandboxes.get_mut("tools").unwrap().network = Network::Default;
+    let plan = run(&open, &current(), Some(&applied), &[]);
+    assert!(plan.security_deltas.iter().any(|d| {
+        d.kind == DeltaKind::Network
+            && d.direction == Direction::Widens
+            && super::render::security_change(&d.change)
+                .starts_with("network egress (3 destinations) → default")
+    }));
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| s.address == Address::Proxy("tools".into()))
     );
 }

@@ -98,10 +98,13 @@ pub enum Arg {
 }
 
 /// What a session fills into a planned command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Binding {
     pub session_id: String,
     pub session_dir: String,
+    /// Addresses learnt while the session starts (a proxy's, as `proxy.<image>`), filled
+    /// in for `{name}`.
+    pub addresses: std::collections::BTreeMap<String, String>,
 }
 
 /// The placeholder shown for the session id in planned commands.
@@ -117,23 +120,46 @@ impl Arg {
         }
     }
 
-    fn fill(&self, id: &str, dir: &str) -> String {
+    /// Fill `{session_dir}`, `{session}` and then every other `{name}` with `other(name)`.
+    fn fill(&self, id: &str, dir: &str, other: &dyn Fn(&str) -> String) -> String {
         match self {
             Arg::Text(text) => text.clone(),
-            Arg::Session { session } => session
-                .replace("{session_dir}", dir)
-                .replace("{session}", id),
+            Arg::Session { session } => {
+                let text = session
+                    .replace("{session_dir}", dir)
+                    .replace("{session}", id);
+                let mut out = String::with_capacity(text.len());
+                let mut rest = text.as_str();
+                while let Some(open) = rest.find('{') {
+                    let Some(close) = rest[open..].find('}') else {
+                        break;
+                    };
+                    out.push_str(&rest[..open]);
+                    out.push_str(&other(&rest[open + 1..open + close]));
+                    rest = &rest[open + close + 1..];
+                }
+                out.push_str(rest);
+                out
+            }
         }
     }
 
     /// The argument as this session passes it.
     pub fn bind(&self, binding: &Binding) -> String {
-        self.fill(&binding.session_id, &binding.session_dir)
+        self.fill(&binding.session_id, &binding.session_dir, &|name| {
+            binding
+                .addresses
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| format!("{{{name}}}"))
+        })
     }
 
-    /// The argument as shown in a plan, with `<session>` and `<session-dir>`.
+    /// The argument as shown in a plan, with `<session>`, `<session-dir>` and `<name>`.
     pub fn shown(&self) -> String {
-        self.fill(SESSION_PLACEHOLDER, SESSION_DIR_PLACEHOLDER)
+        self.fill(SESSION_PLACEHOLDER, SESSION_DIR_PLACEHOLDER, &|name| {
+            format!("<{name}>")
+        })
     }
 }
 
@@ -187,11 +213,7 @@ impl Planned {
         PodmanCommand {
             program: self.program.clone(),
             global_args: self.global_args.clone(),
-            args: self
-                .args
-                .iter()
-                .map(|a| a.fill(&binding.session_id, &binding.session_dir))
-                .collect(),
+            args: self.args.iter().map(|a| a.bind(binding)).collect(),
             process_env: Vec::new(),
             own_process_group: false,
         }
@@ -264,6 +286,7 @@ mod tests {
         let bound = planned.bind(&Binding {
             session_id: "s1".into(),
             session_dir: "/tmp/s 1".into(),
+            ..Default::default()
         });
         assert_eq!(
             bound.args,

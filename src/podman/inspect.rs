@@ -48,6 +48,8 @@ impl ObservedContainer {
 pub struct Observed {
     pub images: Vec<ObservedImage>,
     pub containers: Vec<ObservedContainer>,
+    /// This project's egress networks (listed when the config has an egress list).
+    pub networks: Vec<ObservedNetwork>,
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -129,7 +131,11 @@ pub fn observe(
                 error: e.to_string(),
             }
         })?;
-    Ok(Observed { images, containers })
+    Ok(Observed {
+        images,
+        containers,
+        networks: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -154,4 +160,45 @@ mod tests {
         assert_eq!(containers[0].name(), "outrig-p-tools-s1");
         assert_eq!(containers[0].label("org.outrig.session"), Some("s1"));
     }
+}
+
+/// A podman network outrig made for a session (a sandbox's internal egress network).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ObservedNetwork {
+    pub name: String,
+    #[serde(default)]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl ObservedNetwork {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// The networks outrig made, for one project (`project_id`) or for all.
+pub fn networks(
+    runtime: &dyn Runtime,
+    base: &PodmanCommand,
+    project_id: Option<&str>,
+) -> Result<Vec<ObservedNetwork>, crate::error::Error> {
+    let filter = match project_id {
+        Some(id) => format!("label={}={id}", super::labels::PROJECT_ID),
+        None => format!("label={}", super::labels::PROXY),
+    };
+    let listing = runtime
+        .run(
+            &base
+                .clone()
+                .args(["network", "ls", "--format", "json", "--filter", &filter]),
+        )
+        .map_err(|e| e.error("podman could not list networks"))?;
+    if listing.stdout.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(&listing.stdout).map_err(|e| {
+        crate::error::Error::new("cannot read podman's list of networks").cause(format!(
+            "`podman network ls --format json` printed no list: {e}"
+        ))
+    })
 }

@@ -25,4 +25,6 @@ pub mod labels {
     pub const SESSION_DIR: &str = "org.outrig.session-dir";
     pub const SANDBOX: &str = "org.outrig.sandbox";
     pub const CONFIG_HASH: &str = "org.outrig.config-hash";
+    /// On a proxy container and its network: the image whose sandbox it serves.
+    pub const PROXY: &str = "org.outrig.proxy";
 }

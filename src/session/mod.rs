@@ -94,6 +94,24 @@ pub struct Record {
     /// How the session stood against `outrig.lock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockRecord>,
+    /// The egress proxies of sandboxes with an allow-list, by image name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub egress: std::collections::BTreeMap<String, EgressRecord>,
+}
+
+/// A sandbox's egress proxy: its internal network, where the proxy listens, and what the
+/// probes found before any server started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressRecord {
+    /// The sandbox's internal network.
+    pub network: String,
+    #[serde(default)]
+    pub network_removed: bool,
+    /// The proxy's address on that network.
+    #[serde(default)]
+    pub proxy_address: String,
+    #[serde(default)]
+    pub probes: Vec<crate::egress::Probe>,
 }
 
 /// Tokens an agent spent over a session.
@@ -329,6 +347,7 @@ impl Session {
                 provider: None,
                 usage: None,
                 lock: None,
+                egress: Default::default(),
             },
         };
         session.save()?;

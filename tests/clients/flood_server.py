@@ -3,8 +3,9 @@ bad behaviour: results of any size, slow calls answered out of order, an environ
 variable echoed back, and a clean crash on request. Python standard library only, so it
 runs in the offline base image.
 
-Tools: flood {bytes}, sleep {seconds}, env {name}, echo {message}, crash {}; the set can
-be reshaped between runs by a file (FLOOD_TOOLS), for tool-pinning tests.
+Tools: flood {bytes}, sleep {seconds}, env {name}, echo {message}, crash {}, and with
+FLOOD_NET set fetch {url} and connect {host, port}; the set can be reshaped between runs
+by a file (FLOOD_TOOLS), for tool-pinning tests.
 """
 
 import json
@@ -42,6 +43,14 @@ TOOLS = [
     tool("echo", "Return the message", {"message": {"type": "string"}}),
     tool("crash", "Exit at once", {}),
 ]
+
+# With FLOOD_NET set, two tools that reach out, for egress tests: fetch {url} over HTTP
+# (urllib honours HTTP_PROXY), and connect {host, port} straight over TCP.
+if os.environ.get("FLOOD_NET"):
+    TOOLS += [
+        tool("fetch", "GET a URL", {"url": {"type": "string"}}),
+        tool("connect", "Open a TCP connection", {"host": {"type": "string"}, "port": {"type": "integer"}}),
+    ]
 
 
 def reshape(path):
@@ -92,6 +101,25 @@ def call(request_id, name, arguments):
         return text(arguments.get("message", ""))
     if name == "crash":
         os._exit(3)
+    if name == "fetch":
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(arguments.get("url", ""), timeout=10) as reply:
+                return text("HTTP %d %d bytes" % (reply.status, len(reply.read())))
+        except urllib.error.HTTPError as error:
+            return text("HTTP %d" % error.code)
+        except Exception as error:
+            return text("error: %s" % error)
+    if name == "connect":
+        import socket
+
+        try:
+            socket.create_connection((arguments.get("host"), int(arguments.get("port", 0))), timeout=3).close()
+            return text("connected")
+        except Exception as error:
+            return text("error: %s" % error)
     return {"content": [{"type": "text", "text": "no tool " + name}], "isError": True}
 
 

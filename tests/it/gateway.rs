@@ -1272,3 +1272,320 @@ fn a_workspace_the_remote_engine_cannot_see_is_a_clear_error() {
     );
     assert!(sandboxes(&name).trim().is_empty(), "{}", sandboxes(&name));
 }
+
+/// The proxy image egress tests need; built by scripts/setup-podman.sh.
+const PROXY_IMAGE: &str = "localhost/outrig-proxy:bookworm";
+
+/// A test host on podman's default network: a web server in the base image. Returns its
+/// address; the cleanup removes it.
+fn test_host(name: &str) -> (String, Cleanup) {
+    let cleanup = Cleanup(vec![podman(&["rm", "--force", "--time", "0", name])]);
+    Podman
+        .run(&podman(&[
+            "run",
+            "--detach",
+            "--rm",
+            "--pull=never",
+            "--name",
+            name,
+            "--network=podman",
+            crate::podman::BASE_IMAGE,
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+        ]))
+        .unwrap_or_else(|e| panic!("cannot start test host {name}: {e}"));
+    let address = Podman
+        .run(&podman(&[
+            "container",
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.Networks.podman.IPAddress}}",
+            name,
+        ]))
+        .unwrap()
+        .stdout
+        .trim()
+        .to_string();
+    // Wait until it answers (from the host, which reaches podman's network).
+    for _ in 0..100 {
+        if std::net::TcpStream::connect_timeout(
+            &format!("{address}:8080").parse().unwrap(),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (address, cleanup)
+}
+
+/// A project whose one image has an egress list and the flood server with its network
+/// tools.
+fn egress_project(prefix: &str, egress: &[String]) -> (TestContext, String, PathBuf, Cleanup) {
+    let name = format!("{prefix}-{}", rand_suffix());
+    let containerfile = repo_root().join("examples/quickstart/sandbox/Containerfile");
+    let context = TestContext::new();
+    let sessions = context.path().join(".sessions");
+    let context = context.env("OUTRIG_SESSION_ROOT", sessions.to_str().unwrap());
+    let list: Vec<String> = egress.iter().map(|e| format!("\"{e}\"")).collect();
+    context.write(
+        "outrig.toml",
+        format!(
+            "project = \"{name}\"\n\n[images.tools]\ncontainerfile = \"{}\"\negress = [{}]\n\n\
+             [images.tools.mcp.net]\ncommand = [\"python3\", \"/workspace/flood_server.py\"]\n\
+             env = {{ FLOOD_NET = \"1\" }}\n",
+            containerfile.display(),
+            list.join(", ")
+        ),
+    );
+    std::fs::copy(
+        repo_root().join("tests/clients/flood_server.py"),
+        context.path().join("flood_server.py"),
+    )
+    .unwrap();
+    let cleanup = Cleanup(vec![PodmanCommand::new("sh", &[]).args([
+        "-c",
+        &format!(
+            "podman ps -aq --filter label=org.outrig.project={name} | xargs -r podman rm --force --time 0; \
+             podman network ls -q --filter label=org.outrig.project={name} | xargs -r podman network rm --force"
+        ),
+    ])]);
+    (context, name, sessions, cleanup)
+}
+
+/// What podman still has of a project: containers (any) and networks.
+fn leftovers(project: &str) -> String {
+    let containers = Podman
+        .run(&podman(&[
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label=org.outrig.project={project}"),
+        ]))
+        .unwrap()
+        .stdout;
+    let networks = Podman
+        .run(&podman(&[
+            "network",
+            "ls",
+            "--quiet",
+            "--filter",
+            &format!("label=org.outrig.project={project}"),
+        ]))
+        .unwrap()
+        .stdout;
+    format!("{containers}{networks}").trim().to_string()
+}
+
+fn session_record(sessions: &Path) -> Value {
+    let ids = outrig::session::ids(sessions);
+    let id = ids.last().expect("a session");
+    serde_json::from_str(&std::fs::read_to_string(sessions.join(id).join("session.json")).unwrap())
+        .unwrap()
+}
+
+/// An egress allow-list end to end, with two test hosts the test starts: the plan shows
+/// the proxy and each destination; apply proves the list before any server starts (the
+/// probes are in session.json); a real server in the sandbox reaches the listed host
+/// through the proxy and is refused the other, cannot connect around the proxy or resolve
+/// a name; every connection is in `logs/egress.jsonl` and `outrig logs <sid> egress`;
+/// nothing is left afterwards, and kill -9 leaves only the network, which the next plan
+/// removes.
+#[test]
+fn an_egress_allow_list_is_enforced_proven_and_logged() {
+    if !prerequisites(true) {
+        return;
+    }
+    if Podman
+        .run(&podman(&["image", "exists", PROXY_IMAGE]))
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{PROXY_IMAGE} is missing (run scripts/setup-podman.sh)"
+        );
+        eprintln!("SKIPPED: {PROXY_IMAGE} is missing (run scripts/setup-podman.sh)");
+        return;
+    }
+    let suffix = rand_suffix();
+    let (allowed, _allowed_host) = test_host(&format!("outrig-test-allowed-{suffix}"));
+    let (other, _other_host) = test_host(&format!("outrig-test-other-{suffix}"));
+    let listed = format!("{allowed}:8080");
+    let (context, name, sessions, _cleanup) =
+        egress_project("e2e-egress", &[listed.clone(), "*.example.org:443".into()]);
+
+    let plan = context.run(&["plan"]);
+    assert_eq!(plan.status, 0, "{}", plan.all());
+    for line in [
+        "+ proxy.tools",
+        "network none → egress (2 destinations)",
+        &format!("+ egress {listed}"),
+        "+ egress *.example.org:443",
+    ] {
+        assert!(
+            plan.stdout.contains(line),
+            "`{line}` not in:\n{}",
+            plan.stdout
+        );
+    }
+    let json = context.run(&["plan", "--json"]);
+    let json: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(
+        json["security_deltas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["change"]["kind"] == "egress_added" && d["change"]["destination"] == listed),
+        "{:#}",
+        json["security_deltas"]
+    );
+
+    let mut gateway = Gateway::start(&context, &["--image", "tools"]);
+    gateway.initialize();
+    let mut call = |arguments: Value| {
+        let tool = if arguments.get("url").is_some() {
+            "net__fetch"
+        } else {
+            "net__connect"
+        };
+        let id = gateway.call(tool, arguments);
+        let reply = gateway.response(Duration::from_secs(30));
+        assert_eq!(reply["id"], id);
+        text(&reply)
+    };
+    assert_eq!(
+        call(json!({"url": format!("http://{listed}/")}))
+            .split(' ')
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["HTTP", "200"]
+    );
+    assert_eq!(
+        call(json!({"url": format!("http://{other}:8080/")})),
+        "HTTP 403"
+    );
+    assert_eq!(call(json!({"url": "http://www.example.com/"})), "HTTP 403");
+    let direct = call(json!({"host": allowed, "port": 8080}));
+    assert!(
+        direct.starts_with("error:"),
+        "connected around the proxy: {direct}"
+    );
+    let named = call(json!({"host": "www.example.org", "port": 443}));
+    assert!(named.starts_with("error:"), "a name resolved: {named}");
+
+    let record = session_record(&sessions);
+    let probes = record["egress"]["tools"]["probes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let kinds: Vec<&str> = probes.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert!(
+        ["listed", "unlisted", "direct"]
+            .iter()
+            .all(|k| kinds.contains(k)),
+        "{probes:#?}"
+    );
+    assert!(probes.iter().all(|p| p["passed"] == true), "{probes:#?}");
+    assert_eq!(gateway.wait(), 0, "{}", gateway.stderr());
+    assert_eq!(leftovers(&name), "", "left behind after the gateway ended");
+
+    let id = session_record(&sessions)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events: Vec<Value> = std::fs::read_to_string(sessions.join(&id).join("logs/egress.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decision = |destination: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["destination"] == destination)
+            .map(|e| e["decision"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        decision(&listed).contains(&"allowed".to_string()),
+        "{events:#?}"
+    );
+    assert_eq!(
+        decision(&format!("{other}:8080")),
+        ["refused"],
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["time"].as_str().unwrap().ends_with('Z'))
+    );
+    let logs = context.run(&["logs", &id, "egress"]);
+    assert_eq!(logs.status, 0, "{}", logs.all());
+    assert!(
+        logs.stdout.contains("\"decision\":\"refused\""),
+        "{}",
+        logs.stdout
+    );
+
+    // kill -9: the proxy and the sandbox go with outrig; the network stays until the next
+    // plan removes it.
+    let mut killed = Gateway::start(&context, &["--image", "tools"]);
+    killed.initialize();
+    let _ = killed.child.kill();
+    let _ = killed.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sandboxes(&name).trim().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sandboxes(&name).trim(), "", "the sandbox outlived kill -9");
+    let plan = context.run(&["plan"]);
+    assert!(plan.stdout.contains("- network.outrig-"), "{}", plan.stdout);
+    let apply = context.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.status, 0, "{}", apply.all());
+    assert_eq!(leftovers(&name), "", "left behind after apply");
+}
+
+/// A probe that disagrees fails the apply closed: a listed destination nothing answers at
+/// is reported with what the proxy said, no server starts, exit 1, and nothing is left.
+#[test]
+fn an_allow_list_that_cannot_be_proven_fails_closed() {
+    if !prerequisites(true)
+        || Podman
+            .run(&podman(&["image", "exists", PROXY_IMAGE]))
+            .is_err()
+    {
+        assert!(std::env::var_os("CI").is_none(), "{PROXY_IMAGE} is missing");
+        return;
+    }
+    // An address on podman's network that nothing holds.
+    let (context, name, sessions, _cleanup) =
+        egress_project("e2e-egress-closed", &["10.88.255.254:9".into()]);
+    let run = context.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.status, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the egress allow-list did not hold, so nothing was started"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("10.88.255.254:9"), "{}", run.stderr);
+    let record = session_record(&sessions);
+    assert_eq!(record["status"], "failed");
+    let probes = record["egress"]["tools"]["probes"].as_array().unwrap();
+    assert!(
+        probes
+            .iter()
+            .any(|p| p["kind"] == "listed" && p["passed"] == false),
+        "{probes:#?}"
+    );
+    assert!(
+        record["servers"].as_object().is_none_or(|s| s.is_empty()),
+        "{record:#}"
+    );
+    assert_eq!(leftovers(&name), "", "left behind");
+}

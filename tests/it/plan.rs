@@ -21,6 +21,7 @@ if [ -f "$d/fail" ]; then echo "Error: cannot connect to podman: no such socket"
 case "$1" in
   images) cat "$d/images.json" 2>/dev/null || echo '[]' ;;
   ps) cat "$d/containers.json" 2>/dev/null || echo '[]' ;;
+  network) echo '[]' ;;
   info) cat "$d/info.json" 2>/dev/null || echo '{{"host":{{"serviceIsRemote":false,"cgroupVersion":"v2","cgroupControllers":["cpu","memory","pids"],"security":{{"rootless":false}}}}}}' ;;
   rm) echo "$5" ;;
   --version) echo 'podman version 4.3.1' ;;
@@ -252,7 +253,7 @@ fn json_and_saved_plans_match_the_committed_schema() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(plan["format_version"], 4);
+    assert_eq!(plan["format_version"], 5);
     assert!(plan["config_digest"].as_str().unwrap().len() >= 16);
 }
 
@@ -695,11 +696,11 @@ fn tampered_saved_plans_are_refused_before_anything_starts() {
             "network and capabilities, desired state only",
             |plan, _, _| {
                 let sandbox = &mut plan["desired"]["sandboxes"]["tools"];
-                sandbox["network"] = "default".into();
+                sandbox["network"] = serde_json::json!({"mode": "default"});
                 sandbox["cap_drop"] = serde_json::json!([]);
             },
             &[
-                "sandbox.tools: network default → none",
+                "sandbox.tools: network.mode default → none",
                 "sandbox.tools: cap_drop",
             ],
         ),
@@ -853,7 +854,7 @@ fn show_renders_a_saved_plan() {
     let old = project.context.run(&["show", "old.json"]);
     assert_eq!(old.status, 1);
     assert!(
-        old.stderr.contains("format version 1, this outrig reads 4"),
+        old.stderr.contains("format version 1, this outrig reads 5"),
         "{}",
         old.stderr
     );
