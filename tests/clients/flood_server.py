@@ -4,7 +4,7 @@ variable echoed back, and a clean crash on request. Python standard library only
 runs in the offline base image.
 
 Tools: flood {bytes}, sleep {seconds}, env {name}, echo {message}, crash {}, and with
-FLOOD_NET set fetch {url} and connect {host, port}; the set can be reshaped between runs
+FLOOD_NET set fetch {url} and connect {host, port, udp}; the set can be reshaped between runs
 by a file (FLOOD_TOOLS), for tool-pinning tests.
 """
 
@@ -49,7 +49,7 @@ TOOLS = [
 if os.environ.get("FLOOD_NET"):
     TOOLS += [
         tool("fetch", "GET a URL", {"url": {"type": "string"}}),
-        tool("connect", "Open a TCP connection", {"host": {"type": "string"}, "port": {"type": "integer"}}),
+        tool("connect", "Open a TCP connection (or send a UDP datagram)", {"host": {"type": "string"}, "port": {"type": "integer"}, "udp": {"type": "boolean"}}),
     ]
 
 
@@ -115,6 +115,13 @@ def call(request_id, name, arguments):
     if name == "connect":
         import socket
 
+        if arguments.get("udp"):
+            try:
+                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                probe.sendto(b"outrig", (arguments.get("host"), int(arguments.get("port", 0))))
+                return text("sent")
+            except Exception as error:
+                return text("error: %s" % error)
         try:
             socket.create_connection((arguments.get("host"), int(arguments.get("port", 0))), timeout=3).close()
             return text("connected")

@@ -1477,6 +1477,11 @@ fn an_egress_allow_list_is_enforced_proven_and_logged() {
     );
     let named = call(json!({"host": "www.example.org", "port": 443}));
     assert!(named.starts_with("error:"), "a name resolved: {named}");
+    let udp = call(json!({"host": allowed, "port": 53, "udp": true}));
+    assert!(
+        udp.starts_with("error:"),
+        "a UDP datagram left the sandbox: {udp}"
+    );
 
     let record = session_record(&sessions);
     let probes = record["egress"]["tools"]["probes"]
@@ -1543,6 +1548,24 @@ fn an_egress_allow_list_is_enforced_proven_and_logged() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(sandboxes(&name).trim(), "", "the sandbox outlived kill -9");
+    let proxies = || {
+        Podman
+            .run(&podman(&[
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=org.outrig.project={name}"),
+                "--filter",
+                "label=org.outrig.proxy",
+            ]))
+            .unwrap()
+            .stdout
+    };
+    while !proxies().trim().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(proxies().trim(), "", "the proxy outlived kill -9");
     let plan = context.run(&["plan"]);
     assert!(plan.stdout.contains("- network.outrig-"), "{}", plan.stdout);
     let apply = context.run(&["apply", "--auto-approve"]);
