@@ -174,9 +174,9 @@ impl JsonSchema for Address {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "`image.<name>`, `sandbox.<image>`, `mcp.<image>.<server>`, `agent.<name>` or `container.<name>`",
+            "description": "`image.<name>`, `sandbox.<image>`, `proxy.<image>`, `mcp.<image>.<server>`, `agent.<name>`, `container.<name>` or `network.<name>`",
             "type": "string",
-            "pattern": "^(image|sandbox|agent|container)\\.[^.].*$|^mcp\\.[^.]+\\.[^.]+$"
+            "pattern": "^(image|sandbox|proxy|agent|container|network)\\.[^.].*$|^mcp\\.[^.]+\\.[^.]+$"
         })
     }
 }

@@ -1072,6 +1072,17 @@ fn egress_changes_are_security_deltas_and_the_proxy_a_step() {
         server.contains("NO_PROXY=localhost,127.0.0.1,::1"),
         "{server}"
     );
+    // The plan format's schema knows the new addresses and operations.
+    let schema: serde_json::Value = serde_json::from_str(&super::schema()).unwrap();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&serde_json::to_value(&plan).unwrap())
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
 
     // Against an applied list: one added, one removed; the proxy and sandbox change.
     let mut applied = fixture();
