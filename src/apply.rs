@@ -672,7 +672,7 @@ async fn run_steps(
                 );
                 let id = run_step(session, context, address, planned.action, command)
                     .await
-                    .map_err(|error| missing_proxy_image(error, commands))?;
+                    .map_err(|error| proxy_error(error, commands))?;
                 if let Some(record) = session.record.containers.get_mut(&proxy_key(image)) {
                     record.id = id.trim().to_string();
                 }
@@ -755,9 +755,23 @@ fn proxy_key(image: &str) -> String {
     format!("proxy.{image}")
 }
 
-/// A proxy that could not start because its image is missing: say how to get it.
-fn missing_proxy_image(error: Error, commands: &crate::plan::desired::ProxyCommands) -> Error {
+/// A proxy that could not start: its image is missing (say how to get it), or rootless
+/// podman cannot give containers a network here (say what it needs).
+fn proxy_error(error: Error, commands: &crate::plan::desired::ProxyCommands) -> Error {
     let text = error.render();
+    if [
+        "/dev/net/tun",
+        "slirp4netns failed",
+        "pasta failed",
+        "rootless netns",
+    ]
+    .iter()
+    .any(|symptom| text.contains(symptom))
+    {
+        return error
+            .cause("this rootless podman cannot give containers a network (its network helper, slirp4netns or pasta, failed)")
+            .hint("an egress list needs a network for the proxy: make /dev/net/tun usable by your user (or install pasta), or use rootful podman; `network = \"none\"` needs neither");
+    }
     if !(text.contains("image not known") || text.contains("no such image")) {
         return error;
     }

@@ -808,10 +808,17 @@ impl Desired {
                 "--security-opt=no-new-privileges",
                 "--read-only",
                 "--tmpfs=/tmp",
-                "--pids-limit=256",
-                "--memory=256m",
-                "--env",
             ])
+            .args(
+                if sandbox.limits_enforced {
+                    &["--pids-limit=256", "--memory=256m"][..]
+                } else {
+                    &[]
+                }
+                .iter()
+                .copied(),
+            )
+            .arg("--env")
             .arg(format!(
                 "OUTRIG_PROXY_CONFIG={}",
                 crate::egress::squid_config(destinations)

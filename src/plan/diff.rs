@@ -112,7 +112,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         if inputs.attach.is_some_and(|(image, _)| image == name) {
             continue;
         }
-        if let Some(step) = proxy_step(name, sandbox, inputs, last) {
+        if let Some(step) = proxy_step(name, sandbox, inputs, last)? {
             steps.push(step);
         }
         steps.push(sandbox_step(name, sandbox, inputs, last));
@@ -277,9 +277,27 @@ fn proxy_step(
     sandbox: &SandboxSpec,
     inputs: &Inputs,
     last: Option<&Desired>,
-) -> Option<Step> {
+) -> Result<Option<Step>, Error> {
     let desired = inputs.desired;
-    let commands = desired.proxy_commands(inputs.engine, name)?;
+    let Some(commands) = desired.proxy_commands(inputs.engine, name) else {
+        return Ok(None);
+    };
+    // Like a `from` image: missing is an error now, not a step that would fail later.
+    if !inputs
+        .observed
+        .images
+        .iter()
+        .any(|o| has_reference(o, &commands.proxy_image))
+    {
+        return Err(Error::new(format!(
+            "image `{name}` has an egress list, and its proxy's image `{}` does not exist locally",
+            commands.proxy_image
+        ))
+        .hint(
+            "build it with `scripts/setup-podman.sh` (Squid from the Debian mirror), or point \
+             `[engine] proxy-image` at a local image with Squid, bash and getent",
+        ));
+    }
     let old = last
         .and_then(|l| l.sandboxes.get(name))
         .map(|old| &old.network)
@@ -289,7 +307,7 @@ fn proxy_step(
             setting: RunSetting::Egress,
         }]
     });
-    Some(Step {
+    Ok(Some(Step {
         address: Address::Proxy(name.to_string()),
         action,
         reasons,
@@ -300,7 +318,7 @@ fn proxy_step(
             commands: Box::new(commands),
         }),
         diff: None,
-    })
+    }))
 }
 
 fn server_step(key: &str, server: &ServerSpec, inputs: &Inputs, last: Option<&Desired>) -> Step {

@@ -995,6 +995,17 @@ fn the_user_namespace_follows_the_engine_and_the_workspace_owner() {
     );
 }
 
+/// What podman has, with the egress proxy's image.
+fn with_proxy_image() -> Observed {
+    let mut observed = current();
+    observed.images.push(ObservedImage {
+        id: "5qu1d".into(),
+        names: vec!["localhost/outrig-proxy:bookworm".into()],
+        labels: BTreeMap::new(),
+    });
+    observed
+}
+
 fn egress(destinations: &[&str]) -> Network {
     Network::Egress {
         destinations: destinations.iter().map(|d| d.parse().unwrap()).collect(),
@@ -1011,7 +1022,7 @@ fn egress_changes_are_security_deltas_and_the_proxy_a_step() {
     let sandbox = new.sandboxes.get_mut("tools").unwrap();
     sandbox.network = egress(&["api.github.com:443", "*.pypi.org:443", "10.0.0.0/8:8080"]);
     sandbox.config_hash = "run2".into();
-    let plan = run(&new, &current(), Some(&old), &[]);
+    let plan = run(&new, &with_proxy_image(), Some(&old), &[]);
     let text = human(&plan);
     for line in [
         "! sandbox.tools   network none → egress (3 destinations): only the listed destinations, through the proxy",
@@ -1094,7 +1105,7 @@ fn egress_changes_are_security_deltas_and_the_proxy_a_step() {
         "files.pythonhosted.org:443",
         "10.0.0.0/8:8080",
     ]);
-    let plan = run(&next, &current(), Some(&applied), &[]);
+    let plan = run(&next, &with_proxy_image(), Some(&applied), &[]);
     let changes: Vec<(Direction, String)> = plan
         .security_deltas
         .iter()
@@ -1121,7 +1132,7 @@ fn egress_changes_are_security_deltas_and_the_proxy_a_step() {
     // From egress to the whole network: widens.
     let mut open = applied.clone();
     open.sandboxes.get_mut("tools").unwrap().network = Network::Default;
-    let plan = run(&open, &current(), Some(&applied), &[]);
+    let plan = run(&open, &with_proxy_image(), Some(&applied), &[]);
     assert!(plan.security_deltas.iter().any(|d| {
         d.kind == DeltaKind::Network
             && d.direction == Direction::Widens
@@ -1133,5 +1144,18 @@ fn egress_changes_are_security_deltas_and_the_proxy_a_step() {
             .steps
             .iter()
             .any(|s| s.address == Address::Proxy("tools".into()))
+    );
+
+    // Without the proxy's image there is no plan: it would fail at apply.
+    let missing = std::panic::catch_unwind(|| run(&next, &current(), Some(&applied), &[]))
+        .expect_err("a plan without the proxy's image");
+    let message = missing
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message
+            .contains("its proxy's image `localhost/outrig-proxy:bookworm` does not exist locally"),
+        "{message}"
     );
 }
