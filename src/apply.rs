@@ -1200,47 +1200,54 @@ async fn teardown(
         .iter()
         .map(|(k, c)| (k.clone(), c.name.clone()))
         .collect();
-    // A sandbox and its proxy are removed side by side.
-    let mut removals = tokio::task::JoinSet::new();
-    for (key, name) in names {
-        let remove = base.clone().args([
-            "rm",
-            "--force",
-            "--ignore",
-            "--time",
-            SANDBOX_STOP_TIME,
-            &name,
-        ]);
-        let runtime = runtime.clone();
-        removals.spawn(async move {
-            let mut removed = run_blocking(&runtime, remove.clone()).await;
-            // The sandbox may be stopping on its own (its watcher's pipe just closed),
-            // which `podman rm` can trip over ("container state improper"): ask again.
-            let mut attempt = 1;
-            while let Err(why) = &removed {
-                if already_gone(why) {
-                    removed = Ok(String::new());
-                } else if attempt < REMOVE_ATTEMPTS {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    removed = run_blocking(&runtime, remove.clone()).await;
-                } else {
-                    break;
-                }
-            }
-            (key, name, removed)
-        });
-    }
+    // Sandboxes are removed side by side, then their egress proxies (the servers' way
+    // out stays until the servers are gone).
     let mut left = Vec::new();
-    while let Some(joined) = removals.join_next().await {
-        let Ok((key, name, removed)) = joined else {
-            continue;
-        };
-        if let Err(why) = &removed {
-            left.push((name.clone(), why.clone()));
+    for proxies in [false, true] {
+        let mut removals = tokio::task::JoinSet::new();
+        for (key, name) in names
+            .iter()
+            .filter(|(key, _)| key.starts_with("proxy.") == proxies)
+            .cloned()
+        {
+            let remove = base.clone().args([
+                "rm",
+                "--force",
+                "--ignore",
+                "--time",
+                SANDBOX_STOP_TIME,
+                &name,
+            ]);
+            let runtime = runtime.clone();
+            removals.spawn(async move {
+                let mut removed = run_blocking(&runtime, remove.clone()).await;
+                // The sandbox may be stopping on its own (its watcher's pipe just closed),
+                // which `podman rm` can trip over ("container state improper"): ask again.
+                let mut attempt = 1;
+                while let Err(why) = &removed {
+                    if already_gone(why) {
+                        removed = Ok(String::new());
+                    } else if attempt < REMOVE_ATTEMPTS {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        removed = run_blocking(&runtime, remove.clone()).await;
+                    } else {
+                        break;
+                    }
+                }
+                (key, name, removed)
+            });
         }
-        if let Some(record) = session.record.containers.get_mut(&key) {
-            record.removed = removed.is_ok();
+        while let Some(joined) = removals.join_next().await {
+            let Ok((key, name, removed)) = joined else {
+                continue;
+            };
+            if let Err(why) = &removed {
+                left.push((name.clone(), why.clone()));
+            }
+            if let Some(record) = session.record.containers.get_mut(&key) {
+                record.removed = removed.is_ok();
+            }
         }
     }
     left.sort();
