@@ -145,7 +145,12 @@ pub struct Image {
     /// out and no DNS; its servers get `HTTP_PROXY`/`HTTPS_PROXY`. `outrig apply` proves
     /// the list holds before any server starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(
+        length(min = 1),
+        inner(regex(
+            pattern = r"^(\*\.)?[A-Za-z0-9_.-]+(/[0-9]{1,3})?:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+(/[0-9]{1,3})?\]:[0-9]{1,5}$"
+        ))
+    )]
     pub egress: Option<Vec<String>>,
 
     /// Linux capabilities to add to the sandbox, for example `["NET_BIND_SERVICE"]`.

@@ -174,7 +174,12 @@ fn describe(
             )]
         }
         ValidationErrorKind::Pattern { .. } => {
-            let (message, label, help) = pattern_message(field, &path);
+            // An item of a list is named by its list's key.
+            let key = match segments {
+                [.., list, index] if index.bytes().all(|b| b.is_ascii_digit()) => list.as_str(),
+                _ => field,
+            };
+            let (message, label, help) = pattern_message(key, &path);
             let mut violation = value_error("invalid-format", message, label);
             violation.diagnostic = violation.diagnostic.help(help);
             if field == "api-key" {
@@ -210,6 +215,13 @@ fn pattern_message(field: &str, path: &str) -> (String, &'static str, String) {
             format!("`{path}` must be a size like \"512m\" or \"2g\""),
             "not a size",
             "a whole number with an optional unit `k`, `m` or `g`".into(),
+        ),
+        "egress" => (
+            format!("`{path}` must be `host:port`, `*.domain:port`, `IP:port` or `CIDR:port`"),
+            "not a destination with a port",
+            "for example \"api.github.com:443\" or \"*.pypi.org:443\"; IPv6 in brackets, \
+             as \"[2001:db8::1]:443\""
+                .into(),
         ),
         _ if field.ends_with("timeout") || field.ends_with("budget") => (
             format!("`{path}` must be a duration like \"30s\""),
