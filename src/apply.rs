@@ -558,6 +558,14 @@ async fn run_steps(
                 e.hint("the kept sandbox's proxy must still run: `outrig destroy` and apply again")
             })?;
             binding.addresses.insert(placeholder, inside);
+            let now = jiff::Timestamp::now().to_string();
+            follow_egress_log(
+                context,
+                session,
+                image,
+                &format!("{container}-proxy"),
+                Some(&now),
+            );
             binding.addresses.insert(
                 crate::plan::desired::proxy_outside_placeholder(image),
                 outside,
@@ -696,7 +704,7 @@ async fn run_steps(
                     record.proxy_address = format!("{inside}:{}", crate::egress::PROXY_PORT);
                 }
                 let _ = session.save();
-                follow_egress_log(context, session, image, &name);
+                follow_egress_log(context, session, image, &name, None);
                 proxies.insert(image.clone(), (**commands).clone());
             }
             Operation::StartServer {
@@ -820,9 +828,20 @@ async fn proxy_addresses(
 
 /// Copy the proxy's log into `logs/egress.jsonl` as it is written, one event per request;
 /// anything else the proxy says goes to `logs/proxy-<image>.log`.
-fn follow_egress_log(context: &Context<'_>, session: &Session, image: &str, container: &str) {
-    let follow = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
-        .args(["logs", "--follow", container]);
+/// For a kept proxy, only what it logs from now on (`--since`) is this session's.
+fn follow_egress_log(
+    context: &Context<'_>,
+    session: &Session,
+    image: &str,
+    container: &str,
+    since: Option<&str>,
+) {
+    let mut follow = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+        .args(["logs", "--follow"]);
+    if let Some(since) = since {
+        follow = follow.args(["--since", since]);
+    }
+    let follow = follow.arg(container);
     let events = session.log_path("egress.jsonl");
     let other = session.log_path(&format!("proxy-{image}.log"));
     let runtime = context.runtime.clone();
