@@ -558,14 +558,7 @@ async fn run_steps(
                 e.hint("the kept sandbox's proxy must still run: `outrig destroy` and apply again")
             })?;
             binding.addresses.insert(placeholder, inside);
-            let now = jiff::Timestamp::now().to_string();
-            follow_egress_log(
-                context,
-                session,
-                image,
-                &format!("{container}-proxy"),
-                Some(&now),
-            );
+
             binding.addresses.insert(
                 crate::plan::desired::proxy_outside_placeholder(image),
                 outside,
@@ -704,7 +697,7 @@ async fn run_steps(
                     record.proxy_address = format!("{inside}:{}", crate::egress::PROXY_PORT);
                 }
                 let _ = session.save();
-                follow_egress_log(context, session, image, &name, None);
+                follow_egress_log(context, session, image, &name);
                 proxies.insert(image.clone(), (**commands).clone());
             }
             Operation::StartServer {
@@ -828,20 +821,9 @@ async fn proxy_addresses(
 
 /// Copy the proxy's log into `logs/egress.jsonl` as it is written, one event per request;
 /// anything else the proxy says goes to `logs/proxy-<image>.log`.
-/// For a kept proxy, only what it logs from now on (`--since`) is this session's.
-fn follow_egress_log(
-    context: &Context<'_>,
-    session: &Session,
-    image: &str,
-    container: &str,
-    since: Option<&str>,
-) {
-    let mut follow = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
-        .args(["logs", "--follow"]);
-    if let Some(since) = since {
-        follow = follow.args(["--since", since]);
-    }
-    let follow = follow.arg(container);
+fn follow_egress_log(context: &Context<'_>, session: &Session, image: &str, container: &str) {
+    let follow = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+        .args(["logs", "--follow", container]);
     let events = session.log_path("egress.jsonl");
     let other = session.log_path(&format!("proxy-{image}.log"));
     let runtime = context.runtime.clone();
@@ -870,6 +852,46 @@ fn follow_egress_log(
             },
         );
     });
+}
+
+/// A session that served from a kept sandbox (`outrig mcp --attach`) copies what the kept
+/// egress proxy logged while it ran into its own `logs/egress.jsonl`, once its servers
+/// are stopped.
+async fn copy_kept_egress_log(session: &Session, context: &Context<'_>) {
+    let Some(container) = &session.record.attached_to else {
+        return;
+    };
+    let egress = session
+        .record
+        .desired
+        .as_ref()
+        .and_then(|d| d.get("sandboxes"))
+        .and_then(|s| s.as_object())
+        .is_some_and(|sandboxes| sandboxes.values().any(|s| s["network"]["mode"] == "egress"));
+    if !egress {
+        return;
+    }
+    let logs = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+        .args(["logs", "--since", &session.record.started_at])
+        .arg(format!("{container}-proxy"));
+    let Ok(output) = run_blocking(&context.runtime, logs).await else {
+        return;
+    };
+    let lines: Vec<String> = output
+        .lines()
+        .filter_map(crate::egress::parse_log_line)
+        .filter_map(|event| serde_json::to_string(&event).ok())
+        .collect();
+    if !lines.is_empty() {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(session.log_path("egress.jsonl"))
+        {
+            let _ = writeln!(file, "{}", lines.join("\n"));
+        }
+    }
 }
 
 /// Prove the sandbox's allow-list before any server starts: from the sandbox's network
@@ -1206,6 +1228,7 @@ async fn teardown(
         }
     }
     servers.clear();
+    copy_kept_egress_log(session, context).await;
     if keep {
         for watch in watches.iter_mut() {
             watch.release(WATCH_EXIT_GRACE).await;

@@ -1537,6 +1537,38 @@ fn an_egress_allow_list_is_enforced_proven_and_logged() {
         logs.stdout
     );
 
+    // A kept sandbox keeps its proxy; `outrig mcp --attach` serves through it and logs its
+    // own connections; `destroy` removes sandbox, proxy and network.
+    let kept = context.run(&["apply", "--auto-approve", "--keep"]);
+    assert_eq!(kept.status, 0, "{}", kept.all());
+    let mut attached = Gateway::start(&context, &["--attach", "latest"]);
+    attached.initialize();
+    let id = attached.call(
+        "net__fetch",
+        json!({"url": format!("http://{listed}/kept")}),
+    );
+    let reply = attached.response(Duration::from_secs(30));
+    assert_eq!(reply["id"], id);
+    assert_eq!(text(&reply), "HTTP 404", "{reply}");
+    assert_eq!(attached.wait(), 0, "{}", attached.stderr());
+    // Sessions started in one second sort by their random part: find the attached one.
+    let attach_id = outrig::session::ids(&sessions)
+        .into_iter()
+        .find(|id| {
+            std::fs::read_to_string(sessions.join(id).join("session.json"))
+                .is_ok_and(|text| text.contains("\"attached_to\""))
+        })
+        .expect("the attached session");
+    let attach_log =
+        std::fs::read_to_string(sessions.join(&attach_id).join("logs/egress.jsonl")).unwrap();
+    assert!(
+        attach_log.lines().count() == 1 && attach_log.contains("\"status\":404"),
+        "{attach_log}"
+    );
+    let destroyed = context.run(&["destroy"]);
+    assert_eq!(destroyed.status, 0, "{}", destroyed.all());
+    assert_eq!(leftovers(&name), "", "left behind after destroy");
+
     // kill -9: the proxy and the sandbox go with outrig; the network stays until the next
     // plan removes it.
     let mut killed = Gateway::start(&context, &["--image", "tools"]);
