@@ -1260,6 +1260,7 @@ async fn teardown(
                 SANDBOX_STOP_TIME,
                 &name,
             ]);
+            let exists = base.clone().args(["container", "exists", &name]);
             let runtime = runtime.clone();
             removals.spawn(async move {
                 let mut removed = run_blocking(&runtime, remove.clone()).await;
@@ -1275,6 +1276,20 @@ async fn teardown(
                         removed = run_blocking(&runtime, remove.clone()).await;
                     } else {
                         break;
+                    }
+                }
+                // What counts is that it is gone: an engine that failed to answer `rm`
+                // (a busy remote service) may have removed it all the same.
+                if removed.is_err() {
+                    let exists = exists.clone();
+                    let runtime = runtime.clone();
+                    let gone = tokio::task::spawn_blocking(
+                        move || matches!(runtime.run(&exists), Err(e) if e.status == Some(1)),
+                    )
+                    .await
+                    .unwrap_or(false);
+                    if gone {
+                        removed = Ok(String::new());
                     }
                 }
                 (key, name, removed)
