@@ -600,22 +600,13 @@ impl Desired {
                 "--name",
             ])
             .arg(self.container(image));
-        for (key, value) in [
-            (labels::PROJECT, self.project.as_str()),
-            (labels::PROJECT_ID, self.project_id.as_str()),
-            (labels::SANDBOX, image),
-            (labels::CONFIG_HASH, sandbox.config_hash.as_str()),
-        ] {
-            command = command.arg("--label").arg(format!("{key}={value}"));
-        }
-        command = command
-            .arg("--label")
-            .arg(Arg::session(format!("{}={{session}}", labels::SESSION)))
-            .arg("--label")
-            .arg(Arg::session(format!(
-                "{}={{session_dir}}",
-                labels::SESSION_DIR
-            )));
+        command = self.session_labels(
+            command,
+            &[
+                (labels::SANDBOX, image),
+                (labels::CONFIG_HASH, sandbox.config_hash.as_str()),
+            ],
+        );
         // podman's default network is named `podman`; `default` is outrig's word for it.
         command = match &sandbox.network {
             Network::None => command.arg("--network=none"),
@@ -746,12 +737,15 @@ impl Desired {
         Arg::session(format!("outrig-{}-{image}-{{session}}-proxy", self.project))
     }
 
-    fn session_labels(&self, command: Planned) -> Planned {
+    /// The labels every container and network of a session carries (project, project id,
+    /// then `extra`, then the session and its directory, filled in by the session).
+    fn session_labels(&self, command: Planned, extra: &[(&str, &str)]) -> Planned {
         let mut command = command;
-        for (key, value) in [
+        let ids = [
             (labels::PROJECT, self.project.as_str()),
             (labels::PROJECT_ID, self.project_id.as_str()),
-        ] {
+        ];
+        for (key, value) in ids.iter().chain(extra) {
             command = command.arg("--label").arg(format!("{key}={value}"));
         }
         command
@@ -778,9 +772,10 @@ impl Desired {
         };
         let base = || Planned::new(engine.podman.clone(), &engine.global_args);
         let network = self
-            .session_labels(base().args(["network", "create", "--internal", "--disable-dns"]))
-            .arg("--label")
-            .arg(format!("{}={image}", labels::PROXY))
+            .session_labels(
+                base().args(["network", "create", "--internal", "--disable-dns"]),
+                &[(labels::PROXY, image)],
+            )
             .arg(self.egress_network(image));
         let proxy = self
             .session_labels(
@@ -794,9 +789,8 @@ impl Desired {
                         "--name",
                     ])
                     .arg(self.proxy_container(image)),
+                &[(labels::PROXY, image)],
             )
-            .arg("--label")
-            .arg(format!("{}={image}", labels::PROXY))
             .arg(Arg::session(format!(
                 "--network={}",
                 self.egress_network_template(image)
@@ -831,7 +825,8 @@ impl Desired {
             ]);
         let watch = self.watch_command(engine, self.proxy_container(image));
         let listed = crate::egress::probed(destinations)?;
-        let unlisted = crate::egress::unlisted(destinations);
+        let (listed_target, unlisted) =
+            (listed.probe_target(), crate::egress::unlisted(destinations));
         let mut probe = base()
             .args(["run", "--rm", "--pull=never"])
             .arg(Arg::session(format!(
@@ -849,8 +844,8 @@ impl Desired {
                 "probe",
             ])
             .arg(Arg::session(format!("{{{}}}", proxy_placeholder(image))))
-            .arg(listed.probe_target())
-            .arg(unlisted);
+            .arg(listed_target.as_str())
+            .arg(unlisted.as_str());
         // Bypassing the proxy: its own address on the outside network, which answers
         // there, and a listed address itself.
         probe = probe
@@ -871,8 +866,8 @@ impl Desired {
             proxy,
             watch,
             probe,
-            listed: listed.probe_target(),
-            unlisted: crate::egress::unlisted(destinations),
+            listed: listed_target,
+            unlisted,
             reach_required: !matches!(listed.host, crate::egress::Host::Cidr { .. }),
         })
     }

@@ -1095,6 +1095,18 @@ fn egress_changes_are_security_deltas_and_the_proxy_a_step() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
 
+    // A saved plan whose proxy command was edited is refused, naming the argument.
+    let mut edited = plan.clone();
+    if let Some(super::Operation::RunProxy { commands, .. }) = &mut edited.steps[proxy].operation {
+        commands.proxy.args.push("--privileged".into());
+    }
+    let differences = super::compare::differences(&edited, &plan).join("\n");
+    assert!(
+        differences
+            .contains("proxy.tools: operation.commands.proxy.args: `--privileged` → (nothing)"),
+        "{differences}"
+    );
+
     // Against an applied list: one added, one removed; the proxy and sandbox change.
     let mut applied = fixture();
     applied.sandboxes.get_mut("tools").unwrap().network =

@@ -1102,6 +1102,28 @@ impl Drop for Service {
     }
 }
 
+impl Service {
+    /// Start `command` (a `podman system service` on `socket`) and wait until it listens.
+    fn start(mut command: Command, socket: &Path) -> Service {
+        let service = Service(
+            command
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the podman service did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        service
+    }
+}
+
 /// A remote engine: a real `podman system service` on a unix socket, reached through
 /// `[engine] global-args = ["--url", ...]`, where no file descriptor crosses. The plan
 /// says so and relays stdio with `podman exec --interactive`; apply starts the three real
@@ -1115,22 +1137,9 @@ fn a_remote_engine_serves_real_servers_and_clients() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("podman.sock");
     let url = format!("unix://{}", socket.display());
-    let _service = Service(
-        Command::new("podman")
-            .args(["system", "service", "--time", "0", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the podman service did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut service = Command::new("podman");
+    service.args(["system", "service", "--time", "0", &url]);
+    let _service = Service::start(service, &socket);
     let servers = format!("{REAL_SERVERS}\n[engine]\nglobal-args = [\"--url\", \"{url}\"]\n");
     let (context, name, sessions, _cleanup) = project("e2e-remote", &servers);
     let plan = context.run(&["plan"]);
@@ -1213,26 +1222,14 @@ fn a_workspace_the_remote_engine_cannot_see_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("podman.sock");
     let url = format!("unix://{}", socket.display());
-    let _service = Service(
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(format!(
-                "mount -t tmpfs tmpfs '{}' && exec podman system service --time 0 '{url}'",
-                hidden.path().display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the podman service did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut service = Command::new("unshare");
+    service
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs '{}' && exec podman system service --time 0 '{url}'",
+            hidden.path().display()
+        ));
+    let _service = Service::start(service, &socket);
     let project = hidden.path().join("project");
     std::fs::create_dir(&project).unwrap();
     let name = format!("e2e-unseen-{}", rand_suffix());
