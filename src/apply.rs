@@ -27,7 +27,7 @@ struct RunningServer {
     container: String,
     exit: crate::podman::runtime::Exit,
     connection: Option<Connection>,
-    tools: Vec<rmcp::model::Tool>,
+    tools: Vec<crate::mcp::client::Listed>,
 }
 
 /// What apply needs besides the plan.
@@ -48,6 +48,8 @@ pub struct Context<'a> {
     pub interrupts_handled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Where stopping signals come from.
     pub signals: SignalSource,
+    /// Where what the servers send towards their client goes (the gateway's clients).
+    pub hub: Arc<crate::mcp::relay::Hub>,
 }
 
 /// Why an apply stopped before finishing.
@@ -274,7 +276,14 @@ fn backends(plan: &Plan, session: &Session, servers: &[RunningServer]) -> Vec<Ba
                 key: server.key.clone(),
                 server: spec.name.clone(),
                 calls: connection.direct(),
-                tools: server.tools.clone(),
+                tools: server.tools.iter().map(|l| l.tool.clone()).collect(),
+                raw_tools: server
+                    .tools
+                    .iter()
+                    .map(|l| (l.tool.name.to_string(), l.raw.clone()))
+                    .collect(),
+                peer: Some(connection.peer()),
+                capabilities: connection.capabilities(),
                 call_timeout: Duration::from_millis(spec.call_timeout_ms),
                 stderr_log: session
                     .record
@@ -992,7 +1001,7 @@ struct Launch {
 type Started = (
     crate::podman::runtime::Exit,
     Connection,
-    Vec<rmcp::model::Tool>,
+    Vec<crate::mcp::client::Listed>,
 );
 
 /// Start every server at once and wait for all of them, recording each step as it ends.
@@ -1013,14 +1022,18 @@ async fn start_servers(
         let (startup, max_message) = (launch.startup, launch.max_message);
         let runtime = context.runtime.clone();
         let redactor = context.redactor.clone();
+        let relay = crate::mcp::relay::Relay {
+            server: launch.key.clone(),
+            hub: context.hub.clone(),
+        };
         starting.spawn(async move {
             let result = start_server(
                 &*runtime,
                 (command, transport),
                 log,
                 &stderr_log,
-                startup,
-                max_message,
+                (startup, max_message),
+                relay,
             )
             .await
             .map_err(|message| redactor.redact(&message));
@@ -1039,7 +1052,7 @@ async fn start_servers(
         let step = waiting[index].0;
         end_step(session, step, elapsed, result.as_ref().err());
         if let Ok((_, connection, tools)) = &result {
-            let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+            let names: Vec<&str> = tools.iter().map(|t| t.tool.name.as_ref()).collect();
             progress(
                 &session.record.steps[step].address,
                 &format!(
@@ -1065,6 +1078,7 @@ async fn start_servers(
                         server_version: connection.server.as_ref().map(|s| s.1.clone()),
                         tools: tools
                             .iter()
+                            .map(|listed| &listed.tool)
                             .map(|tool| ToolRecord {
                                 name: tool.name.to_string(),
                                 definition_hash: short_hash(
@@ -1110,8 +1124,8 @@ async fn start_server(
     (command, transport): (PodmanCommand, crate::podman::runtime::Transport),
     log: std::fs::File,
     stderr_log: &std::path::Path,
-    startup: Duration,
-    max_message: usize,
+    (startup, max_message): (Duration, usize),
+    relay: crate::mcp::relay::Relay,
 ) -> Result<Started, String> {
     let started = tokio::time::timeout(startup, runtime.start_server(&command, transport, log))
         .await
@@ -1135,20 +1149,21 @@ async fn start_server(
         }
         message
     })?;
-    let connection = match client::connect(stdout, stdin, startup, max_message).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            let exited = tokio::time::timeout(Duration::from_millis(500), exit.wait()).await;
-            let status = match exited {
-                Ok(Some(status)) => format!(" (the server exited with status {status})"),
-                Ok(None) => " (the server exited)".to_string(),
-                Err(_) => String::new(),
-            };
-            let tail = std::fs::read_to_string(stderr_log).unwrap_or_default();
-            let tail = crate::podman::runtime::tail(&tail, 15);
-            return Err(format!("{error}{status}\n--- stderr\n{tail}"));
-        }
-    };
+    let connection =
+        match client::connect_relaying(stdout, stdin, startup, max_message, relay).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                let exited = tokio::time::timeout(Duration::from_millis(500), exit.wait()).await;
+                let status = match exited {
+                    Ok(Some(status)) => format!(" (the server exited with status {status})"),
+                    Ok(None) => " (the server exited)".to_string(),
+                    Err(_) => String::new(),
+                };
+                let tail = std::fs::read_to_string(stderr_log).unwrap_or_default();
+                let tail = crate::podman::runtime::tail(&tail, 15);
+                return Err(format!("{error}{status}\n--- stderr\n{tail}"));
+            }
+        };
     let tools = connection
         .list_tools(startup)
         .await

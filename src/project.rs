@@ -264,6 +264,7 @@ impl Project {
             keep: false,
             interrupts_handled: None,
             signals: crate::apply::SignalSource::Process,
+            hub: crate::mcp::relay::Hub::new(),
         }
     }
 

@@ -98,6 +98,7 @@ async fn apply_with(plan: &Plan, runtime: Recording, keep: bool, signals: Signal
         proxy_image: crate::config::resolve::DEFAULT_PROXY_IMAGE.into(),
     };
     let context = Context {
+        hub: crate::mcp::relay::Hub::new(),
         runtime: runtime.clone(),
         engine: &engine,
         env: &env,

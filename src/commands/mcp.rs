@@ -50,6 +50,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     let events = Arc::new(session.open_log("outrig.log")?);
     let audit = session.open_log("tools.jsonl")?;
     let context = project.apply_context(&env, &key, redactor.clone());
+    let hub = context.hub.clone();
     let runtime = super::runtime()?;
     let result = runtime.block_on(apply::apply(
         &plan,
@@ -81,7 +82,8 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             );
             crate::output::status!("outrig mcp: {message}");
             events.event(&message);
-            let served = gateway::serve_stdio(toolbox.clone(), events.clone()).await;
+            let surface = gateway::Surface::new(toolbox.clone(), hub.clone(), events.clone()).await;
+            let served = gateway::serve_stdio(surface).await;
             for key in toolbox.exited() {
                 if let Some(record) = session.record.servers.get_mut(key) {
                     record.exited = Some("exited while the gateway was serving".to_string());

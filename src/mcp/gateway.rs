@@ -1,67 +1,505 @@
-//! The gateway behind `outrig mcp`: one MCP server on stdio that republishes the tools of
-//! every server in the sandbox (see [`super::toolbox`]). Both protocol eras are served by
-//! rmcp (`initialize`, and 2026-07-28's `server/discover` with per-request `_meta`); the
-//! [`Front`] transport answers unknown methods with -32601 at any time, even before
-//! initialisation, and answers `tools/call` itself once the protocol version is settled.
+//! The gateway behind `outrig mcp`: one MCP server that republishes everything the
+//! servers in the sandbox offer — tools (see [`super::toolbox`]), prompts and resources
+//! (see [`super::catalog`]), completion, logging — and relays what they send back
+//! (see [`super::relay`]). It serves one client on stdio ([`serve_stdio`]) or any number
+//! over Streamable HTTP ([`super::http`]).
+//!
+//! Both protocol eras are served by rmcp (`initialize`, and 2026-07-28's
+//! `server/discover` with per-request `_meta`). On stdio, the [`Front`] transport answers
+//! unknown methods with -32601 at any time, even before initialisation, and answers
+//! `tools/call` itself once the protocol version is settled, and gives `tools/list`
+//! results with each definition as its server wrote it.
+//!
+//! Logging is deprecated by 2026-07-28 but live in 2025-11-25: it is relayed.
+#![allow(deprecated)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use rmcp::model::GetMeta;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientJsonRpcMessage, ClientNotification,
-    ClientRequest, ErrorCode, Implementation, JsonRpcMessage, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, RequestId, ResultType, ServerCapabilities,
-    ServerConfig, ServerJsonRpcMessage, ServerResult,
+    ClientRequest, CompleteRequestParams, CompleteResult, CustomRequest, CustomResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, Implementation, JsonRpcMessage, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    PromptsCapability, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    RequestId, RequestMetaObject, ResourcesCapability, ResultType, ServerCapabilities,
+    ServerConfig, ServerJsonRpcMessage, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, ToolsCapability, UnsubscribeRequestParams,
 };
-use rmcp::service::{RequestContext, RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::service::{
+    NotificationContext, Peer, RequestContext, RxJsonRpcMessage, TxJsonRpcMessage,
+};
 use rmcp::transport::Transport;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
+use super::Backend;
+use super::catalog::{Catalog, Lists};
+use super::relay::{Hub, ListKind};
 use super::toolbox::{Outcome, Toolbox};
-use super::transport::{Writer, write_line};
+use super::transport::{CallError, Writer, write_line};
 use crate::session::log::AppendLog;
 
-/// The MCP server handler.
+/// What every client of one gateway is served: the sandbox's tools, prompts and
+/// resources, and the hub that relays what its servers send.
+pub struct Surface {
+    toolbox: Arc<Toolbox>,
+    catalog: RwLock<Catalog>,
+    hub: Arc<Hub>,
+    events: Arc<AppendLog>,
+    capabilities: ServerCapabilities,
+}
+
+/// Keys of a request's `_meta` that describe the client's own session (2026-07-28); the
+/// server's connection carries outrig's.
+const SESSION_META_PREFIX: &str = "io.modelcontextprotocol/";
+
+impl Surface {
+    /// Read every server's prompts, resources and templates, and say what the gateway
+    /// offers: the union of what the servers declare.
+    pub async fn new(toolbox: Arc<Toolbox>, hub: Arc<Hub>, events: Arc<AppendLog>) -> Arc<Surface> {
+        let backends = toolbox.backends();
+        let mut lists = Vec::new();
+        for backend in backends {
+            lists.push(Lists {
+                prompts: list_of(backend, ListKind::Prompts).await.prompts,
+                ..list_of(backend, ListKind::Resources).await
+            });
+        }
+        let catalog = Catalog::new(backends, lists);
+        report_duplicates(&catalog, &events);
+        Surface::with_catalog(toolbox, hub, events, catalog)
+    }
+
+    /// A surface whose prompts and resources were read already.
+    pub fn with_catalog(
+        toolbox: Arc<Toolbox>,
+        hub: Arc<Hub>,
+        events: Arc<AppendLog>,
+        catalog: Catalog,
+    ) -> Arc<Surface> {
+        Arc::new(Surface {
+            capabilities: union(toolbox.backends()),
+            catalog: RwLock::new(catalog),
+            toolbox,
+            hub,
+            events,
+        })
+    }
+
+    pub fn toolbox(&self) -> &Arc<Toolbox> {
+        &self.toolbox
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Act on the list changes servers announce until the hub closes: read the list
+    /// again and tell every client.
+    pub fn watch_changes(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let mut changes = self.hub.take_changes()?;
+        let surface = self.clone();
+        Some(tokio::spawn(async move {
+            while let Some(changed) = changes.recv().await {
+                surface.changed(&changed.server, changed.list).await;
+            }
+        }))
+    }
+
+    async fn changed(&self, server: &str, kind: ListKind) {
+        let backends = self.toolbox.backends();
+        let Some(index) = backends.iter().position(|b| b.key == server) else {
+            return;
+        };
+        let backend = &backends[index];
+        self.events.event(&format!(
+            "server `{}` said its {} list changed",
+            backend.server,
+            match kind {
+                ListKind::Tools => "tool",
+                ListKind::Prompts => "prompt",
+                ListKind::Resources => "resource",
+            }
+        ));
+        match kind {
+            ListKind::Tools => match super::client::list_tools(&backend.calls).await {
+                Ok(listed) => self.toolbox.refresh(index, listed),
+                Err(error) => {
+                    self.events.event(&format!(
+                        "could not read `{}`'s tools again: {error}",
+                        backend.server
+                    ));
+                    return;
+                }
+            },
+            kind => {
+                let lists = list_of(backend, kind).await;
+                let mut catalog = self.catalog.write().expect("not poisoned");
+                catalog.replace(index, kind, lists);
+                report_duplicates(&catalog, &self.events);
+            }
+        }
+        for peer in self.hub.all() {
+            let _ = match kind {
+                ListKind::Tools => peer.notify_tool_list_changed().await,
+                ListKind::Prompts => peer.notify_prompt_list_changed().await,
+                ListKind::Resources => peer.notify_resource_list_changed().await,
+            };
+        }
+    }
+
+    /// Send `method` to `backend` on behalf of `client`, with the request's `_meta`
+    /// passed on (its progress token exchanged for one of the gateway's), and read the
+    /// result.
+    async fn forward<T: serde::de::DeserializeOwned>(
+        &self,
+        backend: &Backend,
+        method: &str,
+        params: impl serde::Serialize,
+        meta: &RequestMetaObject,
+        client: u64,
+    ) -> Result<T, ErrorData> {
+        let (_working, meta) = self.pass_on(meta, client, &backend.key);
+        let mut params = serde_json::to_value(params).unwrap_or_default();
+        if let Some(object) = params.as_object_mut() {
+            object.remove("_meta");
+            if let Some(meta) = meta {
+                object.insert(
+                    "_meta".into(),
+                    serde_json::to_value(meta).unwrap_or_default(),
+                );
+            }
+        }
+        let result = backend
+            .calls
+            .request(method, params)
+            .await
+            .map_err(|error| match error {
+                CallError::Rpc(error) => error,
+                CallError::Closed => ErrorData::internal_error(
+                    format!(
+                        "server `{}` is not running: it exited during this session (its stderr is in the session's {})",
+                        backend.server, backend.stderr_log
+                    ),
+                    None,
+                ),
+                CallError::Unexpected => ErrorData::internal_error(
+                    format!("server `{}` answered {method} with something unexpected", backend.server),
+                    None,
+                ),
+            })?;
+        serde_json::from_value(result).map_err(|e| {
+            ErrorData::internal_error(
+                format!(
+                    "server `{}` answered {method} with a malformed result: {e}",
+                    backend.server
+                ),
+                None,
+            )
+        })
+    }
+
+    /// Register a request of `client` with the server `key` while it runs, and the
+    /// `_meta` to pass on for it.
+    fn pass_on(
+        &self,
+        meta: &RequestMetaObject,
+        client: u64,
+        key: &str,
+    ) -> (super::relay::Working<'_>, Option<RequestMetaObject>) {
+        let (working, token) = self.hub.working(client, key, meta.get_progress_token());
+        let mut passed = RequestMetaObject::new();
+        for (name, value) in meta.0.0.iter() {
+            if name != "progressToken" && !name.starts_with(SESSION_META_PREFIX) {
+                passed.0.0.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(token) = token {
+            passed.set_progress_token(token);
+        }
+        (working, (!passed.0.0.is_empty()).then_some(passed))
+    }
+
+    /// Call a published tool for `client`.
+    async fn call(
+        &self,
+        params: CallToolRequestParams,
+        meta: &RequestMetaObject,
+        client: u64,
+        cancelled: impl Future<Output = ()>,
+    ) -> (super::toolbox::Called, super::toolbox::Audit<'_>) {
+        let key = self
+            .toolbox
+            .backend_of(&params.name)
+            .map(|b| b.key.clone())
+            .unwrap_or_default();
+        let (_working, meta) = self.pass_on(meta, client, &key);
+        self.toolbox
+            .call_audit_later(&params.name, params.arguments, meta, cancelled)
+            .await
+    }
+
+    fn backend(&self, index: usize) -> Result<&Backend, ErrorData> {
+        self.toolbox
+            .backends()
+            .get(index)
+            .ok_or_else(|| ErrorData::internal_error("no such server", None))
+    }
+
+    /// A message to a client, with a `tools/list` result's definitions as their servers
+    /// wrote them.
+    pub fn as_written(&self, item: ServerJsonRpcMessage) -> ServerJsonRpcMessage {
+        match item {
+            JsonRpcMessage::Response(mut response) => {
+                if let ServerResult::ListToolsResult(result) = &response.result {
+                    response.result =
+                        ServerResult::CustomResult(CustomResult(self.tools_as_written(result)));
+                }
+                JsonRpcMessage::Response(response)
+            }
+            other => other,
+        }
+    }
+
+    /// `tools/list`'s result with each definition as its server wrote it (rmcp's model
+    /// of a tool leaves out fields such as `execution`).
+    pub fn tools_as_written(&self, result: &ListToolsResult) -> serde_json::Value {
+        let mut value = serde_json::to_value(result).unwrap_or_default();
+        if let Some(tools) = value.get_mut("tools").and_then(|t| t.as_array_mut()) {
+            for tool in tools {
+                let name = tool
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default();
+                if let Some(raw) = self.toolbox.raw_tool(name) {
+                    *tool = serde_json::Value::Object(raw);
+                }
+            }
+        }
+        value
+    }
+}
+
+/// Every page of one kind of list from `backend`; nothing when it does not offer it or
+/// fails to answer (said in the event log by the caller's use).
+async fn list_of(backend: &Backend, kind: ListKind) -> Lists {
+    let capabilities = &backend.capabilities;
+    let mut lists = Lists::default();
+    match kind {
+        ListKind::Prompts if capabilities.prompts.is_some() => {
+            lists.prompts = all_pages(backend, "prompts/list", "prompts").await;
+        }
+        ListKind::Resources if capabilities.resources.is_some() => {
+            lists.resources = all_pages(backend, "resources/list", "resources").await;
+            lists.templates =
+                all_pages(backend, "resources/templates/list", "resourceTemplates").await;
+        }
+        _ => {}
+    }
+    lists
+}
+
+async fn all_pages<T: serde::de::DeserializeOwned>(
+    backend: &Backend,
+    method: &str,
+    field: &str,
+) -> Vec<T> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let params = match &cursor {
+            Some(cursor) => serde_json::json!({ "cursor": cursor }),
+            None => serde_json::json!({}),
+        };
+        let Ok(result) =
+            tokio::time::timeout(backend.call_timeout, backend.calls.request(method, params)).await
+        else {
+            break;
+        };
+        let Ok(result) = result else { break };
+        if let Some(list) = result.get(field).and_then(|l| l.as_array()) {
+            items.extend(
+                list.iter()
+                    .filter_map(|item| serde_json::from_value(item.clone()).ok()),
+            );
+        }
+        match result.get("nextCursor").and_then(|c| c.as_str()) {
+            Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => {
+                cursor = Some(next.to_string())
+            }
+            _ => break,
+        }
+    }
+    items
+}
+
+fn report_duplicates(catalog: &Catalog, events: &AppendLog) {
+    for duplicate in catalog.duplicates() {
+        let message = format!(
+            "resource `{}` is listed by servers `{}` and `{}`; `{}` serves it",
+            duplicate.uri, duplicate.served_by, duplicate.hidden, duplicate.served_by
+        );
+        events.event(&message);
+        crate::output::status!("outrig mcp: {message}");
+    }
+}
+
+/// The capabilities the gateway declares: tools always, and prompts, resources,
+/// completion and logging when any server declares them.
+fn union(backends: &[Backend]) -> ServerCapabilities {
+    let mut capabilities = ServerCapabilities::default();
+    let mut tools = ToolsCapability::default();
+    tools.list_changed = Some(true);
+    capabilities.tools = Some(tools);
+    let declared =
+        |f: &dyn Fn(&ServerCapabilities) -> bool| backends.iter().any(|b| f(&b.capabilities));
+    if declared(&|c| c.prompts.is_some()) {
+        let mut prompts = PromptsCapability::default();
+        prompts.list_changed = Some(true);
+        capabilities.prompts = Some(prompts);
+    }
+    if declared(&|c| c.resources.is_some()) {
+        let mut resources = ResourcesCapability::default();
+        resources.list_changed = Some(true);
+        if declared(&|c| {
+            c.resources
+                .as_ref()
+                .is_some_and(|r| r.subscribe == Some(true))
+        }) {
+            resources.subscribe = Some(true);
+        }
+        capabilities.resources = Some(resources);
+    }
+    if declared(&|c| c.completions.is_some()) {
+        capabilities.completions = Some(Default::default());
+    }
+    if declared(&|c| c.logging.is_some()) {
+        capabilities.logging = Some(Default::default());
+    }
+    capabilities
+}
+
+/// The client-to-server methods of MCP. rmcp reads a request for one of them whose
+/// parameters do not fit as a custom request; those are answered with -32602.
+const MCP_METHODS: [&str; 15] = [
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+    "subscriptions/listen",
+];
+
+/// The error for a custom request: -32602 when it is one of MCP's methods with
+/// malformed parameters, else -32601 naming it.
+fn unknown_request(request: &CustomRequest) -> ErrorData {
+    let method = request.method.as_str();
+    if MCP_METHODS.contains(&method) {
+        let detail = request
+            .params
+            .as_ref()
+            .and_then(|p| {
+                let arguments = p.get("arguments")?;
+                (!arguments.is_object())
+                    .then(|| "`arguments` must be an object of named arguments".to_string())
+            })
+            .unwrap_or_else(|| "they do not match the method's schema".to_string());
+        return ErrorData::invalid_params(format!("invalid params for `{method}`: {detail}"), None);
+    }
+    not_offered(method, "it is not an MCP method outrig serves")
+}
+
+/// -32601 for a method the gateway does not offer, naming it.
+fn not_offered(method: &str, why: &str) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::METHOD_NOT_FOUND,
+        format!("method not found: `{method}` is not offered by outrig's gateway ({why})"),
+        None,
+    )
+}
+
+/// One client's seat at the gateway: its id in the hub, from its first request on.
+struct Seat {
+    hub: Arc<Hub>,
+    id: OnceLock<u64>,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.get() {
+            self.hub.disconnect(*id);
+        }
+    }
+}
+
+/// The MCP server handler: one per client session.
 #[derive(Clone)]
 pub struct Gateway {
-    toolbox: Arc<Toolbox>,
-    events: Arc<AppendLog>,
+    surface: Arc<Surface>,
+    seat: Arc<Seat>,
 }
 
 impl Gateway {
-    pub fn new(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Gateway {
-        Gateway { toolbox, events }
+    pub fn new(surface: Arc<Surface>) -> Gateway {
+        let seat = Arc::new(Seat {
+            hub: surface.hub.clone(),
+            id: OnceLock::new(),
+        });
+        Gateway { surface, seat }
+    }
+
+    /// This client's id in the hub.
+    fn client(&self, peer: &Peer<RoleServer>) -> u64 {
+        *self
+            .seat
+            .id
+            .get_or_init(|| self.surface.hub.connect(peer.clone()))
+    }
+
+    fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.surface.catalog.read().expect("not poisoned")
     }
 }
 
 impl ServerHandler for Gateway {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(self.surface.capabilities.clone())
             .with_server_info(Implementation::new("outrig", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "Tools of MCP servers running in an outrig podman sandbox, named <server>__<tool>.",
+                "Tools and prompts of MCP servers running in an outrig podman sandbox, named <server>__<name>; resources keep their servers' URIs.",
             )
     }
 
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.client(&context.peer);
         Ok(ListToolsResult::with_all_items(
-            self.toolbox.tools().to_vec(),
+            self.surface.toolbox.tools(),
         ))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.toolbox
+        self.surface
+            .toolbox
             .tools()
-            .iter()
+            .into_iter()
             .find(|t| t.name == name)
-            .cloned()
     }
 
     async fn call_tool(
@@ -69,21 +507,276 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let client = self.client(&context.peer);
         let cancelled = context.ct.clone();
-        let response = self
-            .toolbox
-            .call(
-                &request.name,
-                request.arguments,
-                cancelled.cancelled_owned(),
-            )
-            .await
-            .into_result()?;
+        let (called, audit) = self
+            .surface
+            .call(request, &context.meta, client, cancelled.cancelled_owned())
+            .await;
+        audit.write(&called);
         // rmcp drops `resultType` again for older clients.
-        Ok(with_result_type(response))
+        Ok(with_result_type(called.into_result()?))
     }
 
-    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.client(&context.peer);
+        if self.surface.capabilities.prompts.is_none() {
+            return Err(not_offered(
+                "prompts/list",
+                "no server in this sandbox has prompts",
+            ));
+        }
+        Ok(ListPromptsResult::with_all_items(
+            self.catalog().prompts().to_vec(),
+        ))
+    }
+
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let client = self.client(&context.peer);
+        let target = self.catalog().prompt(&request.name).cloned().ok_or_else(|| {
+            ErrorData::invalid_params(
+                format!("unknown prompt `{}`: prompts are named <server>__<prompt>, as prompts/list gives them", request.name),
+                None,
+            )
+        })?;
+        let backend = self.surface.backend(target.backend)?;
+        request.name = target.name;
+        let result: serde_json::Value = self
+            .surface
+            .forward(backend, "prompts/get", &request, &context.meta, client)
+            .await?;
+        if is_input_required(&result) {
+            return Ok(GetPromptResponse::InputRequired(from_value(result)?));
+        }
+        Ok(GetPromptResponse::Complete(from_value(result)?))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.client(&context.peer);
+        if self.surface.capabilities.resources.is_none() {
+            return Err(not_offered(
+                "resources/list",
+                "no server in this sandbox has resources",
+            ));
+        }
+        Ok(ListResourcesResult::with_all_items(
+            self.catalog().resources().to_vec(),
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.client(&context.peer);
+        if self.surface.capabilities.resources.is_none() {
+            return Err(not_offered(
+                "resources/templates/list",
+                "no server in this sandbox has resources",
+            ));
+        }
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.catalog().templates().to_vec(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let client = self.client(&context.peer);
+        let index = self.resource_backend(&request.uri)?;
+        let backend = self.surface.backend(index)?;
+        let result: serde_json::Value = self
+            .surface
+            .forward(backend, "resources/read", &request, &context.meta, client)
+            .await?;
+        if is_input_required(&result) {
+            return Ok(ReadResourceResponse::InputRequired(from_value(result)?));
+        }
+        Ok(ReadResourceResponse::Complete(from_value(result)?))
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let client = self.client(&context.peer);
+        let index = self.resource_backend(&request.uri)?;
+        let backend = self.surface.backend(index)?;
+        let _: serde_json::Value = self
+            .surface
+            .forward(
+                backend,
+                "resources/subscribe",
+                &request,
+                &context.meta,
+                client,
+            )
+            .await?;
+        self.surface.hub.subscribe(client, &request.uri);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let client = self.client(&context.peer);
+        self.surface.hub.unsubscribe(client, &request.uri);
+        if self.surface.hub.subscribed(&request.uri) {
+            return Ok(());
+        }
+        let index = self.resource_backend(&request.uri)?;
+        let backend = self.surface.backend(index)?;
+        let _: serde_json::Value = self
+            .surface
+            .forward(
+                backend,
+                "resources/unsubscribe",
+                &request,
+                &context.meta,
+                client,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let client = self.client(&context.peer);
+        if self.surface.capabilities.completions.is_none() {
+            return Err(not_offered(
+                "completion/complete",
+                "no server in this sandbox offers completion",
+            ));
+        }
+        let index = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let target = self
+                    .catalog()
+                    .prompt(&prompt.name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ErrorData::invalid_params(format!("unknown prompt `{}`", prompt.name), None)
+                    })?;
+                prompt.name = target.name;
+                target.backend
+            }
+            Reference::Resource(resource) => {
+                self.catalog().template(&resource.uri).ok_or_else(|| {
+                    ErrorData::invalid_params(
+                        format!(
+                            "no server in this sandbox lists a resource template `{}`",
+                            resource.uri
+                        ),
+                        None,
+                    )
+                })?
+            }
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    "completion/complete: the reference is neither a prompt nor a resource",
+                    None,
+                ));
+            }
+        };
+        let backend = self.surface.backend(index)?;
+        if backend.capabilities.completions.is_none() {
+            return Ok(CompleteResult::default());
+        }
+        self.surface
+            .forward(
+                backend,
+                "completion/complete",
+                &request,
+                &context.meta,
+                client,
+            )
+            .await
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let client = self.client(&context.peer);
+        if self.surface.capabilities.logging.is_none() {
+            return Err(not_offered(
+                "logging/setLevel",
+                "no server in this sandbox logs to its client",
+            ));
+        }
+        for backend in self.surface.toolbox.backends() {
+            if backend.capabilities.logging.is_some() {
+                let answer: Result<serde_json::Value, ErrorData> = self
+                    .surface
+                    .forward(backend, "logging/setLevel", &request, &context.meta, client)
+                    .await;
+                if let Err(error) = answer {
+                    self.surface.events.event(&format!(
+                        "server `{}` refused logging/setLevel: {}",
+                        backend.server, error.message
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        Err(unknown_request(&request))
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        self.client(&context.peer);
+        for backend in self.surface.toolbox.backends() {
+            backend
+                .calls
+                .notify("notifications/roots/list_changed", None)
+                .await;
+        }
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
+        self.client(&context.peer);
+        Ok(rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.client(&context.peer);
         let client = context
             .peer
             .peer_info()
@@ -94,8 +787,32 @@ impl ServerHandler for Gateway {
                 )
             })
             .unwrap_or_else(|| "a client".to_string());
-        self.events.event(&format!("client connected: {client}"));
+        self.surface
+            .events
+            .event(&format!("client connected: {client}"));
     }
+}
+
+impl Gateway {
+    fn resource_backend(&self, uri: &str) -> Result<usize, ErrorData> {
+        self.catalog().resource(uri).ok_or_else(|| {
+            ErrorData::new(
+                ErrorCode::RESOURCE_NOT_FOUND,
+                format!("resource not found: no server in this sandbox lists `{uri}`"),
+                Some(serde_json::json!({ "uri": uri })),
+            )
+        })
+    }
+}
+
+fn is_input_required(result: &serde_json::Value) -> bool {
+    result.get("resultType").and_then(|t| t.as_str()) == Some("input_required")
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ErrorData> {
+    serde_json::from_value(value).map_err(|e| {
+        ErrorData::internal_error(format!("a server's result is malformed: {e}"), None)
+    })
 }
 
 /// Longest message read from the client; longer lines are skipped (as rmcp does).
@@ -134,7 +851,7 @@ impl Out {
 
 /// The tool calls [`Front`] answers itself.
 struct Calls {
-    toolbox: Arc<Toolbox>,
+    gateway: Gateway,
     /// The protocol version `initialize` agreed on, once it has.
     agreed: std::sync::Mutex<Option<ProtocolVersion>>,
     /// Calls in flight, to cancel by the client's request id.
@@ -145,12 +862,11 @@ struct Calls {
 impl Calls {
     /// The protocol version a call is answered under, when the gateway may answer it
     /// itself.
-    fn version(&self, params: &CallToolRequestParams) -> Option<ProtocolVersion> {
-        let meta = params.meta.as_ref();
-        match meta.and_then(|m| m.protocol_version()) {
+    fn version(&self, meta: &RequestMetaObject) -> Option<ProtocolVersion> {
+        match meta.protocol_version() {
             Some(version) => {
                 let known = ProtocolVersion::KNOWN_VERSIONS.contains(&version);
-                let complete = meta.is_some_and(|m| m.missing_required_keys(&version).is_empty());
+                let complete = meta.missing_required_keys(&version).is_empty();
                 (known && complete).then_some(version)
             }
             None => self.agreed.lock().expect("not poisoned").clone(),
@@ -161,7 +877,7 @@ impl Calls {
     fn start(
         self: &Arc<Self>,
         id: RequestId,
-        params: CallToolRequestParams,
+        (params, meta): (CallToolRequestParams, RequestMetaObject),
         version: ProtocolVersion,
         out: Arc<Out>,
     ) {
@@ -177,9 +893,11 @@ impl Calls {
                     std::future::pending::<()>().await;
                 }
             };
+            let client = calls.gateway.seat.id.get().copied().unwrap_or_default();
             let (called, audit) = calls
-                .toolbox
-                .call_audit_later(&params.name, params.arguments, cancelled)
+                .gateway
+                .surface
+                .call(params, &meta, client, cancelled)
                 .await;
             calls.running.lock().expect("not poisoned").remove(&id);
             // A cancelled request is not answered.
@@ -238,7 +956,7 @@ fn with_result_type(response: CallToolResponse) -> CallToolResponse {
 }
 
 impl Front {
-    fn new(reader: Reader, writer: Writer, toolbox: Arc<Toolbox>) -> Front {
+    fn new(reader: Reader, writer: Writer, gateway: Gateway) -> Front {
         Front {
             read: BufReader::with_capacity(64 * 1024, reader),
             line: Vec::new(),
@@ -246,7 +964,7 @@ impl Front {
             out: Arc::new(Out(tokio::sync::Mutex::new(writer))),
             started: false,
             calls: Arc::new(Calls {
-                toolbox,
+                gateway,
                 agreed: std::sync::Mutex::new(None),
                 running: std::sync::Mutex::new(HashMap::new()),
                 tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
@@ -295,7 +1013,7 @@ impl Front {
     }
 
     /// The next message from the client; what is not a message is skipped, or answered
-    /// with -32600 when it is a request.
+    /// with -32600 when it is a request (-32602 when its parameters are malformed).
     async fn next_message(&mut self) -> Option<ClientJsonRpcMessage> {
         loop {
             let line = self.next_line().await?;
@@ -313,10 +1031,19 @@ impl Front {
                         .get("id")
                         .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok());
                     if let Some(id) = id {
-                        self.reply(ServerJsonRpcMessage::error(
-                            ErrorData::invalid_request(format!("invalid request: {error}"), None),
-                            Some(id),
-                        ));
+                        // Any method name parses (as a custom request), so a request that
+                        // does not is one of MCP's with parameters of the wrong shape.
+                        let error = match value.get("method").and_then(|m| m.as_str()) {
+                            Some(method) => ErrorData::invalid_params(
+                                format!("invalid params for `{method}`: {error}"),
+                                None,
+                            ),
+                            None => ErrorData::invalid_request(
+                                format!("invalid request: {error}"),
+                                None,
+                            ),
+                        };
+                        self.reply(ServerJsonRpcMessage::error(error, Some(id)));
                     }
                 }
             }
@@ -336,6 +1063,7 @@ impl Transport<RoleServer> for Front {
         {
             *self.calls.agreed.lock().expect("not poisoned") = Some(init.protocol_version.clone());
         }
+        let item = self.calls.gateway.surface.as_written(item);
         let out = self.out.clone();
         async move { out.send(&item).await }
     }
@@ -347,23 +1075,21 @@ impl Transport<RoleServer> for Front {
                 JsonRpcMessage::Request(request) => {
                     match &request.request {
                         ClientRequest::CustomRequest(custom) => {
-                            let error = ErrorData::new(
-                                ErrorCode::METHOD_NOT_FOUND,
-                                format!("method not found: {}", custom.method),
-                                None,
-                            );
+                            let error = unknown_request(custom);
                             self.reply(ServerJsonRpcMessage::error(error, Some(request.id)));
                             continue;
                         }
-                        ClientRequest::CallToolRequest(call) => {
-                            if let Some(version) = self.calls.version(&call.params) {
+                        ClientRequest::CallToolRequest(_) => {
+                            let meta = request.request.get_meta();
+                            if let Some(version) = self.calls.version(meta) {
                                 self.started = true;
+                                let meta = meta.clone();
                                 let ClientRequest::CallToolRequest(call) = request.request else {
                                     unreachable!("matched above");
                                 };
                                 self.calls.start(
                                     request.id,
-                                    call.params,
+                                    (call.params, meta),
                                     version,
                                     self.out.clone(),
                                 );
@@ -423,12 +1149,14 @@ fn stdio() -> (Reader, Writer) {
     (reader, writer)
 }
 
-/// Serve `toolbox` on stdin/stdout until the client closes stdin.
-pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Result<(), String> {
+/// Serve `surface` on stdin/stdout until the client closes stdin.
+pub async fn serve_stdio(surface: Arc<Surface>) -> Result<(), String> {
     let (reader, writer) = stdio();
-    let front = Front::new(reader, writer, toolbox.clone());
+    let gateway = Gateway::new(surface.clone());
+    let front = Front::new(reader, writer, gateway.clone());
     let calls = front.calls.clone();
-    let gateway = Gateway::new(toolbox.clone(), events.clone());
+    let toolbox = surface.toolbox.clone();
+    let events = surface.events.clone();
     let watcher = {
         let toolbox = toolbox.clone();
         tokio::spawn(async move {
@@ -438,6 +1166,7 @@ pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Resul
             }
         })
     };
+    let changes = surface.watch_changes();
     let result = match gateway.serve(front).await {
         Ok(running) => running
             .waiting()
@@ -451,6 +1180,9 @@ pub async fn serve_stdio(toolbox: Arc<Toolbox>, events: Arc<AppendLog>) -> Resul
         }
     };
     watcher.abort();
+    if let Some(changes) = changes {
+        changes.abort();
+    }
     calls.tasks.lock().expect("not poisoned").abort_all();
     toolbox.notice_exits();
     result
@@ -480,7 +1212,10 @@ mod tests {
             Arc::new(AppendLog::open(&dir.join("outrig.log")).unwrap()),
             Redactor::new(Vec::new()),
         );
-        let front = Front::new(Box::new(read), Box::new(write), Arc::new(toolbox));
+        let events = Arc::new(AppendLog::open(&dir.join("events.log")).unwrap());
+        let surface =
+            Surface::with_catalog(Arc::new(toolbox), Hub::new(), events, Catalog::default());
+        let front = Front::new(Box::new(read), Box::new(write), Gateway::new(surface));
         (front, client_write, BufReader::new(client_read).lines())
     }
 
@@ -502,7 +1237,8 @@ mod tests {
         let input = concat!(
             "not json\n",
             "\n",
-            "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":\"nonsense\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":[1]}}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":6,\"result\":\"no method\"}\n",
             "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"no/such\"}\n",
             "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n",
             "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\"}\r\n",
@@ -517,10 +1253,26 @@ mod tests {
         assert_eq!(message["method"], "ping");
         let mut errors = [reply(&mut lines).await, reply(&mut lines).await];
         errors.sort_by_key(|e| e["id"].as_i64());
+        // Non-object arguments are the method's parameters of the wrong shape.
         assert_eq!(errors[0]["id"], 7);
-        assert_eq!(errors[0]["error"]["code"], -32600);
+        assert_eq!(errors[0]["error"]["code"], -32602, "{}", errors[0]);
+        assert!(
+            errors[0]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`tools/call`")
+        );
+        // An unknown method is named.
         assert_eq!(errors[1]["id"], 8);
         assert_eq!(errors[1]["error"]["code"], -32601);
+        assert!(
+            errors[1]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`no/such` is not offered"),
+            "{}",
+            errors[1]
+        );
     }
 
     #[tokio::test]

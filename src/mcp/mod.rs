@@ -2,9 +2,11 @@
 //! bounds what they can send, the names their tools are published under, and the gateway
 //! that serves them to other clients (`outrig mcp`).
 
+pub mod catalog;
 pub mod client;
 pub mod gateway;
 pub mod names;
+pub mod relay;
 pub mod toolbox;
 pub mod transport;
 pub mod wiring;
@@ -22,6 +24,12 @@ pub struct Backend {
     pub calls: std::sync::Arc<transport::Direct>,
     /// Its tools as it listed them.
     pub tools: Vec<rmcp::model::Tool>,
+    /// The same, as it wrote them, by tool name.
+    pub raw_tools: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Its side of the session, for requests other than tool calls.
+    pub peer: Option<rmcp::service::Peer<rmcp::RoleClient>>,
+    /// What it declared it offers.
+    pub capabilities: rmcp::model::ServerCapabilities,
     pub call_timeout: Duration,
     /// Where its stderr goes, relative to the session directory.
     pub stderr_log: String,

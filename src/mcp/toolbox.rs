@@ -94,15 +94,30 @@ impl Called {
     }
 }
 
+#[derive(Clone)]
 struct Route {
     backend: usize,
     tool: String,
 }
 
+/// The tools published at one time: a server's `tools/list_changed` replaces the set.
+#[derive(Default)]
+struct Published {
+    tools: Vec<Tool>,
+    /// The same definitions as their servers wrote them, under the published names.
+    raw: HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    routes: HashMap<String, Route>,
+    /// Each server's tools as last listed, in backend order, and as written.
+    listed: Vec<Vec<Tool>>,
+    listed_raw: Vec<RawTools>,
+}
+
+type RawTools = HashMap<String, serde_json::Map<String, serde_json::Value>>;
+
 /// The published tool set of a sandbox.
 pub struct Toolbox {
-    tools: Vec<Tool>,
-    routes: HashMap<String, Route>,
+    published: std::sync::RwLock<Arc<Published>>,
+    allow: Vec<Vec<String>>,
     backends: Vec<Backend>,
     gone: Vec<AtomicBool>,
     audit: AppendLog,
@@ -110,6 +125,67 @@ pub struct Toolbox {
     redactor: Redactor,
     /// Tools not served, by published name, with what a call to one is told.
     withheld: HashMap<String, String>,
+}
+
+/// Publish the tools of `listed` (per backend) that match every list in `allow`.
+fn publish(
+    backends: &[Backend],
+    listed: Vec<Vec<Tool>>,
+    raw: Vec<RawTools>,
+    allow: &[Vec<String>],
+) -> Published {
+    let pairs: Vec<(usize, &str, &Tool)> = listed
+        .iter()
+        .enumerate()
+        .flat_map(|(i, tools)| {
+            let server = backends[i].server.as_str();
+            tools.iter().map(move |t| (i, server, t))
+        })
+        .collect();
+    let assigned = names::assign(pairs.iter().map(|(_, s, t)| (*s, t.name.as_ref())));
+    let by_pair: HashMap<(&str, &str), &str> = assigned
+        .iter()
+        .map(|(name, (s, t))| ((s.as_str(), t.as_str()), name.as_str()))
+        .collect();
+    let mut published = Published::default();
+    for (backend, server, tool) in &pairs {
+        let Some(&name) = by_pair.get(&(*server, tool.name.as_ref())) else {
+            continue;
+        };
+        if published.routes.contains_key(name) {
+            continue;
+        }
+        let plain = format!("{server}{}{}", names::SEPARATOR, tool.name);
+        let allowed = allow.iter().all(|patterns| {
+            patterns
+                .iter()
+                .any(|p| glob_match(p, &plain) || glob_match(p, name))
+        });
+        if !allowed {
+            continue;
+        }
+        let mut renamed = (*tool).clone();
+        renamed.name = name.to_string().into();
+        if let Some(mut definition) = raw
+            .get(*backend)
+            .and_then(|r| r.get(tool.name.as_ref()))
+            .cloned()
+        {
+            definition.insert("name".into(), serde_json::Value::String(name.to_string()));
+            published.raw.insert(name.to_string(), definition);
+        }
+        published.tools.push(renamed);
+        published.routes.insert(
+            name.to_string(),
+            Route {
+                backend: *backend,
+                tool: tool.name.to_string(),
+            },
+        );
+    }
+    published.listed = listed;
+    published.listed_raw = raw;
+    published
 }
 
 impl Toolbox {
@@ -129,49 +205,13 @@ impl Toolbox {
         events: Arc<AppendLog>,
         redactor: Redactor,
     ) -> Toolbox {
-        let pairs: Vec<(usize, &str, &Tool)> = backends
-            .iter()
-            .enumerate()
-            .flat_map(|(i, b)| b.tools.iter().map(move |t| (i, b.server.as_str(), t)))
-            .collect();
-        let assigned = names::assign(pairs.iter().map(|(_, s, t)| (*s, t.name.as_ref())));
-        let by_pair: HashMap<(&str, &str), &str> = assigned
-            .iter()
-            .map(|(name, (s, t))| ((s.as_str(), t.as_str()), name.as_str()))
-            .collect();
-        let mut tools = Vec::new();
-        let mut routes = HashMap::new();
-        for (backend, server, tool) in &pairs {
-            let Some(&name) = by_pair.get(&(*server, tool.name.as_ref())) else {
-                continue;
-            };
-            if routes.contains_key(name) {
-                continue;
-            }
-            let plain = format!("{server}{}{}", names::SEPARATOR, tool.name);
-            let allowed = allow.iter().all(|patterns| {
-                patterns
-                    .iter()
-                    .any(|p| glob_match(p, &plain) || glob_match(p, name))
-            });
-            if !allowed {
-                continue;
-            }
-            let mut published = (*tool).clone();
-            published.name = name.to_string().into();
-            tools.push(published);
-            routes.insert(
-                name.to_string(),
-                Route {
-                    backend: *backend,
-                    tool: tool.name.to_string(),
-                },
-            );
-        }
+        let listed = backends.iter().map(|b| b.tools.clone()).collect();
+        let raw: Vec<_> = backends.iter().map(|b| b.raw_tools.clone()).collect();
+        let published = publish(&backends, listed, raw, allow);
         let gone = backends.iter().map(|_| AtomicBool::new(false)).collect();
         Toolbox {
-            tools,
-            routes,
+            published: std::sync::RwLock::new(Arc::new(published)),
+            allow: allow.to_vec(),
             backends,
             gone,
             audit,
@@ -181,13 +221,52 @@ impl Toolbox {
         }
     }
 
+    fn current(&self) -> Arc<Published> {
+        self.published.read().expect("not poisoned").clone()
+    }
+
     /// The published tools, in server order.
-    pub fn tools(&self) -> &[Tool] {
-        &self.tools
+    pub fn tools(&self) -> Vec<Tool> {
+        self.current().tools.clone()
+    }
+
+    /// A published tool's definition as its server wrote it (renamed), when outrig has it.
+    pub fn raw_tool(&self, name: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        self.current().raw.get(name).cloned()
+    }
+
+    /// Replace the tools of backend `index` with what it lists now (after it said its
+    /// list changed). Tools withheld under `--locked` stay withheld.
+    pub fn refresh(&self, index: usize, listed: Vec<super::client::Listed>) {
+        let mut guard = self.published.write().expect("not poisoned");
+        let mut tools = guard.listed.clone();
+        let mut raw = guard.listed_raw.clone();
+        if index < tools.len() {
+            tools[index] = listed
+                .iter()
+                .map(|l| l.tool.clone())
+                .filter(|t| {
+                    !self
+                        .withheld
+                        .contains_key(&names::published(&self.backends[index].server, &t.name))
+                })
+                .collect();
+            raw[index] = listed
+                .into_iter()
+                .map(|l| (l.tool.name.to_string(), l.raw))
+                .collect();
+        }
+        *guard = Arc::new(publish(&self.backends, tools, raw, &self.allow));
     }
 
     pub fn backends(&self) -> &[Backend] {
         &self.backends
+    }
+
+    /// The backend a published tool is served by.
+    pub fn backend_of(&self, name: &str) -> Option<&Backend> {
+        let index = self.current().routes.get(name)?.backend;
+        self.backends.get(index)
     }
 
     /// Servers found to have exited, by `<image>.<server>` key.
@@ -230,21 +309,25 @@ impl Toolbox {
         arguments: Option<JsonObject>,
         cancelled: impl Future<Output = ()>,
     ) -> Called {
-        let (called, audit) = self.call_audit_later(name, arguments, cancelled).await;
+        let (called, audit) = self
+            .call_audit_later(name, arguments, None, cancelled)
+            .await;
         audit.write(&called);
         called
     }
 
     /// [`Toolbox::call`], leaving its audit line to the caller, so that the answer can go
     /// out first.
+    /// `meta` is the request's `_meta`, passed on to the server.
     pub async fn call_audit_later(
         &self,
         name: &str,
         arguments: Option<JsonObject>,
+        meta: Option<rmcp::model::RequestMetaObject>,
         cancelled: impl Future<Output = ()>,
     ) -> (Called, Audit<'_>) {
         let started = Instant::now();
-        let Some(route) = self.routes.get(name) else {
+        let Some(route) = self.current().routes.get(name).cloned() else {
             let message = self
                 .withheld
                 .get(name)
@@ -278,6 +361,7 @@ impl Toolbox {
         } else {
             let mut params = CallToolRequestParams::new(route.tool.clone());
             params.arguments = arguments.clone();
+            params.meta = meta;
             let timeout = backend.call_timeout;
             tokio::select! {
                 answer = backend.calls.call_tool(params) => match answer {
@@ -340,7 +424,7 @@ impl Toolbox {
 pub struct Audit<'a> {
     toolbox: &'a Toolbox,
     name: String,
-    route: Option<&'a Route>,
+    route: Option<Route>,
     arguments: Option<JsonObject>,
     elapsed: Duration,
 }
@@ -350,6 +434,7 @@ impl Audit<'_> {
         let toolbox = self.toolbox;
         let target = self
             .route
+            .as_ref()
             .map(|route| (&toolbox.backends[route.backend], route.tool.as_str()));
         let name = self.name.as_str();
         let elapsed = self.elapsed;

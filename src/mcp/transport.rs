@@ -31,6 +31,9 @@ const TAIL: usize = 512;
 /// The first id of [`Direct`]'s requests; rmcp numbers its own from 0.
 const DIRECT_IDS: i64 = 1 << 40;
 
+/// The first id of [`Direct::request`]'s requests, whose answers are handed back as JSON.
+const RAW_IDS: i64 = 1 << 41;
+
 /// Where newline-delimited JSON-RPC is written: a server's stdin, the gateway's stdout.
 pub(super) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -52,6 +55,9 @@ pub struct Direct {
     /// Calls waiting for their answer, by id; `None` once the server's stdout closed.
     pending: std::sync::Mutex<Option<HashMap<i64, oneshot::Sender<ServerJsonRpcMessage>>>>,
     next: AtomicI64,
+    /// Requests answered as JSON, by id.
+    raw: std::sync::Mutex<HashMap<i64, oneshot::Sender<Result<serde_json::Value, ErrorData>>>>,
+    next_raw: AtomicI64,
     /// What every request carries in `_meta` when the server speaks 2026-07-28 or later.
     meta: std::sync::OnceLock<RequestMetaObject>,
 }
@@ -73,6 +79,8 @@ impl Direct {
             write: Mutex::new(Some(write)),
             pending: std::sync::Mutex::new(Some(HashMap::new())),
             next: AtomicI64::new(DIRECT_IDS),
+            raw: std::sync::Mutex::new(HashMap::new()),
+            next_raw: AtomicI64::new(RAW_IDS),
             meta: std::sync::OnceLock::new(),
         }
     }
@@ -150,6 +158,99 @@ impl Direct {
         }
     }
 
+    /// A `Direct` whose server is gone from the start (for tests of what routes to it).
+    #[cfg(test)]
+    pub fn detached() -> Direct {
+        let direct = Direct::new(Box::new(tokio::io::sink()));
+        direct.close();
+        direct
+    }
+
+    /// Send the server a notification.
+    pub async fn notify(&self, method: &str, params: Option<serde_json::Value>) {
+        let mut message = serde_json::json!({ "jsonrpc": "2.0", "method": method });
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        let _ = self.write_line(&message).await;
+    }
+
+    /// Send `method` with `params` and hand back the server's result as it wrote it
+    /// (outrig republishes some results unchanged, fields rmcp does not know included).
+    pub async fn request(
+        &self,
+        method: &str,
+        mut params: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        if let Some(meta) = self.meta.get()
+            && let Some(object) = params.as_object_mut()
+        {
+            let entry = object
+                .entry("_meta")
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let Some(entry) = entry.as_object_mut() {
+                for (key, value) in meta.0.0.iter() {
+                    entry.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let id = self.next_raw.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        if self.is_closed() {
+            return Err(CallError::Closed);
+        }
+        self.raw.lock().expect("not poisoned").insert(id, sender);
+        let request = serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": method, "params": params,
+        });
+        if self.write_line(&request).await.is_err() {
+            self.raw.lock().expect("not poisoned").remove(&id);
+            return Err(CallError::Closed);
+        }
+        match receiver.await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(error)) => Err(CallError::Rpc(error)),
+            Err(_) => Err(CallError::Closed),
+        }
+    }
+
+    /// Hand a JSON answer to its [`Direct::request`]; `false` when the line is not one.
+    fn answer_raw(&self, line: &[u8]) -> bool {
+        use serde_json::value::RawValue;
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            id: Option<i64>,
+            #[serde(borrow)]
+            method: Option<&'a RawValue>,
+            #[serde(borrow)]
+            result: Option<&'a RawValue>,
+            #[serde(borrow)]
+            error: Option<&'a RawValue>,
+        }
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(line) else {
+            return false;
+        };
+        let Some(id) = envelope.id.filter(|id| *id >= RAW_IDS) else {
+            return false;
+        };
+        if envelope.method.is_some() {
+            return false;
+        }
+        let answer = match (envelope.result, envelope.error) {
+            (_, Some(error)) => Err(serde_json::from_str(error.get()).unwrap_or_else(|e| {
+                ErrorData::internal_error(format!("the server's error is malformed: {e}"), None)
+            })),
+            (Some(result), None) => serde_json::from_str(result.get()).map_err(|e| {
+                ErrorData::internal_error(format!("the server's result is malformed: {e}"), None)
+            }),
+            (None, None) => Ok(serde_json::Value::Null),
+        };
+        if let Some(sender) = self.raw.lock().expect("not poisoned").remove(&id) {
+            let _ = sender.send(answer);
+        }
+        true
+    }
+
     async fn write_line(&self, message: &impl serde::Serialize) -> std::io::Result<()> {
         match self.write.lock().await.as_mut() {
             Some(write) => write_line(write, message).await,
@@ -199,6 +300,7 @@ impl Direct {
     /// The server's stdout closed: every waiting call ends with [`CallError::Closed`].
     fn close(&self) {
         self.pending.lock().expect("not poisoned").take();
+        self.raw.lock().expect("not poisoned").clear();
     }
 }
 
@@ -396,7 +498,7 @@ where
                     let trimmed = line.trim_ascii();
                     // Anything that is not a JSON-RPC message (a stray log line on
                     // stdout) is skipped, as rmcp does.
-                    let parsed = if trimmed.is_empty() {
+                    let parsed = if trimmed.is_empty() || self.direct.answer_raw(trimmed) {
                         None
                     } else {
                         direct_answer(trimmed).or_else(|| serde_json::from_slice(trimmed).ok())

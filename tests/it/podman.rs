@@ -116,7 +116,10 @@ fn list_tools(container: &str, env: &[&str], server: &[&str]) -> (Vec<String>, S
             .await
             .expect("the server exits within 10 s of its stdin closing");
         assert_eq!(status, Some(0), "the server's exit status");
-        (tools.iter().map(|t| t.name.to_string()).collect(), version)
+        (
+            tools.iter().map(|t| t.tool.name.to_string()).collect(),
+            version,
+        )
     })
 }
 
