@@ -280,6 +280,35 @@ pub struct McpArgs {
     #[arg(long, value_enum, value_name = "CLIENT")]
     pub print_config: Option<McpClient>,
 
+    /// Serve over MCP's Streamable HTTP on ADDRESS:PORT (path /mcp) instead of stdio, to
+    /// any number of clients; port 0 picks a free one. Every request needs the bearer
+    /// token printed at start (or the one in --token-env)
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Take the HTTP bearer token from the variable VAR instead of generating one (it is
+    /// then neither printed nor stored)
+    #[arg(long, value_name = "VAR", requires = "listen")]
+    pub token_env: Option<String>,
+
+    /// Let --listen bind an address other machines can reach
+    #[arg(long, requires = "listen")]
+    pub allow_remote: bool,
+
+    /// Also accept requests whose Host header names HOST (DNS rebinding protection
+    /// accepts only the bound address and loopback names; repeatable)
+    #[arg(long, value_name = "HOST", requires = "listen")]
+    pub allow_host: Vec<String>,
+
+    /// Also accept browser requests from ORIGIN, e.g. https://app.example (repeatable)
+    #[arg(long, value_name = "ORIGIN", requires = "listen")]
+    pub allow_origin: Vec<String>,
+
+    /// Publish this server's tools and prompts under their own names, without the
+    /// `<server>__` prefix (for clients or test suites that expect exact names)
+    #[arg(long, value_name = "SERVER")]
+    pub unprefixed: Option<String>,
+
     /// Directory of session records (default: config `session-root`, else
     /// $XDG_DATA_HOME/outrig/sessions)
     #[arg(long, value_name = "DIR", env = "OUTRIG_SESSION_ROOT")]

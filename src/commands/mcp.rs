@@ -28,6 +28,17 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
         &args.tools,
     )?;
     let (target, image, allow) = (served.target, served.image, served.allow);
+    if let Some(server) = &args.unprefixed {
+        let servers = &project.config().images[&image].servers;
+        if !servers.contains_key(server) {
+            let mut known: Vec<&str> = servers.keys().map(String::as_str).collect();
+            known.sort();
+            return Err(Error::new(format!(
+                "--unprefixed {server}: image `{image}` has no server `{server}`"
+            ))
+            .hint(format!("its servers: {}", known.join(", "))));
+        }
+    }
     let attach = match &args.attach {
         Some(wanted) => Some(project.kept_sandbox(wanted, &image)?),
         None => None,
@@ -46,12 +57,24 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     );
     let env = project.lookup();
     let key = project.fingerprint_key()?;
-    let redactor = project.redactor(&plan.desired);
+    let mut redactor = project.redactor(&plan.desired);
+    let runtime = super::runtime()?;
+    let http = match args.listen {
+        Some(address) => {
+            let token = http_token(args, &project)?;
+            redactor.add([token.value.clone()]);
+            let listener = runtime
+                .block_on(crate::mcp::http::Listener::bind(address, args.allow_remote))
+                .map_err(listen_error)?;
+            Some((listener, token))
+        }
+        None => None,
+    };
     let events = Arc::new(session.open_log("outrig.log")?);
     let audit = session.open_log("tools.jsonl")?;
     let context = project.apply_context(&env, &key, redactor.clone());
     let hub = context.hub.clone();
-    let runtime = super::runtime()?;
+    let mut http = http;
     let result = runtime.block_on(apply::apply(
         &plan,
         &mut session,
@@ -73,17 +96,40 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             }
             let toolbox = Arc::new(
                 Toolbox::new(backends, &allow, audit, events.clone(), redactor)
-                    .withholding(withheld),
+                    .withholding(withheld)
+                    .unprefixed(args.unprefixed.clone()),
             );
-            let message = format!(
-                "serving {} tools of {} servers on stdio",
-                toolbox.tools().len(),
-                toolbox.backends().len()
-            );
-            crate::output::status!("outrig mcp: {message}");
-            events.event(&message);
             let surface = gateway::Surface::new(toolbox.clone(), hub.clone(), events.clone()).await;
-            let served = gateway::serve_stdio(surface).await;
+            let served = match http.take() {
+                None => {
+                    let message = format!(
+                        "serving {} of {} servers on stdio",
+                        surface.summary(),
+                        toolbox.backends().len()
+                    );
+                    crate::output::status!("outrig mcp: {message}");
+                    events.event(&message);
+                    gateway::serve_stdio(surface).await
+                }
+                Some((listener, token)) => {
+                    let url = listener.url();
+                    let message = format!(
+                        "serving {} of {} servers over Streamable HTTP at {url}",
+                        surface.summary(),
+                        toolbox.backends().len()
+                    );
+                    crate::output::status!("outrig mcp: {message}");
+                    events.event(&message);
+                    announce_token(session, &token)?;
+                    let access = crate::mcp::http::Access {
+                        token: token.value,
+                        hosts: args.allow_host.clone(),
+                        origins: args.allow_origin.clone(),
+                    };
+                    listener.serve(surface, access).await;
+                    Ok(())
+                }
+            };
             for key in toolbox.exited() {
                 if let Some(record) = session.record.servers.get_mut(key) {
                     record.exited = Some("exited while the gateway was serving".to_string());
@@ -114,6 +160,66 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// The bearer token of an HTTP gateway, and where it came from.
+struct Token {
+    value: String,
+    /// The variable it was read from; `None` when outrig generated it.
+    from: Option<String>,
+}
+
+fn http_token(args: &McpArgs, project: &Project) -> Result<Token, Error> {
+    match &args.token_env {
+        Some(name) => match project.lookup()(name) {
+            Some(value) if !value.trim().is_empty() => Ok(Token {
+                value: value.trim().to_string(),
+                from: Some(name.clone()),
+            }),
+            _ => Err(Error::new(format!("--token-env {name}: `{name}` is not set"))
+                .hint(format!("export {name}=<a long random token>, or leave out --token-env and outrig generates one"))),
+        },
+        None => Ok(Token {
+            value: crate::mcp::http::new_token(),
+            from: None,
+        }),
+    }
+}
+
+fn listen_error(error: crate::mcp::http::ListenError) -> Error {
+    use crate::mcp::http::ListenError;
+    let hint = match &error {
+        ListenError::NotLoopback(_) => {
+            "add --allow-remote to serve other machines, or listen on 127.0.0.1".to_string()
+        }
+        ListenError::Bind(..) => "choose another port (0 picks a free one)".to_string(),
+    };
+    Error::new("outrig mcp cannot serve over HTTP")
+        .cause(error.to_string())
+        .hint(hint)
+}
+
+/// Say once, on stderr, the token a client must send, and keep a generated one in the
+/// session directory (mode 0600) for scripts; a token from a variable is not repeated.
+fn announce_token(session: &Session, token: &Token) -> Result<(), Error> {
+    match &token.from {
+        Some(name) => {
+            crate::output::status!("outrig mcp: clients authenticate with the token in `{name}`");
+        }
+        None => {
+            let path = session.dir.join("http-token");
+            crate::fs::write_atomic(&path, token.value.as_bytes()).map_err(|e| {
+                Error::new("cannot store the HTTP bearer token")
+                    .cause(format!("{}: {e}", path.display()))
+            })?;
+            crate::output::status!(
+                "outrig mcp: bearer token (shown once; also in {}): {}",
+                path.display(),
+                token.value
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The variables podman picks its engine by.

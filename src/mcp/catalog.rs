@@ -42,6 +42,8 @@ pub struct Target {
 pub struct Catalog {
     per_backend: Vec<Lists>,
     servers: Vec<String>,
+    /// The server whose prompts go without the `<server>__` prefix.
+    unprefixed: Option<String>,
     with_resources: Vec<usize>,
     prompts: Vec<Prompt>,
     prompt_routes: HashMap<String, Target>,
@@ -54,8 +56,9 @@ pub struct Catalog {
 
 impl Catalog {
     /// The catalog of `lists` (one per backend, in backend order).
-    pub fn new(backends: &[Backend], lists: Vec<Lists>) -> Catalog {
+    pub fn new(backends: &[Backend], lists: Vec<Lists>, unprefixed: Option<&str>) -> Catalog {
         let mut catalog = Catalog {
+            unprefixed: unprefixed.map(str::to_string),
             per_backend: lists,
             servers: backends.iter().map(|b| b.server.clone()).collect(),
             with_resources: backends
@@ -86,10 +89,13 @@ impl Catalog {
     }
 
     fn rebuild(&mut self) {
-        let assigned = names::assign(self.per_backend.iter().enumerate().flat_map(|(i, l)| {
-            let server = self.servers[i].as_str();
-            l.prompts.iter().map(move |p| (server, p.name.as_str()))
-        }));
+        let assigned = names::assign_with(
+            self.per_backend.iter().enumerate().flat_map(|(i, l)| {
+                let server = self.servers[i].as_str();
+                l.prompts.iter().map(move |p| (server, p.name.as_str()))
+            }),
+            self.unprefixed.as_deref(),
+        );
         let by_pair: HashMap<(&str, &str), &str> = assigned
             .iter()
             .map(|(name, (s, p))| ((s.as_str(), p.as_str()), name.as_str()))
@@ -323,7 +329,7 @@ mod tests {
                 templates: Vec::new(),
             },
         ];
-        let catalog = Catalog::new(&backends, lists);
+        let catalog = Catalog::new(&backends, lists, None);
         let names: Vec<&str> = catalog.prompts().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a__greet", "b__greet"]);
         assert_eq!(

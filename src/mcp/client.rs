@@ -81,7 +81,8 @@ where
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: None,
     };
-    let transport = BoundedStdio::new(reader, writer, max_message);
+    let transport =
+        BoundedStdio::new(reader, writer, max_message).relaying_progress(relay.hub.clone());
     let direct = transport.direct();
     let service = tokio::time::timeout(timeout, relay.serve_with_lifecycle(transport, lifecycle))
         .await

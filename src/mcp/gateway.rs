@@ -14,7 +14,7 @@
 #![allow(deprecated)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rmcp::model::GetMeta;
@@ -47,6 +47,8 @@ use crate::session::log::AppendLog;
 /// resources, and the hub that relays what its servers send.
 pub struct Surface {
     toolbox: Arc<Toolbox>,
+    /// 2026-07-28 clients' calls waiting for their responses to a server's requests.
+    rounds: super::rounds::Rounds,
     catalog: RwLock<Catalog>,
     hub: Arc<Hub>,
     events: Arc<AppendLog>,
@@ -69,7 +71,7 @@ impl Surface {
                 ..list_of(backend, ListKind::Resources).await
             });
         }
-        let catalog = Catalog::new(backends, lists);
+        let catalog = Catalog::new(backends, lists, toolbox.unprefixed_server());
         report_duplicates(&catalog, &events);
         Surface::with_catalog(toolbox, hub, events, catalog)
     }
@@ -82,12 +84,27 @@ impl Surface {
         catalog: Catalog,
     ) -> Arc<Surface> {
         Arc::new(Surface {
+            rounds: Default::default(),
             capabilities: union(toolbox.backends()),
             catalog: RwLock::new(catalog),
             toolbox,
             hub,
             events,
         })
+    }
+
+    /// What is served, for the user: `12 tools, 4 prompts, 7 resources`.
+    pub fn summary(&self) -> String {
+        let catalog = self.catalog.read().expect("not poisoned");
+        let mut parts = vec![format!("{} tools", self.toolbox.tools().len())];
+        if !catalog.prompts().is_empty() {
+            parts.push(format!("{} prompts", catalog.prompts().len()));
+        }
+        let resources = catalog.resources().len() + catalog.templates().len();
+        if resources > 0 {
+            parts.push(format!("{resources} resources and templates"));
+        }
+        parts.join(", ")
     }
 
     pub fn toolbox(&self) -> &Arc<Toolbox> {
@@ -143,13 +160,19 @@ impl Surface {
                 report_duplicates(&catalog, &self.events);
             }
         }
-        for peer in self.hub.all() {
-            let _ = match kind {
-                ListKind::Tools => peer.notify_tool_list_changed().await,
-                ListKind::Prompts => peer.notify_prompt_list_changed().await,
-                ListKind::Resources => peer.notify_resource_list_changed().await,
-            };
-        }
+        use rmcp::model::{NotificationNoParam, ServerNotification};
+        let notification = match kind {
+            ListKind::Tools => {
+                ServerNotification::ToolListChangedNotification(NotificationNoParam::default())
+            }
+            ListKind::Prompts => {
+                ServerNotification::PromptListChangedNotification(NotificationNoParam::default())
+            }
+            ListKind::Resources => {
+                ServerNotification::ResourceListChangedNotification(NotificationNoParam::default())
+            }
+        };
+        self.hub.notify_all(notification).await;
     }
 
     /// Send `method` to `backend` on behalf of `client`, with the request's `_meta`
@@ -163,7 +186,7 @@ impl Surface {
         meta: &RequestMetaObject,
         client: u64,
     ) -> Result<T, ErrorData> {
-        let (_working, meta) = self.pass_on(meta, client, &backend.key);
+        let (_working, meta) = self.pass_on(meta, client, &backend.key, None);
         let mut params = serde_json::to_value(params).unwrap_or_default();
         if let Some(object) = params.as_object_mut() {
             object.remove("_meta");
@@ -210,8 +233,11 @@ impl Surface {
         meta: &RequestMetaObject,
         client: u64,
         key: &str,
+        rounds: Option<super::relay::Rounds>,
     ) -> (super::relay::Working<'_>, Option<RequestMetaObject>) {
-        let (working, token) = self.hub.working(client, key, meta.get_progress_token());
+        let (working, token) = self
+            .hub
+            .working(client, key, meta.get_progress_token(), rounds);
         let mut passed = RequestMetaObject::new();
         for (name, value) in meta.0.0.iter() {
             if name != "progressToken" && !name.starts_with(SESSION_META_PREFIX) {
@@ -230,6 +256,7 @@ impl Surface {
         params: CallToolRequestParams,
         meta: &RequestMetaObject,
         client: u64,
+        rounds: Option<super::relay::Rounds>,
         cancelled: impl Future<Output = ()>,
     ) -> (super::toolbox::Called, super::toolbox::Audit<'_>) {
         let key = self
@@ -237,10 +264,73 @@ impl Surface {
             .backend_of(&params.name)
             .map(|b| b.key.clone())
             .unwrap_or_default();
-        let (_working, meta) = self.pass_on(meta, client, &key);
+        let (_working, meta) = self.pass_on(meta, client, &key, rounds);
         self.toolbox
             .call_audit_later(&params.name, params.arguments, meta, cancelled)
             .await
+    }
+
+    /// Call a published tool for `client` and audit it. A client of the 2026-07-28 era
+    /// takes the requests a server makes meanwhile as rounds: the call is answered with
+    /// an `InputRequiredResult` carrying them, goes on in the background, and hears the
+    /// client's responses when it calls again with the `requestState` given.
+    pub async fn call_in_rounds(
+        self: &Arc<Self>,
+        params: CallToolRequestParams,
+        meta: &RequestMetaObject,
+        client: u64,
+        cancelled: impl Future<Output = ()>,
+    ) -> Option<Result<CallToolResponse, ErrorData>> {
+        if let Some(state) = params.request_state.as_deref() {
+            let parked = match self.rounds.resume(state) {
+                Ok(parked) => parked,
+                Err(error) => return Some(Err(error)),
+            };
+            if let Some(parked) = parked {
+                if let (Some(ours), Some(token)) = (&parked.progress, meta.get_progress_token()) {
+                    self.hub.retarget_progress(ours, token);
+                }
+                let responses = params.input_responses.unwrap_or_default();
+                return self.rounds.answer(parked, responses, cancelled).await;
+            }
+        }
+        let current = meta
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        if !current {
+            let (called, audit) = self.call(params, meta, client, None, cancelled).await;
+            audit.write(&called);
+            return (called.outcome != Outcome::Cancelled).then(|| called.into_result());
+        }
+        let (asks, asked) = tokio::sync::mpsc::unbounded_channel();
+        let progress = meta.get_progress_token().map(|_| self.hub.new_token());
+        let rounds = super::relay::Rounds {
+            asks,
+            capabilities: meta.client_capabilities().unwrap_or_default(),
+            progress: progress.clone(),
+        };
+        let (done, result) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let surface = self.clone();
+        let meta = meta.clone();
+        tokio::spawn(async move {
+            let stopped = async {
+                if stopped.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let (called, audit) = surface
+                .call(params, &meta, client, Some(rounds), stopped)
+                .await;
+            audit.write(&called);
+            let cancelled = called.outcome == Outcome::Cancelled;
+            if !cancelled {
+                let _ = done.send(called.into_result());
+            }
+        });
+        let mut parked = super::rounds::Parked::new(result, asked, stop);
+        parked.progress = progress;
+        self.rounds.wait(parked, cancelled).await
     }
 
     fn backend(&self, index: usize) -> Result<&Backend, ErrorData> {
@@ -434,14 +524,12 @@ fn not_offered(method: &str, why: &str) -> ErrorData {
 /// One client's seat at the gateway: its id in the hub, from its first request on.
 struct Seat {
     hub: Arc<Hub>,
-    id: OnceLock<u64>,
+    id: u64,
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        if let Some(id) = self.id.get() {
-            self.hub.disconnect(*id);
-        }
+        self.hub.disconnect(self.id);
     }
 }
 
@@ -454,19 +542,22 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(surface: Arc<Surface>) -> Gateway {
+        Gateway::with_out(surface, None)
+    }
+
+    /// A gateway whose notifications to its client are written to `out` (stdio).
+    fn with_out(surface: Arc<Surface>, out: Option<super::relay::Sink>) -> Gateway {
         let seat = Arc::new(Seat {
             hub: surface.hub.clone(),
-            id: OnceLock::new(),
+            id: surface.hub.connect(out),
         });
         Gateway { surface, seat }
     }
 
-    /// This client's id in the hub.
+    /// This client's id in the hub, which learns its session on the way.
     fn client(&self, peer: &Peer<RoleServer>) -> u64 {
-        *self
-            .seat
-            .id
-            .get_or_init(|| self.surface.hub.connect(peer.clone()))
+        self.surface.hub.attach_peer(self.seat.id, peer);
+        self.seat.id
     }
 
     fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
@@ -509,13 +600,18 @@ impl ServerHandler for Gateway {
     ) -> Result<CallToolResponse, ErrorData> {
         let client = self.client(&context.peer);
         let cancelled = context.ct.clone();
-        let (called, audit) = self
+        let answered = self
             .surface
-            .call(request, &context.meta, client, cancelled.cancelled_owned())
-            .await;
-        audit.write(&called);
+            .call_in_rounds(request, &context.meta, client, cancelled.cancelled_owned())
+            .await
+            .unwrap_or_else(|| {
+                Err(ErrorData::internal_error(
+                    "the client cancelled the call",
+                    None,
+                ))
+            });
         // rmcp drops `resultType` again for older clients.
-        Ok(with_result_type(called.into_result()?))
+        Ok(with_result_type(answered?))
     }
 
     async fn list_prompts(
@@ -556,7 +652,9 @@ impl ServerHandler for Gateway {
         if is_input_required(&result) {
             return Ok(GetPromptResponse::InputRequired(from_value(result)?));
         }
-        Ok(GetPromptResponse::Complete(from_value(result)?))
+        let mut result: rmcp::model::GetPromptResult = from_value(result)?;
+        result.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(GetPromptResponse::Complete(result))
     }
 
     async fn list_resources(
@@ -608,7 +706,9 @@ impl ServerHandler for Gateway {
         if is_input_required(&result) {
             return Ok(ReadResourceResponse::InputRequired(from_value(result)?));
         }
-        Ok(ReadResourceResponse::Complete(from_value(result)?))
+        let mut result: rmcp::model::ReadResourceResult = from_value(result)?;
+        result.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(ReadResourceResponse::Complete(result))
     }
 
     #[allow(deprecated)]
@@ -706,7 +806,10 @@ impl ServerHandler for Gateway {
         if backend.capabilities.completions.is_none() {
             return Ok(CompleteResult::default());
         }
-        self.surface
+        // rmcp takes `resultType` out again for older clients; a server of the older
+        // era gives none.
+        let mut result: CompleteResult = self
+            .surface
             .forward(
                 backend,
                 "completion/complete",
@@ -714,7 +817,9 @@ impl ServerHandler for Gateway {
                 &context.meta,
                 client,
             )
-            .await
+            .await?;
+        result.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(result)
     }
 
     async fn set_level(
@@ -893,12 +998,23 @@ impl Calls {
                     std::future::pending::<()>().await;
                 }
             };
-            let client = calls.gateway.seat.id.get().copied().unwrap_or_default();
-            let (called, audit) = calls
-                .gateway
-                .surface
-                .call(params, &meta, client, cancelled)
-                .await;
+            let client = calls.gateway.seat.id;
+            let surface = &calls.gateway.surface;
+            if version.as_str() >= ProtocolVersion::V_2026_07_28.as_str() {
+                let answered = surface
+                    .call_in_rounds(params, &meta, client, cancelled)
+                    .await;
+                calls.running.lock().expect("not poisoned").remove(&id);
+                if let Some(answered) = answered {
+                    let message = match answer(answered, &version) {
+                        Ok(result) => ServerJsonRpcMessage::response(result, id),
+                        Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+                    };
+                    let _ = out.send(&message).await;
+                }
+                return;
+            }
+            let (called, audit) = surface.call(params, &meta, client, None, cancelled).await;
             calls.running.lock().expect("not poisoned").remove(&id);
             // A cancelled request is not answered.
             if called.outcome != Outcome::Cancelled {
@@ -956,12 +1072,21 @@ fn with_result_type(response: CallToolResponse) -> CallToolResponse {
 }
 
 impl Front {
+    #[cfg(test)]
     fn new(reader: Reader, writer: Writer, gateway: Gateway) -> Front {
+        Front::with_out(
+            reader,
+            Arc::new(Out(tokio::sync::Mutex::new(writer))),
+            gateway,
+        )
+    }
+
+    fn with_out(reader: Reader, out: Arc<Out>, gateway: Gateway) -> Front {
         Front {
             read: BufReader::with_capacity(64 * 1024, reader),
             line: Vec::new(),
             discarding: false,
-            out: Arc::new(Out(tokio::sync::Mutex::new(writer))),
+            out,
             started: false,
             calls: Arc::new(Calls {
                 gateway,
@@ -1152,8 +1277,20 @@ fn stdio() -> (Reader, Writer) {
 /// Serve `surface` on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(surface: Arc<Surface>) -> Result<(), String> {
     let (reader, writer) = stdio();
-    let gateway = Gateway::new(surface.clone());
-    let front = Front::new(reader, writer, gateway.clone());
+    // Notifications to the client are written to stdout directly, in order with the
+    // answers (in the 2026-07-28 era rmcp keeps no session to send them through).
+    let out = Arc::new(Out(tokio::sync::Mutex::new(writer)));
+    let sink: super::relay::Sink = {
+        let out = out.clone();
+        Arc::new(move |message| {
+            let out = out.clone();
+            Box::pin(async move {
+                let _ = out.send(&message).await;
+            })
+        })
+    };
+    let gateway = Gateway::with_out(surface.clone(), Some(sink));
+    let front = Front::with_out(reader, out, gateway.clone());
     let calls = front.calls.clone();
     let toolbox = surface.toolbox.clone();
     let events = surface.events.clone();
@@ -1180,6 +1317,7 @@ pub async fn serve_stdio(surface: Arc<Surface>) -> Result<(), String> {
         }
     };
     watcher.abort();
+    surface.rounds.cancel_all();
     if let Some(changes) = changes {
         changes.abort();
     }

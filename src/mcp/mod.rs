@@ -5,8 +5,10 @@
 pub mod catalog;
 pub mod client;
 pub mod gateway;
+pub mod http;
 pub mod names;
 pub mod relay;
+pub mod rounds;
 pub mod toolbox;
 pub mod transport;
 pub mod wiring;

@@ -14,7 +14,17 @@ pub const SEPARATOR: &str = "__";
 /// The published name of `tool` of `server`. Server names are `[a-z][a-z0-9-]*` (checked
 /// by `outrig validate`), so the first `__` always ends the server part.
 pub fn published(server: &str, tool: &str) -> String {
-    let plain = format!("{server}{SEPARATOR}{tool}");
+    published_as(server, tool, true)
+}
+
+/// [`published`], or — for the one server published without a prefix (`outrig mcp
+/// --unprefixed`) — the tool's own name under the same rules.
+fn published_as(server: &str, tool: &str, prefixed: bool) -> String {
+    let plain = if prefixed {
+        format!("{server}{SEPARATOR}{tool}")
+    } else {
+        tool.to_string()
+    };
     let clean: String = plain
         .chars()
         .map(|c| {
@@ -44,13 +54,21 @@ fn with_suffix(clean: &str, server: &str, tool: &str, hex: usize) -> String {
 pub fn assign<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> BTreeMap<String, (String, String)> {
+    assign_with(pairs, None)
+}
+
+/// [`assign`], with the tools of `unprefixed` published under their own names.
+pub fn assign_with<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    unprefixed: Option<&str>,
+) -> BTreeMap<String, (String, String)> {
     let mut taken: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     for (server, tool) in pairs {
         if !seen.insert((server.to_string(), tool.to_string())) {
             continue;
         }
-        let mut name = published(server, tool);
+        let mut name = published_as(server, tool, unprefixed != Some(server));
         let mut hex = 12;
         while taken.contains_key(&name) && hex <= 32 {
             let clean: String = name.chars().take(MAX_LEN).collect();
@@ -92,6 +110,13 @@ mod tests {
         assert!(valid(&long) && long.len() == MAX_LEN, "{long}");
         assert_ne!(long, published("server", &"t".repeat(101)));
         assert!(valid(&published("s", "ツール")));
+    }
+
+    #[test]
+    fn one_server_may_go_unprefixed() {
+        let names = assign_with([("conf", "test_simple_text"), ("fs", "read")], Some("conf"));
+        let keys: Vec<&str> = names.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["fs__read", "test_simple_text"]);
     }
 
     #[test]

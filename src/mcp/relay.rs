@@ -10,7 +10,10 @@
 //! - progress goes to the client whose request carried the token (tokens are renamed on
 //!   the way in, so two clients' tokens never meet at a server);
 //! - a server's request goes to the client whose request that server is working on
-//!   (the latest, when several are), else to the client that connected last;
+//!   (the latest, when several are), else to the client that connected last. A client of
+//!   the 2025-11-25 era is sent the request; a 2026-07-28 client, which takes no requests,
+//!   gets it as an input request of an `InputRequiredResult` answering its tool call (see
+//!   [`super::gateway`]), and the server its answer when the client calls again;
 //! - `notifications/resources/updated` goes to the clients subscribed to that URI;
 //! - log messages and list changes go to every client.
 //!
@@ -28,9 +31,11 @@ use rmcp::model::{
     ElicitRequestParams, ElicitResult, ElicitationCapability, ErrorCode, Implementation,
     ListRootsResult, LoggingMessageNotificationParam, NumberOrString, ProgressNotificationParam,
     ProgressToken, ResourceUpdatedNotificationParam, RootsCapabilities, SamplingCapability,
+    ServerJsonRpcMessage, ServerNotification,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::{ClientHandler, ErrorData, RoleClient, RoleServer};
+use tokio::sync::{mpsc, oneshot};
 
 /// A list a server said changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,10 +53,40 @@ pub struct Changed {
     pub list: ListKind,
 }
 
+/// A server's request for a client that answers in rounds (2026-07-28): the request as
+/// it goes into `inputRequests`, and where the client's response goes.
+pub struct Ask {
+    /// `{"method": ..., "params": ...}`.
+    pub request: serde_json::Value,
+    pub reply: oneshot::Sender<Result<serde_json::Value, ErrorData>>,
+}
+
+/// How a client's call takes a server's requests in rounds.
+#[derive(Clone)]
+pub struct Rounds {
+    pub asks: mpsc::UnboundedSender<Ask>,
+    /// What the client said it can do, in the call's `_meta`.
+    pub capabilities: ClientCapabilities,
+    /// The progress token the gateway hands the server for the call (chosen by the
+    /// caller, which points it at each retry's token).
+    pub progress: Option<NumberOrString>,
+}
+
+/// Writes a message straight to a client (its stdout), in order with everything else
+/// written there.
+pub type Sink = Arc<
+    dyn Fn(ServerJsonRpcMessage) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// A client connected to the gateway.
 struct Client {
     id: u64,
-    peer: Peer<RoleServer>,
+    /// Its rmcp session, once it made a request; for the requests sent to it.
+    peer: Option<Peer<RoleServer>>,
+    /// Where notifications to it are written directly (stdio), else through `peer`.
+    out: Option<Sink>,
     /// URIs it subscribed to.
     subscriptions: BTreeSet<String>,
 }
@@ -60,6 +95,12 @@ struct Client {
 struct Progress {
     client: u64,
     token: ProgressToken,
+}
+
+/// A client's request a server is working on.
+struct Work {
+    client: u64,
+    rounds: Option<Rounds>,
 }
 
 /// How long a progress token is remembered after its request was answered.
@@ -71,17 +112,17 @@ pub struct Hub {
     clients: Mutex<Vec<Client>>,
     next: AtomicU64,
     progress: Mutex<HashMap<NumberOrString, Progress>>,
-    /// Per server, the clients with a request in flight there, latest last.
-    working: Mutex<HashMap<String, Vec<u64>>>,
-    changes: tokio::sync::mpsc::UnboundedSender<Changed>,
-    changed: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Changed>>>,
+    /// Per server, the requests in flight there, latest last.
+    working: Mutex<HashMap<String, Vec<(u64, Work)>>>,
+    changes: mpsc::UnboundedSender<Changed>,
+    changed: Mutex<Option<mpsc::UnboundedReceiver<Changed>>>,
 }
 
 /// Keeps a client's request registered with its server until it is answered.
 pub struct Working<'a> {
     hub: &'a Hub,
     server: String,
-    client: u64,
+    entry: u64,
     token: Option<NumberOrString>,
 }
 
@@ -93,9 +134,8 @@ impl Drop for Working<'_> {
             .lock()
             .expect("not poisoned")
             .get_mut(&self.server)
-            && let Some(at) = list.iter().rposition(|c| *c == self.client)
         {
-            list.remove(at);
+            list.retain(|(entry, _)| *entry != self.entry);
         }
         // A server's last progress may still be on its way through rmcp when the answer
         // is out: the token is forgotten a little later.
@@ -119,9 +159,15 @@ impl Drop for Working<'_> {
     }
 }
 
+/// Where a server's request goes.
+enum Target {
+    Rounds(Rounds),
+    Peer(Peer<RoleServer>),
+}
+
 impl Hub {
     pub fn new() -> Arc<Hub> {
-        let (changes, changed) = tokio::sync::mpsc::unbounded_channel();
+        let (changes, changed) = mpsc::unbounded_channel();
         Arc::new_cyclic(|me| Hub {
             me: me.clone(),
             clients: Mutex::new(Vec::new()),
@@ -134,19 +180,34 @@ impl Hub {
     }
 
     /// The list changes servers announce; taken once, by the gateway.
-    pub fn take_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Changed>> {
+    pub fn take_changes(&self) -> Option<mpsc::UnboundedReceiver<Changed>> {
         self.changed.lock().expect("not poisoned").take()
     }
 
-    /// A client connected; its id.
-    pub fn connect(&self, peer: Peer<RoleServer>) -> u64 {
+    /// A client connected; its id. Notifications to it go to `out` when given.
+    pub fn connect(&self, out: Option<Sink>) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.clients.lock().expect("not poisoned").push(Client {
             id,
-            peer,
+            peer: None,
+            out,
             subscriptions: BTreeSet::new(),
         });
         id
+    }
+
+    /// The client's rmcp session, seen on its first request.
+    pub fn attach_peer(&self, id: u64, peer: &Peer<RoleServer>) {
+        if let Some(client) = self
+            .clients
+            .lock()
+            .expect("not poisoned")
+            .iter_mut()
+            .find(|c| c.id == id)
+            && client.peer.is_none()
+        {
+            client.peer = Some(peer.clone());
+        }
     }
 
     /// A client left.
@@ -157,29 +218,26 @@ impl Hub {
             .retain(|c| c.id != id);
     }
 
-    /// How many clients are connected.
-    pub fn clients(&self) -> usize {
-        self.clients.lock().expect("not poisoned").len()
-    }
-
     /// Register a request of `client` to `server` while it runs. A progress token in it
     /// is replaced by one of the gateway's own, which is returned to send instead.
+    /// `rounds`, for a client of the 2026-07-28 era, takes the server's requests.
     pub fn working(
         &self,
         client: u64,
         server: &str,
         token: Option<ProgressToken>,
+        rounds: Option<Rounds>,
     ) -> (Working<'_>, Option<ProgressToken>) {
+        let entry = self.next.fetch_add(1, Ordering::Relaxed);
+        let chosen = rounds.as_ref().and_then(|r| r.progress.clone());
         self.working
             .lock()
             .expect("not poisoned")
             .entry(server.to_string())
             .or_default()
-            .push(client);
+            .push((entry, Work { client, rounds }));
         let ours = token.map(|token| {
-            let ours = NumberOrString::String(
-                format!("outrig-{}", self.next.fetch_add(1, Ordering::Relaxed)).into(),
-            );
+            let ours = chosen.unwrap_or_else(|| self.new_token());
             self.progress
                 .lock()
                 .expect("not poisoned")
@@ -190,11 +248,26 @@ impl Hub {
             Working {
                 hub: self,
                 server: server.to_string(),
-                client,
+                entry,
                 token: ours.clone(),
             },
             ours.map(ProgressToken),
         )
+    }
+
+    /// A progress token of the gateway's own.
+    pub fn new_token(&self) -> NumberOrString {
+        NumberOrString::String(
+            format!("outrig-{}", self.next.fetch_add(1, Ordering::Relaxed)).into(),
+        )
+    }
+
+    /// Send the progress of `ours` to the client's `token` from now on (a retried call
+    /// of a 2026-07-28 client carries a token of its own).
+    pub fn retarget_progress(&self, ours: &NumberOrString, token: ProgressToken) {
+        if let Some(progress) = self.progress.lock().expect("not poisoned").get_mut(ours) {
+            progress.token = token;
+        }
     }
 
     pub fn subscribe(&self, client: u64, uri: &str) {
@@ -230,37 +303,59 @@ impl Hub {
             .any(|c| c.subscriptions.contains(uri))
     }
 
-    fn peers(&self, filter: impl Fn(&Client) -> bool) -> Vec<Peer<RoleServer>> {
-        self.clients
+    /// Send `notification` to the clients `to` picks.
+    pub async fn notify(
+        &self,
+        to: impl Fn(u64, &BTreeSet<String>) -> bool,
+        notification: ServerNotification,
+    ) {
+        let targets: Vec<(Option<Sink>, Option<Peer<RoleServer>>)> = self
+            .clients
             .lock()
             .expect("not poisoned")
             .iter()
-            .filter(|c| filter(c))
-            .map(|c| c.peer.clone())
-            .collect()
+            .filter(|c| to(c.id, &c.subscriptions))
+            .map(|c| (c.out.clone(), c.peer.clone()))
+            .collect();
+        for (out, peer) in targets {
+            match (out, peer) {
+                (Some(out), _) => {
+                    out(ServerJsonRpcMessage::notification(notification.clone())).await;
+                }
+                (None, Some(peer)) => {
+                    let _ = peer.send_notification(notification.clone()).await;
+                }
+                (None, None) => {}
+            }
+        }
     }
 
     /// Every connected client.
-    pub fn all(&self) -> Vec<Peer<RoleServer>> {
-        self.peers(|_| true)
+    pub async fn notify_all(&self, notification: ServerNotification) {
+        self.notify(|_, _| true, notification).await;
     }
 
-    /// The client a request from `server` is for.
-    fn asked_by(&self, server: &str) -> Option<Peer<RoleServer>> {
-        let working = self
-            .working
-            .lock()
-            .expect("not poisoned")
-            .get(server)
-            .and_then(|list| list.last().copied());
+    /// Where a request from `server` goes.
+    fn target(&self, server: &str) -> Option<Target> {
+        let working = self.working.lock().expect("not poisoned");
+        let latest = working.get(server).and_then(|list| list.last());
+        if let Some((_, work)) = latest
+            && let Some(rounds) = &work.rounds
+        {
+            return Some(Target::Rounds(rounds.clone()));
+        }
+        let client = latest.map(|(_, work)| work.client);
+        drop(working);
         let clients = self.clients.lock().expect("not poisoned");
-        working
+        client
             .and_then(|id| clients.iter().find(|c| c.id == id))
-            .or(clients.last())
-            .map(|c| c.peer.clone())
+            .filter(|c| c.peer.is_some())
+            .or_else(|| clients.iter().rev().find(|c| c.peer.is_some()))
+            .and_then(|c| c.peer.clone())
+            .map(Target::Peer)
     }
 
-    async fn progress(&self, mut params: ProgressNotificationParam) {
+    pub async fn progress(&self, mut params: ProgressNotificationParam) {
         let (client, token) = {
             let progress = self.progress.lock().expect("not poisoned");
             match progress.get(&params.progress_token.0) {
@@ -269,9 +364,9 @@ impl Hub {
             }
         };
         params.progress_token = token;
-        for peer in self.peers(|c| c.id == client) {
-            let _ = peer.notify_progress(params.clone()).await;
-        }
+        let notification =
+            ServerNotification::ProgressNotification(rmcp::model::Notification::new(params));
+        self.notify(|id, _| id == client, notification).await;
     }
 }
 
@@ -280,7 +375,11 @@ impl Hub {
 pub fn client_config() -> ClientConfig {
     let mut capabilities = ClientCapabilities::default();
     capabilities.sampling = Some(SamplingCapability::default());
-    capabilities.elicitation = Some(ElicitationCapability::default());
+    capabilities.elicitation = Some(
+        ElicitationCapability::new()
+            .with_form(Default::default())
+            .with_url(Default::default()),
+    );
     let mut roots = RootsCapabilities::default();
     roots.list_changed = Some(true);
     capabilities.roots = Some(roots);
@@ -306,6 +405,14 @@ fn no_client(method: &str) -> ErrorData {
     )
 }
 
+fn not_offered(method: &str) -> ErrorData {
+    ErrorData::new(
+        ErrorCode::METHOD_NOT_FOUND,
+        format!("the client connected to outrig does not offer {method}"),
+        None,
+    )
+}
+
 fn relay_error(method: &str, error: rmcp::ServiceError) -> ErrorData {
     match error {
         rmcp::ServiceError::McpError(error) => error,
@@ -313,111 +420,6 @@ fn relay_error(method: &str, error: rmcp::ServiceError) -> ErrorData {
             format!("the client connected to outrig did not answer {method}: {other}"),
             None,
         ),
-    }
-}
-
-/// The client to ask `method`, when it declared `offers`.
-fn client_for(
-    hub: &Hub,
-    server: &str,
-    method: &str,
-    offers: impl Fn(&ClientCapabilities) -> bool,
-) -> Result<Peer<RoleServer>, ErrorData> {
-    let peer = hub.asked_by(server).ok_or_else(|| no_client(method))?;
-    let declared = peer
-        .peer_info()
-        .map(|info| offers(&info.capabilities))
-        .unwrap_or(false);
-    if declared {
-        Ok(peer)
-    } else {
-        Err(ErrorData::new(
-            ErrorCode::METHOD_NOT_FOUND,
-            format!("the client connected to outrig does not offer {method}"),
-            None,
-        ))
-    }
-}
-
-impl ClientHandler for Relay {
-    fn get_info(&self) -> ClientConfig {
-        client_config()
-    }
-
-    async fn create_message(
-        &self,
-        params: CreateMessageRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<CreateMessageResult, ErrorData> {
-        let method = "sampling/createMessage";
-        let peer = client_for(&self.hub, &self.server, method, |c| c.sampling.is_some())?;
-        peer.create_message(params)
-            .await
-            .map_err(|e| relay_error(method, e))
-    }
-
-    async fn create_elicitation(
-        &self,
-        params: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        let method = "elicitation/create";
-        let peer = client_for(&self.hub, &self.server, method, |c| c.elicitation.is_some())?;
-        peer.create_elicitation(params)
-            .await
-            .map_err(|e| relay_error(method, e))
-    }
-
-    #[allow(deprecated)]
-    async fn list_roots(
-        &self,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ListRootsResult, ErrorData> {
-        let method = "roots/list";
-        let peer = client_for(&self.hub, &self.server, method, |c| c.roots.is_some())?;
-        peer.list_roots().await.map_err(|e| relay_error(method, e))
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.hub.progress(params).await;
-    }
-
-    #[allow(deprecated)]
-    async fn on_logging_message(
-        &self,
-        params: LoggingMessageNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        for peer in self.hub.all() {
-            let _ = peer.notify_logging_message(params.clone()).await;
-        }
-    }
-
-    async fn on_resource_updated(
-        &self,
-        params: ResourceUpdatedNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        let uri = params.uri.clone();
-        for peer in self.hub.peers(|c| c.subscriptions.contains(uri.as_str())) {
-            let _ = peer.notify_resource_updated(params.clone()).await;
-        }
-    }
-
-    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.changed(ListKind::Resources);
-    }
-
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.changed(ListKind::Tools);
-    }
-
-    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.changed(ListKind::Prompts);
     }
 }
 
@@ -435,5 +437,153 @@ impl Relay {
             server: self.server.clone(),
             list,
         });
+    }
+
+    /// Ask the client `method` with `params`: in a round of its call (2026-07-28), or as
+    /// a request through `legacy` (2025-11-25), when it declared `offers`.
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        params: serde_json::Value,
+        offers: impl Fn(&ClientCapabilities) -> bool,
+        legacy: impl AsyncFnOnce(Peer<RoleServer>) -> Result<T, rmcp::ServiceError>,
+    ) -> Result<T, ErrorData> {
+        match self
+            .hub
+            .target(&self.server)
+            .ok_or_else(|| no_client(method))?
+        {
+            Target::Rounds(rounds) => {
+                if !offers(&rounds.capabilities) {
+                    return Err(not_offered(method));
+                }
+                let (reply, answer) = oneshot::channel();
+                let mut request = serde_json::json!({ "method": method });
+                if !params.is_null() {
+                    request["params"] = params;
+                }
+                rounds
+                    .asks
+                    .send(Ask { request, reply })
+                    .map_err(|_| no_client(method))?;
+                let value = answer.await.map_err(|_| {
+                    ErrorData::internal_error(
+                        format!("the client left before it answered {method}"),
+                        None,
+                    )
+                })??;
+                serde_json::from_value(value).map_err(|e| {
+                    ErrorData::invalid_params(
+                        format!("the client's answer to {method} is malformed: {e}"),
+                        None,
+                    )
+                })
+            }
+            Target::Peer(peer) => {
+                let declared = peer
+                    .peer_info()
+                    .map(|info| offers(&info.capabilities))
+                    .unwrap_or(false);
+                if !declared {
+                    return Err(not_offered(method));
+                }
+                legacy(peer).await.map_err(|e| relay_error(method, e))
+            }
+        }
+    }
+}
+
+impl ClientHandler for Relay {
+    fn get_info(&self) -> ClientConfig {
+        client_config()
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let json = serde_json::to_value(&params).unwrap_or_default();
+        self.ask(
+            "sampling/createMessage",
+            json,
+            |c| c.sampling.is_some(),
+            async |peer| peer.create_message(params).await,
+        )
+        .await
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let json = serde_json::to_value(&params).unwrap_or_default();
+        self.ask(
+            "elicitation/create",
+            json,
+            |c| c.elicitation.is_some(),
+            async |peer| peer.create_elicitation(params).await,
+        )
+        .await
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        self.ask(
+            "roots/list",
+            serde_json::Value::Null,
+            |c| c.roots.is_some(),
+            async |peer| peer.list_roots().await,
+        )
+        .await
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.hub.progress(params).await;
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let notification =
+            ServerNotification::LoggingMessageNotification(rmcp::model::Notification::new(params));
+        self.hub.notify_all(notification).await;
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let uri = params.uri.clone();
+        let notification =
+            ServerNotification::ResourceUpdatedNotification(rmcp::model::Notification::new(params));
+        self.hub
+            .notify(
+                |_, subscribed| subscribed.contains(uri.as_str()),
+                notification,
+            )
+            .await;
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changed(ListKind::Resources);
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changed(ListKind::Tools);
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changed(ListKind::Prompts);
     }
 }

@@ -118,6 +118,8 @@ type RawTools = HashMap<String, serde_json::Map<String, serde_json::Value>>;
 pub struct Toolbox {
     published: std::sync::RwLock<Arc<Published>>,
     allow: Vec<Vec<String>>,
+    /// The server whose tools go without the `<server>__` prefix.
+    unprefixed: Option<String>,
     backends: Vec<Backend>,
     gone: Vec<AtomicBool>,
     audit: AppendLog,
@@ -133,6 +135,7 @@ fn publish(
     listed: Vec<Vec<Tool>>,
     raw: Vec<RawTools>,
     allow: &[Vec<String>],
+    unprefixed: Option<&str>,
 ) -> Published {
     let pairs: Vec<(usize, &str, &Tool)> = listed
         .iter()
@@ -142,7 +145,10 @@ fn publish(
             tools.iter().map(move |t| (i, server, t))
         })
         .collect();
-    let assigned = names::assign(pairs.iter().map(|(_, s, t)| (*s, t.name.as_ref())));
+    let assigned = names::assign_with(
+        pairs.iter().map(|(_, s, t)| (*s, t.name.as_ref())),
+        unprefixed,
+    );
     let by_pair: HashMap<(&str, &str), &str> = assigned
         .iter()
         .map(|(name, (s, t))| ((s.as_str(), t.as_str()), name.as_str()))
@@ -196,6 +202,28 @@ impl Toolbox {
         self
     }
 
+    /// Publish the tools of `server` under their own names (`outrig mcp --unprefixed`).
+    pub fn unprefixed(mut self, server: Option<String>) -> Toolbox {
+        let published = {
+            let current = self.current();
+            publish(
+                &self.backends,
+                current.listed.clone(),
+                current.listed_raw.clone(),
+                &self.allow,
+                server.as_deref(),
+            )
+        };
+        self.published = std::sync::RwLock::new(Arc::new(published));
+        self.unprefixed = server;
+        self
+    }
+
+    /// The server published without a prefix, if any.
+    pub fn unprefixed_server(&self) -> Option<&str> {
+        self.unprefixed.as_deref()
+    }
+
     /// Publish the tools of `backends` that match every list in `allow` (globs over
     /// `<server>__<tool>`; no lists allow all).
     pub fn new(
@@ -207,11 +235,12 @@ impl Toolbox {
     ) -> Toolbox {
         let listed = backends.iter().map(|b| b.tools.clone()).collect();
         let raw: Vec<_> = backends.iter().map(|b| b.raw_tools.clone()).collect();
-        let published = publish(&backends, listed, raw, allow);
+        let published = publish(&backends, listed, raw, allow, None);
         let gone = backends.iter().map(|_| AtomicBool::new(false)).collect();
         Toolbox {
             published: std::sync::RwLock::new(Arc::new(published)),
             allow: allow.to_vec(),
+            unprefixed: None,
             backends,
             gone,
             audit,
@@ -256,7 +285,13 @@ impl Toolbox {
                 .map(|l| (l.tool.name.to_string(), l.raw))
                 .collect();
         }
-        *guard = Arc::new(publish(&self.backends, tools, raw, &self.allow));
+        *guard = Arc::new(publish(
+            &self.backends,
+            tools,
+            raw,
+            &self.allow,
+            self.unprefixed.as_deref(),
+        ));
     }
 
     pub fn backends(&self) -> &[Backend] {

@@ -382,6 +382,11 @@ pub struct BoundedStdio<R> {
     line: Vec<u8>,
     /// Set while streaming past the rest of an oversized message.
     oversized: Option<Oversized>,
+    /// Where the server's progress goes, in order with its answers (rmcp would hand
+    /// notifications to tasks of their own, and the last could trail the call's answer).
+    progress: Option<Arc<super::relay::Hub>>,
+    /// A progress notification read but not yet handed on.
+    held: Option<rmcp::model::ProgressNotificationParam>,
 }
 
 /// What is kept of a message that went over the limit.
@@ -414,7 +419,31 @@ where
             limit: limit.max(1024),
             line: Vec::new(),
             oversized: None,
+            progress: None,
+            held: None,
         }
+    }
+
+    /// Hand the server's progress notifications to `hub` as they are read.
+    pub fn relaying_progress(mut self, hub: Arc<super::relay::Hub>) -> Self {
+        self.progress = Some(hub);
+        self
+    }
+
+    /// A progress notification, when `line` is one and progress is relayed here.
+    fn progress_in(&self, line: &[u8]) -> Option<rmcp::model::ProgressNotificationParam> {
+        const METHOD: &[u8] = b"notifications/progress";
+        self.progress.as_ref()?;
+        if !line.windows(METHOD.len()).any(|w| w == METHOD) {
+            return None;
+        }
+        #[derive(serde::Deserialize)]
+        struct Notification {
+            method: String,
+            params: rmcp::model::ProgressNotificationParam,
+        }
+        let notification: Notification = serde_json::from_slice(line).ok()?;
+        (notification.method == "notifications/progress").then_some(notification.params)
     }
 
     /// Read up to the end of the next line. Cancel-safe: partial progress stays in `self`.
@@ -488,6 +517,10 @@ where
     /// The next message for rmcp; answers to [`Direct`]'s calls are handed over on the way.
     async fn next_message(&mut self) -> Option<ServerJsonRpcMessage> {
         loop {
+            if let (Some(hub), Some(params)) = (&self.progress, &self.held) {
+                hub.progress(params.clone()).await;
+                self.held = None;
+            }
             let step = match self.next_line().await {
                 Ok(Some(step)) => step,
                 Ok(None) | Err(_) => return None,
@@ -498,7 +531,12 @@ where
                     let trimmed = line.trim_ascii();
                     // Anything that is not a JSON-RPC message (a stray log line on
                     // stdout) is skipped, as rmcp does.
-                    let parsed = if trimmed.is_empty() || self.direct.answer_raw(trimmed) {
+                    let progress = self.progress_in(trimmed);
+                    let parsed = if trimmed.is_empty()
+                        || self.direct.answer_raw(trimmed)
+                        || progress.is_some()
+                    {
+                        self.held = progress;
                         None
                     } else {
                         direct_answer(trimmed).or_else(|| serde_json::from_slice(trimmed).ok())

@@ -43,6 +43,11 @@ impl TestContext {
         }
     }
 
+    /// The variables every command of this context gets.
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

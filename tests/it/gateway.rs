@@ -20,14 +20,14 @@ const SECRET: &str = "s3cr3t-value";
 /// A secret with the characters JSON escapes: it must be redacted in its escaped form too.
 const QUOTED_SECRET: &str = r#"pa"ss\wo'rd-77"#;
 
-fn test_tools() -> PathBuf {
+pub fn test_tools() -> PathBuf {
     std::env::var_os("OUTRIG_TEST_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/test-tools"))
 }
 
 /// The clients must be installed (scripts/install-test-tools.sh); in CI their absence fails.
-fn clients_installed() -> bool {
+pub fn clients_installed() -> bool {
     let python = test_tools().join("py/bin/python");
     let inspector = test_tools().join("node_modules/.bin/mcp-inspector");
     if python.is_file() && inspector.is_file() {
@@ -70,6 +70,10 @@ pub fn project(prefix: &str, servers: &str) -> (TestContext, String, PathBuf, Cl
     ])]);
     (context, name, sessions, cleanup)
 }
+
+/// server-everything's tools when its client offers sampling, elicitation (form and URL)
+/// and roots, as outrig does on its clients' behalf: 13, and four that ask the client.
+pub const EVERYTHING_TOOLS: usize = 17;
 
 pub const REAL_SERVERS: &str = r#"[images.tools.mcp.time]
 command = ["python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
@@ -186,7 +190,7 @@ fn gateway_serves_real_clients_like_the_servers_themselves() {
             .iter()
             .map(|t| t.as_str().unwrap())
             .collect();
-        assert_eq!(tools.len(), 14 + 13 + 2, "{tools:?}");
+        assert_eq!(tools.len(), 14 + EVERYTHING_TOOLS + 2, "{tools:?}");
         for expected in [
             "fs__read_text_file",
             "everything__echo",
@@ -911,7 +915,7 @@ env = {{ FLOOD_TOOLS = "/workspace/flood-tools.json", API_TOKEN = "${{API_TOKEN}
     assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), updated);
     assert!(
         plan.stdout
-            .contains("Tools: MCP clients are offered 34 tools, about "),
+            .contains("Tools: MCP clients are offered 38 tools, about "),
         "{}",
         plan.stdout
     );
@@ -1181,7 +1185,11 @@ fn a_remote_engine_serves_real_servers_and_clients() {
         &[outrig, "mcp", "--image", "tools"],
         &env,
     );
-    assert_eq!(out["tools"].as_array().unwrap().len(), 14 + 13 + 2, "{out}");
+    assert_eq!(
+        out["tools"].as_array().unwrap().len(),
+        14 + EVERYTHING_TOOLS + 2,
+        "{out}"
+    );
     assert!(
         out["results"][0]
             .to_string()

@@ -16,4 +16,5 @@ mod init;
 mod plan;
 mod podman;
 mod schema;
+mod surface;
 mod validate;
