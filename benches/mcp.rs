@@ -6,7 +6,10 @@
 //! - per call: 2,000 sequential `echo` calls of server-everything through the gateway,
 //!   against the same client talking to the same server over `podman exec -i` directly
 //!   (p50, p95, calls/s), in alternating blocks of 200 so that both see the same load;
-//! - the gateway's peak RSS over all of that.
+//! - the gateway's peak RSS over all of that;
+//! - over HTTP (`--listen`): the same calls through one gateway over Streamable HTTP
+//!   against another on stdio, interleaved, and the HTTP gateway's RSS with 50 clients
+//!   connected (each with its own MCP session).
 //!
 //! Any stdio MCP server can be measured the same way:
 //! `cargo bench --bench mcp -- TOOL JSON-ARGS COMMAND...` (e.g.
@@ -90,16 +93,191 @@ impl Raw {
     }
 }
 
+/// Something that answers JSON-RPC requests: a server's stdio, a gateway over HTTP.
+trait Caller {
+    fn request(&mut self, method: &str, params: Value) -> Value;
+}
+
+impl Caller for Raw {
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        Raw::request(self, method, params)
+    }
+}
+
+/// A minimal synchronous MCP client of `outrig mcp --listen`: one keep-alive HTTP/1.1
+/// connection, one MCP session (2025-11-25), the bearer token on every request.
+struct Http {
+    /// The gateway, for the client that started it.
+    child: Option<Child>,
+    reader: BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+    authority: String,
+    token: String,
+    session: Option<String>,
+    id: u64,
+}
+
+impl Http {
+    /// Start `command` (an `outrig mcp --listen 127.0.0.1:0 ...`) and connect to it.
+    fn spawn(command: &mut Command) -> Http {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the gateway starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (mut authority, mut token) = (None, None);
+        let mut line = String::new();
+        while authority.is_none() || token.is_none() {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the gateway ended"
+            );
+            if let Some(at) = line.find("http://") {
+                let url = line[at + 7..].split_whitespace().next().unwrap();
+                authority = Some(url.trim_end_matches("/mcp").to_string());
+            }
+            if line.contains("bearer token") {
+                token = Some(line.trim().rsplit(' ').next().unwrap().to_string());
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let mut http = Http::connect(authority.unwrap(), token.unwrap());
+        http.child = Some(child);
+        http
+    }
+
+    /// Another client of the same gateway.
+    fn connect(authority: String, token: String) -> Http {
+        let writer = std::net::TcpStream::connect(&authority).unwrap();
+        writer.set_nodelay(true).unwrap();
+        let mut http = Http {
+            child: None,
+            reader: BufReader::new(writer.try_clone().unwrap()),
+            writer,
+            authority,
+            token,
+            session: None,
+            id: 0,
+        };
+        http.handshake();
+        http
+    }
+
+    /// POST one message; the status, the session id header, and the body.
+    fn post(&mut self, message: &Value) -> (u16, Option<String>, String) {
+        let body = message.to_string();
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+            self.authority,
+            self.token,
+            body.len()
+        );
+        if let Some(session) = &self.session {
+            head.push_str(&format!(
+                "Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n"
+            ));
+        }
+        head.push_str("\r\n");
+        head.push_str(&body);
+        self.writer.write_all(head.as_bytes()).unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let (mut length, mut chunked, mut session) = (None, false, None);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').unwrap();
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "mcp-session-id" => session = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).unwrap();
+                let size = usize::from_str_radix(line.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                std::io::Read::read_exact(&mut self.reader, &mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = length {
+            let mut chunk = vec![0; length];
+            std::io::Read::read_exact(&mut self.reader, &mut chunk).unwrap();
+            body = chunk;
+        }
+        (status, session, String::from_utf8(body).unwrap())
+    }
+
+    fn handshake(&mut self) {
+        self.id += 1;
+        let (status, session, _) = self.post(&json!({
+            "jsonrpc": "2.0", "id": self.id, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "bench", "version": "1"}},
+        }));
+        assert_eq!(status, 200);
+        self.session = session;
+        let (status, _, _) =
+            self.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        assert!(status == 202 || status == 200, "{status}");
+    }
+
+    /// SIGTERM the gateway and wait for it.
+    fn close(self) {
+        if let Some(mut child) = self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Caller for Http {
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.id += 1;
+        let id = self.id;
+        let (status, _, body) =
+            self.post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        assert_eq!(status, 200, "{body}");
+        let message = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+            .find(|m| m["id"] == id)
+            .or_else(|| serde_json::from_str(&body).ok())
+            .unwrap_or_else(|| panic!("no answer in {body}"));
+        assert!(message.get("error").is_none(), "{message}");
+        message
+    }
+}
+
 /// p50, p95 and calls/s of `CALLS` sequential calls.
 fn per_call(raw: &mut Raw, tool: &str, arguments: &Value) -> (Duration, Duration, f64) {
-    let [figures] = per_call_interleaved([(raw, tool)], arguments);
+    let [figures] = per_call_interleaved([(raw as &mut dyn Caller, tool)], arguments);
     figures
 }
 
 /// `per_call` for several connections at once, in alternating blocks of `BLOCK` calls, so
 /// that a change in the machine's load falls on all of them alike.
 fn per_call_interleaved<const N: usize>(
-    mut targets: [(&mut Raw, &str); N],
+    mut targets: [(&mut dyn Caller, &str); N],
     arguments: &Value,
 ) -> [(Duration, Duration, f64); N] {
     const BLOCK: usize = 200;
@@ -194,6 +372,7 @@ fn main() {
     };
     bench_engine(&local, outrig, &example, &session_root);
     teardown(&local, outrig, &example, &session_root);
+    bench_http(outrig, &example, &session_root);
 
     // A remote engine: a `podman system service` on a unix socket, reached by a podman
     // client that cannot pass file descriptors to it.
@@ -328,7 +507,10 @@ fn bench_engine(engine: &Engine, outrig: &str, example: &Path, session_root: &st
     ]));
     direct.handshake();
     let [(g50, g95, grate), (d50, d95, drate)] = per_call_interleaved(
-        [(&mut through, "everything__echo"), (&mut direct, "echo")],
+        [
+            (&mut through as &mut dyn Caller, "everything__echo"),
+            (&mut direct, "echo"),
+        ],
         &arguments,
     );
     direct.close();
@@ -343,6 +525,63 @@ fn bench_engine(engine: &Engine, outrig: &str, example: &Path, session_root: &st
         g50.as_secs_f64() / d50.as_secs_f64()
     );
     println!("{name}: gateway peak RSS: {:.1} MB", peak as f64 / 1024.0);
+}
+
+/// Over HTTP: per-call figures of a gateway on `--listen` against one on stdio, in
+/// alternating blocks; then the HTTP gateway's RSS with one client and with 50.
+fn bench_http(outrig: &str, example: &Path, session_root: &str) {
+    let local = Engine {
+        name: "local",
+        podman: vec!["podman".into()],
+        env: vec![],
+    };
+    let mut stdio = Raw::spawn(&mut gateway(&local, outrig, example, session_root));
+    stdio.handshake();
+    let mut listening = gateway(&local, outrig, example, session_root);
+    listening.args(["--listen", "127.0.0.1:0"]);
+    let mut http = Http::spawn(&mut listening);
+    let arguments = json!({"message": "bench"});
+    let [(h50, h95, hrate), (s50, s95, srate)] = per_call_interleaved(
+        [
+            (&mut http as &mut dyn Caller, "everything__echo"),
+            (&mut stdio, "everything__echo"),
+        ],
+        &arguments,
+    );
+    stdio.close();
+    println!(
+        "http: {CALLS} sequential echo calls: gateway over Streamable HTTP p50 {} p95 {} ({hrate:.0} calls/s); gateway on stdio p50 {} p95 {} ({srate:.0} calls/s); p50 ratio {:.2}x",
+        us(h50),
+        us(h95),
+        us(s50),
+        us(s95),
+        h50.as_secs_f64() / s50.as_secs_f64()
+    );
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let pid = http.child.as_ref().map(Child::id).unwrap_or_default();
+    let one = rss(pid);
+    let mut clients: Vec<Http> = (0..49)
+        .map(|_| Http::connect(http.authority.clone(), http.token.clone()))
+        .collect();
+    for client in &mut clients {
+        client.request("tools/list", json!({}));
+    }
+    let fifty = rss(pid);
+    drop(clients);
+    println!(
+        "http: gateway RSS with 1 client {:.1} MB, with 50 clients (each its own session, each having listed the tools) {:.1} MB: {:.0} KB per client",
+        one as f64 / 1024.0,
+        fifty as f64 / 1024.0,
+        (fifty.saturating_sub(one)) as f64 / 49.0
+    );
+    http.close();
 }
 
 /// Teardown: the client closes the gateway's stdin → the gateway has exited and its

@@ -47,6 +47,18 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     let plan = crate::plan::gateway::narrow(&plan, &image, &allow, args.build)?;
     let lock_mode = apply::pin::LockMode::from_flags(args.lock.locked, args.lock.update_lock);
     apply::pin::refuse_before_start(&plan, &project.lock_path(), lock_mode)?;
+    // A listener that cannot be had is refused before anything starts or is recorded.
+    let runtime = super::runtime()?;
+    let http = match args.listen {
+        Some(address) => {
+            let token = http_token(args, &project)?;
+            let listener = runtime
+                .block_on(crate::mcp::http::Listener::bind(address, args.allow_remote))
+                .map_err(listen_error)?;
+            Some((listener, token))
+        }
+        None => None,
+    };
     let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "mcp")?;
     session.record.attached_to = attach.clone();
     let _ = session.save();
@@ -58,18 +70,9 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     let env = project.lookup();
     let key = project.fingerprint_key()?;
     let mut redactor = project.redactor(&plan.desired);
-    let runtime = super::runtime()?;
-    let http = match args.listen {
-        Some(address) => {
-            let token = http_token(args, &project)?;
-            redactor.add([token.value.clone()]);
-            let listener = runtime
-                .block_on(crate::mcp::http::Listener::bind(address, args.allow_remote))
-                .map_err(listen_error)?;
-            Some((listener, token))
-        }
-        None => None,
-    };
+    if let Some((_, token)) = &http {
+        redactor.add([token.value.clone()]);
+    }
     let events = Arc::new(session.open_log("outrig.log")?);
     let audit = session.open_log("tools.jsonl")?;
     let context = project.apply_context(&env, &key, redactor.clone());
@@ -259,6 +262,20 @@ fn print_config(
     for pattern in &args.tools {
         command_args.extend(["--tools".into(), pattern.clone()]);
     }
+    if let Some(server) = &args.unprefixed {
+        command_args.extend(["--unprefixed".into(), server.clone()]);
+    }
+    // The client may start the gateway elsewhere, with another data directory: the
+    // sessions go where `outrig ls` here finds them.
+    let session_root = crate::session::root(
+        args.session_root
+            .as_ref()
+            .map(|p| env.cwd.join(p))
+            .as_deref(),
+        config.session_root.as_deref(),
+        &env.data_dir(),
+    );
+    command_args.extend(["--session-root".into(), session_root.display().to_string()]);
     // Variables the servers read through `${VAR}`: the client must pass them on.
     let mut variables: Vec<String> = config
         .images
@@ -278,7 +295,10 @@ fn print_config(
     );
     variables.sort();
     variables.dedup();
-    let name = format!("outrig-{}", config.project);
+    let (name, warning) = wiring::entry_name(&config.project, longest_tool_name(config, args));
+    if let Some(warning) = warning {
+        crate::output::status!("outrig: warning: {warning}");
+    }
     let program = program.display().to_string();
     let client = match client {
         McpClient::ClaudeCode => wiring::Client::ClaudeCode,
@@ -286,11 +306,93 @@ fn print_config(
         McpClient::Cursor => wiring::Client::Cursor,
         McpClient::Vscode => wiring::Client::Vscode,
     };
-    let text = wiring::snippet(client, &name, &program, &command_args, &variables);
-    crate::output::stdout(&text);
-    crate::output::status!(
-        "{}",
-        wiring::placement(client, &name, &program, &command_args)
-    );
+    let transport = match args.listen {
+        None => wiring::Transport::Stdio {
+            program,
+            args: command_args,
+            variables,
+        },
+        Some(address) => {
+            if address.port() == 0 {
+                return Err(Error::new(
+                    "--print-config with --listen needs the port the gateway will listen on",
+                )
+                .hint("name a port, e.g. --listen 127.0.0.1:8808"));
+            }
+            let token = args
+                .token_env
+                .clone()
+                .unwrap_or_else(|| "OUTRIG_MCP_TOKEN".to_string());
+            let mut start = vec![program, shell_words(&command_args)];
+            start.push(format!("--listen {address} --token-env {token}"));
+            if args.allow_remote {
+                start.push("--allow-remote".into());
+            }
+            crate::output::status!(
+                "start the gateway where `{token}` holds a long random token{}: {}",
+                if variables.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and the servers' variables are set ({})",
+                        variables.join(", ")
+                    )
+                },
+                start.join(" ")
+            );
+            wiring::Transport::Http {
+                url: crate::mcp::http::url(address),
+                token,
+            }
+        }
+    };
+    let registration = wiring::Registration { name, transport };
+    crate::output::stdout(&wiring::snippet(client, &registration));
+    crate::output::status!("{}", wiring::placement(client, &registration));
     Ok(ExitStatus::Success)
+}
+
+/// Arguments joined for a shell, quoted where needed.
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The longest name a tool of the served image(s) is published under, as `outrig.lock`
+/// pins them; `None` without a lock.
+fn longest_tool_name(config: &crate::config::Config, args: &McpArgs) -> Option<usize> {
+    let lock = crate::lock::read(&crate::lock::path(&config.root)).ok()??;
+    let image = args.image.clone().or_else(|| {
+        let agent = args.agent.as_ref().or(config.default_agent.as_ref())?;
+        config.agents.get(agent).map(|a| a.image.clone())
+    });
+    lock.servers
+        .iter()
+        .filter_map(|(key, pin)| {
+            let (pinned_image, server) = key.split_once('.')?;
+            image
+                .as_deref()
+                .is_none_or(|i| i == pinned_image)
+                .then_some((server, pin))
+        })
+        .flat_map(|(server, pin)| {
+            pin.tools.keys().map(move |tool| {
+                if args.unprefixed.as_deref() == Some(server) {
+                    tool.len()
+                } else {
+                    crate::mcp::names::published(server, tool).len()
+                }
+            })
+        })
+        .max()
 }

@@ -665,7 +665,84 @@ fn mcp_prints_the_config_snippet_for_each_client() {
         // The variables that choose the engine, where set, are passed on by name too.
         assert!(env.contains("OUTRIG_PODMAN"), "{client}: {env}");
         assert!(!env.contains("CONTAINER_HOST"), "{client}: {env}");
+        // The session root goes with the command: the client's gateway records where
+        // `outrig ls` here looks.
+        let at = args.iter().position(|a| a == "--session-root").unwrap();
+        assert!(Path::new(&args[at + 1]).is_absolute(), "{args:?}");
+        if client == "claude-code" {
+            assert!(
+                run.stderr
+                    .contains("claude mcp add --scope project -e 'API_TOKEN=${API_TOKEN}'"),
+                "{}",
+                run.stderr
+            );
+        }
     }
+
+    // Over HTTP: the URL and the token's variable, never a token.
+    for client in ["claude-code", "cursor", "vscode", "codex"] {
+        let run = project.context.run(&[
+            "mcp",
+            "--print-config",
+            client,
+            "--listen",
+            "127.0.0.1:8808",
+            "--token-env",
+            "MY_TOKEN",
+        ]);
+        assert_eq!(run.status, 0, "{client}: {}", run.all());
+        assert!(
+            run.stdout.contains("http://127.0.0.1:8808/mcp"),
+            "{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("MY_TOKEN"), "{}", run.stdout);
+        assert!(
+            run.stderr
+                .contains("--listen 127.0.0.1:8808 --token-env MY_TOKEN"),
+            "{}",
+            run.stderr
+        );
+    }
+    let any_port = project.context.run(&[
+        "mcp",
+        "--print-config",
+        "claude-code",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(any_port.status, 1);
+    assert!(
+        any_port.stderr.contains("needs the port"),
+        "{}",
+        any_port.stderr
+    );
+
+    // With a lock, the entry name leaves room for the longest tool in Claude Code's
+    // `mcp__<entry>__<tool>` (64 characters).
+    let long_tool = "t".repeat(50);
+    project.context.write(
+        "outrig.lock",
+        format!(
+            "version = 1\n\n[servers.\"tools.time\"]\nprotocol-version = \"2025-11-25\"\n\n[servers.\"tools.time\".tools]\n{long_tool} = \"{{}}\"\n"
+        ),
+    );
+    let run = project
+        .context
+        .run(&["mcp", "--print-config", "claude-code"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let entry = json["mcpServers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let longest = format!("mcp__{entry}__time__{long_tool}");
+    assert!(longest.len() <= 64, "{longest} ({})", longest.len());
+    std::fs::remove_file(project.context.path().join("outrig.lock")).unwrap();
+
     let bad = project.context.run(&["mcp", "--print-config", "emacs"]);
     assert_eq!(bad.status, 1);
     assert!(bad.stderr.contains("claude-code"), "{}", bad.stderr);

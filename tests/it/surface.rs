@@ -21,11 +21,20 @@ struct HttpGateway {
     child: Child,
     url: String,
     token: String,
+    /// Its session directory.
+    session: PathBuf,
+    /// What it said on stderr until it was ready.
+    started: String,
     stderr: mpsc::Receiver<String>,
 }
 
 impl HttpGateway {
     fn start(context: &TestContext, args: &[&str]) -> HttpGateway {
+        HttpGateway::start_with(context, args, None)
+    }
+
+    /// `token`: the one given in `--token-env` (not printed).
+    fn start_with(context: &TestContext, args: &[&str], token: Option<&str>) -> HttpGateway {
         let mut command = outrig_command(context.path(), context.vars());
         command
             .args(["mcp", "--listen", "127.0.0.1:0"])
@@ -43,10 +52,10 @@ impl HttpGateway {
                 }
             }
         });
-        let (mut url, mut token) = (None, None);
+        let (mut url, mut token, mut session) = (None, token.map(str::to_string), None);
         let deadline = Instant::now() + Duration::from_secs(180);
         let mut seen = String::new();
-        while url.is_none() || token.is_none() {
+        while url.is_none() || token.is_none() || session.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = stderr
                 .recv_timeout(left)
@@ -59,11 +68,17 @@ impl HttpGateway {
             if line.contains("bearer token") {
                 token = Some(line.rsplit(' ').next().unwrap().to_string());
             }
+            if let Some(rest) = line.strip_prefix("outrig mcp: session ") {
+                let dir = rest.split_once(" (").unwrap().1.trim_end_matches(')');
+                session = Some(PathBuf::from(dir));
+            }
         }
         HttpGateway {
             child,
             url: url.unwrap(),
             token: token.unwrap(),
+            session: session.unwrap(),
+            started: seen,
             stderr,
         }
     }
@@ -82,7 +97,8 @@ impl HttpGateway {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let status = self.child.wait().unwrap();
-        let said: Vec<String> = self.stderr.try_iter().collect();
+        let mut said = vec![self.started.clone()];
+        said.extend(self.stderr.try_iter());
         (status.code().unwrap_or(-1), said.join("\n"))
     }
 }
@@ -350,7 +366,7 @@ fn the_http_gateway_refuses_requests_it_must_not_serve() {
     if !prerequisites(true) {
         return;
     }
-    let (context, name, sessions, _cleanup) = project("e2e-http-refusals", REAL_SERVERS);
+    let (context, name, _sessions, _cleanup) = project("e2e-http-refusals", REAL_SERVERS);
     // Refused before anything starts.
     let remote = context.run(&["mcp", "--image", "tools", "--listen", "0.0.0.0:0"]);
     assert_eq!(remote.status, 1, "{}", remote.all());
@@ -420,9 +436,9 @@ fn the_http_gateway_refuses_requests_it_must_not_serve() {
 
     // The generated token is kept 0600 in the session directory, and nowhere else.
     let token = gateway.token.clone();
+    let session = gateway.session.clone();
     let (status, said) = gateway.stop();
     assert_eq!(status, 143, "{said}");
-    let session = newest_session(&sessions);
     let stored = session.join("http-token");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -443,60 +459,29 @@ fn the_http_gateway_refuses_requests_it_must_not_serve() {
         "OUTRIG_TEST_TOKEN",
         "a-token-from-the-environment-0123456789",
     );
-    let mut command = outrig_command(context.path(), context.vars());
-    let mut child = command
-        .args([
-            "mcp",
-            "--image",
-            "tools",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-env",
-            "OUTRIG_TEST_TOKEN",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    let url = loop {
-        let mut line = String::new();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "{said}");
-        said.push_str(&line);
-        if let Some(at) = line.find("http://127.0.0.1:") {
-            break line[at..].split_whitespace().next().unwrap().to_string();
-        }
-    };
-    let authority = url.trim_start_matches("http://").trim_end_matches("/mcp");
+    let secret = "a-token-from-the-environment-0123456789";
+    let gateway = HttpGateway::start_with(
+        &context,
+        &["--image", "tools", "--token-env", "OUTRIG_TEST_TOKEN"],
+        Some(secret),
+    );
+    let bearer = format!("Bearer {secret}");
     let (status, _) = http(
-        authority,
-        &[(
-            "Authorization",
-            "Bearer a-token-from-the-environment-0123456789",
-        )],
+        &gateway.authority(),
+        &[("Authorization", &bearer)],
         INITIALIZE,
     );
     assert_eq!(status, 200);
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = reader.read_to_string(&mut said);
-    child.wait().unwrap();
-    assert!(!said.contains("a-token-from-the-environment"), "{said}");
-    assert!(!newest_session(&sessions).join("http-token").exists());
+    let session = gateway.session.clone();
+    let (status, said) = gateway.stop();
+    assert_eq!(status, 143, "{said}");
+    assert!(!said.contains(secret), "{said}");
+    assert!(!session.join("http-token").exists());
+    for file in walk(&session) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(!text.contains(secret), "the token is in {}", file.display());
+    }
     assert_eq!(sandboxes(&name), "");
-}
-
-fn newest_session(sessions: &Path) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(sessions)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("session.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs.pop().unwrap()
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
