@@ -11,7 +11,8 @@
 //!   against another on stdio, interleaved, and the HTTP gateway's RSS with 50 clients
 //!   connected (each with its own MCP session).
 //!
-//! Any stdio MCP server can be measured the same way:
+//! `cargo bench --bench mcp -- http` runs the HTTP figures alone. Any stdio MCP server can
+//! be measured the same way:
 //! `cargo bench --bench mcp -- TOOL JSON-ARGS COMMAND...` (e.g.
 //! `-- echo '{"message":"x"}' npx -y @modelcontextprotocol/server-everything`) prints its
 //! per-call figures alone. Needs podman, the base image and the vendored servers.
@@ -365,6 +366,10 @@ fn main() {
         .status()
         .unwrap();
     assert!(status.success());
+    if args.first().map(String::as_str) == Some("http") {
+        bench_http(outrig, &example, &session_root);
+        return;
+    }
     let local = Engine {
         name: "local",
         podman: vec!["podman".into()],

@@ -105,6 +105,9 @@ impl Listener {
             let Ok((stream, _peer)) = listener.accept().await else {
                 continue;
             };
+            // Replies are written in pieces (headers, SSE events): without this, Nagle's
+            // algorithm meets the client's delayed ACK and each costs 40 ms.
+            let _ = stream.set_nodelay(true);
             while connections.try_join_next().is_some() {}
             let service = service.clone();
             let rules = rules.clone();
