@@ -265,9 +265,12 @@ impl Surface {
             .map(|b| b.key.clone())
             .unwrap_or_default();
         let (_working, meta) = self.pass_on(meta, client, &key, rounds);
-        self.toolbox
+        let (called, mut audit) = self
+            .toolbox
             .call_audit_later(&params.name, params.arguments, meta, cancelled)
-            .await
+            .await;
+        audit.client = Some(client);
+        (called, audit)
     }
 
     /// Call a published tool for `client` and audit it. A client of the 2026-07-28 era

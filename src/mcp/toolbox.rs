@@ -384,6 +384,7 @@ impl Toolbox {
                 route: None,
                 arguments,
                 elapsed: started.elapsed(),
+                client: None,
             };
             return (called, audit);
         };
@@ -450,6 +451,7 @@ impl Toolbox {
             route: Some(route),
             arguments,
             elapsed: started.elapsed(),
+            client: None,
         };
         (called, audit)
     }
@@ -462,6 +464,8 @@ pub struct Audit<'a> {
     route: Option<Route>,
     arguments: Option<JsonObject>,
     elapsed: Duration,
+    /// The gateway's client that made the call (several over HTTP).
+    pub client: Option<u64>,
 }
 
 impl Audit<'_> {
@@ -493,6 +497,7 @@ impl Audit<'_> {
             "server": target.map(|(b, _)| b.server.as_str()),
             "tool": target.map(|(_, t)| t),
             "duration_ms": elapsed.as_secs_f64() * 1000.0,
+            "client": self.client,
             "outcome": called.outcome.as_str(),
             "arguments_bytes": arguments.len(),
             "arguments_hash": short_hash(arguments.as_bytes()),

@@ -176,6 +176,13 @@ def tool_elicitation_enums(_args, _meta):
     return elicit("Please select options from the enum fields", schema, "Elicitation completed")
 
 
+def tool_add(_args, _meta):
+    """Offer one more tool, and say the list changed (for outrig's list_changed relay)."""
+    TOOLS["added_tool"] = ("A tool added while the server runs", empty_schema(), lambda a, m: text("added tool called"))
+    notify("notifications/tools/list_changed", {})
+    return text("added a tool")
+
+
 def tool_error(_args, _meta):
     return {"content": [{"type": "text", "text": "This tool intentionally returns an error for testing"}], "isError": True}
 
@@ -211,6 +218,7 @@ TOOLS = {
     "test_tool_with_logging": ("Tests tool that emits log messages during execution", empty_schema(), tool_logging),
     "test_tool_with_progress": ("Tests tool that reports progress notifications", empty_schema(), tool_progress),
     "test_error_handling": ("Tests error response handling", empty_schema(), tool_error),
+    "test_add_tool": ("Adds the tool added_tool and sends notifications/tools/list_changed", empty_schema(), tool_add),
     "test_sampling": ("Tests server-initiated sampling (LLM completion request)", string_schema("prompt", "The prompt to send to the LLM"), tool_sampling),
     "test_elicitation": ("Tests server-initiated elicitation (user input request)", string_schema("message", "The message to show the user"), tool_elicitation),
     "test_elicitation_sep1034_defaults": ("Tests elicitation with default values per SEP-1034", empty_schema(), tool_elicitation_defaults),

@@ -395,7 +395,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// `outrig mcp` driven with raw JSON-RPC lines.
-struct Gateway {
+pub struct Gateway {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
@@ -404,7 +404,7 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(context: &TestContext, args: &[&str]) -> Gateway {
+    pub fn start(context: &TestContext, args: &[&str]) -> Gateway {
         Gateway::start_with(context, &context_env(context), args)
     }
 
@@ -442,26 +442,26 @@ impl Gateway {
         }
     }
 
-    fn send(&mut self, message: Value) {
+    pub fn send(&mut self, message: Value) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{message}").unwrap();
         stdin.flush().unwrap();
     }
 
     /// Send a request; returns its id.
-    fn request(&mut self, method: &str, params: Value) -> u64 {
+    pub fn request(&mut self, method: &str, params: Value) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
         self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         id
     }
 
-    fn call(&mut self, tool: &str, arguments: Value) -> u64 {
+    pub fn call(&mut self, tool: &str, arguments: Value) -> u64 {
         self.request("tools/call", json!({"name": tool, "arguments": arguments}))
     }
 
     /// The next message that is a response, within `timeout`.
-    fn response(&mut self, timeout: Duration) -> Value {
+    pub fn response(&mut self, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -479,7 +479,26 @@ impl Gateway {
         }
     }
 
-    fn initialize(&mut self) {
+    /// The next message `wanted` picks (a response or a notification), within `timeout`;
+    /// the others are dropped.
+    pub fn message(&mut self, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no such message within {timeout:?}; stderr:\n{}",
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                )
+            });
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if wanted(&message) {
+                return message;
+            }
+        }
+    }
+
+    pub fn initialize(&mut self) {
         let id = self.request(
             "initialize",
             json!({"protocolVersion": "2025-11-25", "capabilities": {},
@@ -492,7 +511,7 @@ impl Gateway {
     }
 
     /// Close stdin and wait for the exit status.
-    fn wait(&mut self) -> i32 {
+    pub fn wait(&mut self) -> i32 {
         self.stdin.take();
         self.exit_status()
     }
@@ -512,7 +531,7 @@ impl Gateway {
         }
     }
 
-    fn stderr(&self) -> String {
+    pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 

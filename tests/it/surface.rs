@@ -589,3 +589,143 @@ command = ["python3", "/workspace/conformance_fixture.py"]
     assert_eq!(status, 143, "{said}");
     assert_eq!(sandboxes(&name), "");
 }
+
+/// Two servers offering the same prompts and resources: names stay apart, a URI both list
+/// is served by the first and reported, a server's new tool reaches the client with
+/// `tools/list_changed`, and the errors name what is wrong.
+#[test]
+fn two_servers_stay_apart_and_a_changed_tool_list_is_republished() {
+    if !prerequisites(true) {
+        return;
+    }
+    let fixtures = r#"[images.tools.mcp.a]
+command = ["python3", "/workspace/conformance_fixture.py"]
+
+[images.tools.mcp.b]
+command = ["python3", "/workspace/conformance_fixture.py"]
+"#;
+    let (context, name, _sessions, _cleanup) = project("e2e-two-servers", fixtures);
+    std::fs::copy(
+        repo_root().join("tests/clients/conformance_fixture.py"),
+        context.path().join("conformance_fixture.py"),
+    )
+    .unwrap();
+    let mut gateway = crate::gateway::Gateway::start(&context, &["--image", "tools", "--build"]);
+    gateway.initialize();
+    let ask = |gateway: &mut crate::gateway::Gateway, method: &str, params: Value| {
+        let id = gateway.request(method, params);
+        gateway.message(Duration::from_secs(30), |m| m["id"] == id)
+    };
+    let prompts = ask(&mut gateway, "prompts/list", serde_json::json!({}));
+    let names: Vec<&str> = prompts["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"a__test_simple_prompt") && names.contains(&"b__test_simple_prompt"),
+        "{names:?}"
+    );
+    let prompt = ask(
+        &mut gateway,
+        "prompts/get",
+        serde_json::json!({"name": "b__test_prompt_with_arguments", "arguments": {"arg1": "x", "arg2": "y"}}),
+    );
+    assert_eq!(
+        prompt["result"]["messages"][0]["content"]["text"],
+        "Prompt with arguments: arg1='x', arg2='y'"
+    );
+    let resources = ask(&mut gateway, "resources/list", serde_json::json!({}));
+    let uris: Vec<&str> = resources["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "test://static-text",
+            "test://static-binary",
+            "test://watched-resource"
+        ]
+    );
+    let read = ask(
+        &mut gateway,
+        "resources/read",
+        serde_json::json!({"uri": "test://template/7/data"}),
+    );
+    assert!(
+        read["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Data for ID: 7"),
+        "{read}"
+    );
+    assert!(
+        gateway.stderr().contains(
+            "resource `test://static-text` is listed by servers `a` and `b`; `a` serves it"
+        ),
+        "{}",
+        gateway.stderr()
+    );
+
+    // A new tool: the client hears of it and can call it.
+    let added = ask(
+        &mut gateway,
+        "tools/call",
+        serde_json::json!({"name": "b__test_add_tool", "arguments": {}}),
+    );
+    assert_eq!(
+        added["result"]["content"][0]["text"], "added a tool",
+        "{added}"
+    );
+    gateway.message(Duration::from_secs(30), |m| {
+        m["method"] == "notifications/tools/list_changed"
+    });
+    let tools = ask(&mut gateway, "tools/list", serde_json::json!({}));
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"b__added_tool") && !names.contains(&"a__added_tool"),
+        "{names:?}"
+    );
+    let called = ask(
+        &mut gateway,
+        "tools/call",
+        serde_json::json!({"name": "b__added_tool", "arguments": {}}),
+    );
+    assert_eq!(called["result"]["content"][0]["text"], "added tool called");
+
+    // Errors name the cause.
+    let bad = ask(
+        &mut gateway,
+        "tools/call",
+        serde_json::json!({"name": "a__test_simple_text", "arguments": [1, 2]}),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`arguments` must be an object")
+    );
+    let unknown = ask(&mut gateway, "resources/frobnicate", serde_json::json!({}));
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`resources/frobnicate` is not offered"),
+        "{unknown}"
+    );
+    let pong = ask(&mut gateway, "ping", serde_json::json!({}));
+    assert_eq!(pong["result"], serde_json::json!({}));
+    assert_eq!(gateway.wait(), 0);
+    assert_eq!(sandboxes(&name), "");
+}
