@@ -165,6 +165,9 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     }
 }
 
+/// The shortest bearer token accepted from `--token-env`.
+const MIN_TOKEN: usize = 16;
+
 /// The bearer token of an HTTP gateway, and where it came from.
 struct Token {
     value: String,
@@ -175,10 +178,17 @@ struct Token {
 fn http_token(args: &McpArgs, project: &Project) -> Result<Token, Error> {
     match &args.token_env {
         Some(name) => match project.lookup()(name) {
-            Some(value) if !value.trim().is_empty() => Ok(Token {
+            Some(value) if value.trim().len() >= MIN_TOKEN => Ok(Token {
                 value: value.trim().to_string(),
                 from: Some(name.clone()),
             }),
+            Some(value) if !value.trim().is_empty() => Err(Error::new(format!(
+                "--token-env {name}: the token is {} characters, too short to guard the gateway",
+                value.trim().chars().count()
+            ))
+            .hint(format!(
+                "use at least {MIN_TOKEN} random characters (e.g. `export {name}=$(openssl rand -hex 32)`), or leave out --token-env and outrig generates one"
+            ))),
             _ => Err(Error::new(format!("--token-env {name}: `{name}` is not set"))
                 .hint(format!("export {name}=<a long random token>, or leave out --token-env and outrig generates one"))),
         },

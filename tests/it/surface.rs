@@ -393,6 +393,18 @@ fn the_http_gateway_refuses_requests_it_must_not_serve() {
             .stderr
             .contains("`OUTRIG_TEST_UNSET_TOKEN` is not set")
     );
+    let context = context.env("OUTRIG_TEST_SHORT_TOKEN", "abc");
+    let short = context.run(&[
+        "mcp",
+        "--image",
+        "tools",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-env",
+        "OUTRIG_TEST_SHORT_TOKEN",
+    ]);
+    assert_eq!(short.status, 1, "{}", short.all());
+    assert!(short.stderr.contains("too short"), "{}", short.stderr);
     let unknown = context.run(&["mcp", "--image", "tools", "--unprefixed", "nosuch"]);
     assert_eq!(unknown.status, 1);
     assert!(
