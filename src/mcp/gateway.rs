@@ -265,9 +265,14 @@ impl Surface {
             .map(|b| b.key.clone())
             .unwrap_or_default();
         let (_working, meta) = self.pass_on(meta, client, &key, rounds);
+        let passed = super::toolbox::Passed {
+            meta,
+            input_responses: params.input_responses,
+            request_state: params.request_state,
+        };
         let (called, mut audit) = self
             .toolbox
-            .call_audit_later(&params.name, params.arguments, meta, cancelled)
+            .call_audit_later(&params.name, params.arguments, passed, cancelled)
             .await;
         audit.client = Some(client);
         (called, audit)

@@ -345,7 +345,7 @@ impl Toolbox {
         cancelled: impl Future<Output = ()>,
     ) -> Called {
         let (called, audit) = self
-            .call_audit_later(name, arguments, None, cancelled)
+            .call_audit_later(name, arguments, Passed::default(), cancelled)
             .await;
         audit.write(&called);
         called
@@ -358,7 +358,7 @@ impl Toolbox {
         &self,
         name: &str,
         arguments: Option<JsonObject>,
-        meta: Option<rmcp::model::RequestMetaObject>,
+        passed: Passed,
         cancelled: impl Future<Output = ()>,
     ) -> (Called, Audit<'_>) {
         let started = Instant::now();
@@ -397,7 +397,9 @@ impl Toolbox {
         } else {
             let mut params = CallToolRequestParams::new(route.tool.clone());
             params.arguments = arguments.clone();
-            params.meta = meta;
+            params.meta = passed.meta;
+            params.input_responses = passed.input_responses;
+            params.request_state = passed.request_state;
             let timeout = backend.call_timeout;
             tokio::select! {
                 answer = backend.calls.call_tool(params) => match answer {
@@ -455,6 +457,17 @@ impl Toolbox {
         };
         (called, audit)
     }
+}
+
+/// What a call carries to its server besides the tool and its arguments.
+#[derive(Debug, Default)]
+pub struct Passed {
+    /// The request's `_meta`.
+    pub meta: Option<rmcp::model::RequestMetaObject>,
+    /// A 2026-07-28 client's answers to the server's `InputRequiredResult`, and the
+    /// `requestState` to echo: the server's own multi-round trip, passed through.
+    pub input_responses: Option<rmcp::model::InputResponses>,
+    pub request_state: Option<String>,
 }
 
 /// A call's line in `logs/tools.jsonl`, to be written.
@@ -567,4 +580,97 @@ pub fn text_of(result: &CallToolResult) -> String {
         parts.push(structured.to_string());
     }
     parts.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::transport::BoundedStdio;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A server of the 2026-07-28 era asks its client in rounds of its own: its
+    /// `InputRequiredResult` reaches the caller whole, and the retry's `inputResponses`
+    /// and `requestState` reach the server.
+    #[tokio::test]
+    async fn a_servers_own_rounds_pass_through() {
+        let (server_out, client_in) = tokio::io::duplex(1 << 16);
+        let (client_out, server_in) = tokio::io::duplex(1 << 16);
+        let mut transport = BoundedStdio::new(client_in, client_out, 1 << 20);
+        let calls = transport.direct();
+        let pump = tokio::spawn(async move {
+            use rmcp::transport::Transport;
+            while transport.receive().await.is_some() {}
+        });
+        let mut tool = Tool::default();
+        tool.name = "ask".into();
+        let backend = Backend {
+            key: "tools.s".into(),
+            server: "s".into(),
+            calls,
+            tools: vec![tool],
+            raw_tools: HashMap::new(),
+            peer: None,
+            capabilities: Default::default(),
+            call_timeout: Duration::from_secs(10),
+            stderr_log: String::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let toolbox = Toolbox::new(
+            vec![backend],
+            &[],
+            AppendLog::open(&dir.path().join("tools.jsonl")).unwrap(),
+            Arc::new(AppendLog::open(&dir.path().join("outrig.log")).unwrap()),
+            Redactor::new(Vec::new()),
+        );
+        let server = tokio::spawn(async move {
+            let mut requests = BufReader::new(server_in).lines();
+            let mut out = server_out;
+            let mut seen = Vec::new();
+            for answer in [
+                serde_json::json!({"resultType": "input_required",
+                    "inputRequests": {"user_name": {"method": "elicitation/create",
+                        "params": {"message": "name?", "requestedSchema": {"type": "object", "properties": {}}}}},
+                    "requestState": "the-servers-own-state"}),
+                serde_json::json!({"content": [{"type": "text", "text": "hello Ada"}]}),
+            ] {
+                let line = requests.next_line().await.unwrap().unwrap();
+                let request: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let reply = serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": answer});
+                out.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
+                seen.push(request["params"].clone());
+            }
+            seen
+        });
+        let first = toolbox
+            .call("s__ask", None, std::future::pending())
+            .await
+            .into_result()
+            .unwrap();
+        let CallToolResponse::InputRequired(asked) = first else {
+            panic!("the server's InputRequiredResult");
+        };
+        assert_eq!(asked.request_state.as_deref(), Some("the-servers-own-state"));
+        assert!(asked.input_requests.unwrap().contains_key("user_name"));
+        let mut responses = rmcp::model::InputResponses::new();
+        responses.insert(
+            "user_name".into(),
+            serde_json::json!({"action": "accept", "content": {"name": "Ada"}}),
+        );
+        let passed = Passed {
+            meta: None,
+            input_responses: Some(responses),
+            request_state: Some("the-servers-own-state".into()),
+        };
+        let (called, _audit) = toolbox
+            .call_audit_later("s__ask", None, passed, std::future::pending())
+            .await;
+        let CallToolResponse::Complete(done) = called.into_result().unwrap() else {
+            panic!("a complete result");
+        };
+        assert_eq!(done.content[0].as_text().unwrap().text, "hello Ada");
+        let seen = server.await.unwrap();
+        assert_eq!(seen[1]["requestState"], "the-servers-own-state");
+        assert_eq!(seen[1]["inputResponses"]["user_name"]["content"]["name"], "Ada");
+        pump.abort();
+    }
 }
