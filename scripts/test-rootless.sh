@@ -22,6 +22,8 @@ TESTS=(
   gateway::gateway_serves_real_clients_like_the_servers_themselves
   gateway::a_tool_writes_as_the_workspace_owner_and_kill_9_leaves_nothing
   gateway::a_group_signal_during_teardown_leaves_nothing
+  surface::the_official_conformance_suite_passes_through_the_http_gateway
+  surface::the_http_gateway_refuses_requests_it_must_not_serve
 )
 die() { echo "test-rootless.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (it creates the user the tests run as)"
