@@ -112,7 +112,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
                     );
                     crate::output::status!("outrig mcp: {message}");
                     events.event(&message);
-                    gateway::serve_stdio(surface).await
+                    crate::mcp::stdio::serve_stdio(surface).await
                 }
                 Some((listener, token)) => {
                     let url = listener.url();

@@ -154,7 +154,7 @@ impl Rounds {
             requests.insert(key.clone(), ask.request);
             parked.waiting.push((key, ask.reply));
         }
-        let state = format!("{STATE_PREFIX}{}", super::http::new_token());
+        let state = format!("{STATE_PREFIX}{:032x}", rand::random::<u128>());
         let result = serde_json::json!({
             "resultType": "input_required",
             "inputRequests": requests,

@@ -635,8 +635,11 @@ mod tests {
             ] {
                 let line = requests.next_line().await.unwrap().unwrap();
                 let request: serde_json::Value = serde_json::from_str(&line).unwrap();
-                let reply = serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": answer});
-                out.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
+                let reply =
+                    serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": answer});
+                out.write_all(format!("{reply}\n").as_bytes())
+                    .await
+                    .unwrap();
                 seen.push(request["params"].clone());
             }
             seen
@@ -649,7 +652,10 @@ mod tests {
         let CallToolResponse::InputRequired(asked) = first else {
             panic!("the server's InputRequiredResult");
         };
-        assert_eq!(asked.request_state.as_deref(), Some("the-servers-own-state"));
+        assert_eq!(
+            asked.request_state.as_deref(),
+            Some("the-servers-own-state")
+        );
         assert!(asked.input_requests.unwrap().contains_key("user_name"));
         let mut responses = rmcp::model::InputResponses::new();
         responses.insert(
@@ -670,7 +676,10 @@ mod tests {
         assert_eq!(done.content[0].as_text().unwrap().text, "hello Ada");
         let seen = server.await.unwrap();
         assert_eq!(seen[1]["requestState"], "the-servers-own-state");
-        assert_eq!(seen[1]["inputResponses"]["user_name"]["content"]["name"], "Ada");
+        assert_eq!(
+            seen[1]["inputResponses"]["user_name"]["content"]["name"],
+            "Ada"
+        );
         pump.abort();
     }
 }
