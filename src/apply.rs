@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::resolve::Engine;
 use crate::digest::short_hash;
-use crate::error::Error;
+use crate::error::{Error, ExitStatus};
 use crate::mcp::Backend;
 use crate::mcp::client::{self, Connection};
 use crate::plan::desired::server_marker;
@@ -18,7 +18,9 @@ use crate::podman::command::{Arg, Binding};
 use crate::podman::runtime::Watch;
 use crate::podman::{PodmanCommand, Runtime};
 use crate::secret::{FingerprintKey, Redactor};
-use crate::session::{ContainerRecord, ServerRecord, Session, StepRecord, StepStatus, ToolRecord};
+use crate::session::{
+    ContainerRecord, EndReason, ServerRecord, Session, Status, StepRecord, StepStatus, ToolRecord,
+};
 
 /// A server started for the session.
 struct RunningServer {
@@ -50,6 +52,12 @@ pub struct Context<'a> {
     pub signals: SignalSource,
     /// Where what the servers send towards their client goes (the gateway's clients).
     pub hub: Arc<crate::mcp::relay::Hub>,
+    /// Cancelled when the gateway's client closed its session: the apply stops there,
+    /// even before its work starts.
+    pub client_gone: Option<tokio_util::sync::CancellationToken>,
+    /// Why the session ended when its work returns: the agent's job was done, or (for a
+    /// gateway) the client closed the session.
+    pub done: EndReason,
 }
 
 /// Why an apply stopped before finishing.
@@ -57,6 +65,40 @@ pub struct Context<'a> {
 pub enum Stop {
     Failed(Error),
     Interrupted(Signal),
+    /// The gateway's client closed its session before the gateway was ready.
+    ClientLeft,
+}
+
+/// How a session ended, as recorded.
+pub struct Ending {
+    pub status: Status,
+    pub reason: EndReason,
+    pub exit: ExitStatus,
+}
+
+/// How an apply that ended with `result` is recorded; `keep`: the sandbox stays after
+/// success; `done`: why a session whose work returned ended.
+pub fn ending(result: &Result<(), Stop>, keep: bool, done: EndReason) -> Ending {
+    let (status, reason, exit) = match result {
+        Ok(()) if keep => (Status::Kept, done, ExitStatus::Success),
+        Ok(()) => (Status::Finished, done, ExitStatus::Success),
+        Err(Stop::ClientLeft) => (
+            Status::Finished,
+            EndReason::ClientClosed,
+            ExitStatus::Success,
+        ),
+        Err(Stop::Failed(_)) => (Status::Failed, EndReason::Failed, ExitStatus::Failure),
+        Err(Stop::Interrupted(signal)) => (
+            Status::Interrupted,
+            signal.end_reason(),
+            signal.exit_status(),
+        ),
+    };
+    Ending {
+        status,
+        reason,
+        exit,
+    }
 }
 
 /// A signal that ends an apply.
@@ -76,11 +118,19 @@ impl Signal {
         }
     }
 
-    pub fn exit_status(self) -> crate::error::ExitStatus {
+    pub fn exit_status(self) -> ExitStatus {
         match self {
-            Signal::Interrupt => crate::error::ExitStatus::Interrupted,
-            Signal::Terminate => crate::error::ExitStatus::Terminated,
-            Signal::HangUp => crate::error::ExitStatus::HungUp,
+            Signal::Interrupt => ExitStatus::Interrupted,
+            Signal::Terminate => ExitStatus::Terminated,
+            Signal::HangUp => ExitStatus::HungUp,
+        }
+    }
+
+    pub fn end_reason(self) -> EndReason {
+        match self {
+            Signal::Interrupt => EndReason::Interrupt,
+            Signal::Terminate => EndReason::Terminate,
+            Signal::HangUp => EndReason::HangUp,
         }
     }
 }
@@ -172,8 +222,10 @@ impl Signals {
 
 /// Apply `plan` in `session`, then hand the servers that answered to `work` (which returns
 /// when the session's job is done). Whatever happens — success, a failed step, SIGINT,
-/// SIGTERM or SIGHUP — what was started is torn down (unless kept after success) before
-/// returning. A second SIGINT during teardown exits at once; SIGTERM and SIGHUP do not.
+/// SIGTERM or SIGHUP, the gateway's client leaving — the end is recorded at once, then
+/// what was started is torn down (unless kept after success) and the teardown recorded,
+/// before returning. A second SIGINT during teardown exits at once; SIGTERM and SIGHUP do
+/// not.
 pub async fn apply<W>(
     plan: &Plan,
     session: &mut Session,
@@ -188,10 +240,17 @@ where
     signals.pass_interrupt = context.interrupts_handled.clone();
     let mut servers: Vec<RunningServer> = Vec::new();
     let mut watches: Vec<Watch> = Vec::new();
+    let client_gone = async {
+        match &context.client_gone {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
     let result = tokio::select! {
         // A signal that arrives with the work's end (a client's EOF) still counts.
         biased;
         signal = signals.next() => Err(Stop::Interrupted(signal)),
+        () = client_gone => Err(Stop::ClientLeft),
         result = async {
             run_steps(plan, session, context, &mut servers, &mut watches).await?;
             let backends = backends(plan, session, &servers);
@@ -222,7 +281,23 @@ where
         });
     }
     let keep = context.keep && result.is_ok();
+    // The end goes on disk before the teardown: a client's SIGKILL may follow its signal
+    // (or its EOF) within milliseconds.
+    let ending = ending(&result, keep, context.done);
+    if let Err(error) = session.record_end(ending.status, ending.reason, ending.exit as i32) {
+        crate::output::status!(
+            "warning: cannot write the session record `{}`: {error}",
+            session.dir.join(crate::session::RECORD_FILE).display()
+        );
+    }
     let left = teardown(session, context, &mut servers, &mut watches, keep).await;
+    let names = left.iter().map(|(name, _)| name.clone()).collect();
+    if let Err(error) = session.record_teardown(names) {
+        crate::output::status!(
+            "warning: cannot write the session record `{}`: {error}",
+            session.dir.join(crate::session::RECORD_FILE).display()
+        );
+    }
     if left.is_empty() {
         return result;
     }
@@ -1087,6 +1162,7 @@ async fn start_servers(
                                 definition: Some(definition(tool, &context.redactor)),
                             })
                             .collect(),
+                        offers: Some(crate::mcp::startup::offers(&connection.capabilities())),
                         stderr_log: format!("logs/{}", stderr_log_name(&key)),
                         exited: None,
                     },

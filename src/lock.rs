@@ -63,10 +63,17 @@ pub struct ServerPin {
     pub server_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
+    /// What the server offers besides tools, as it declared when pinned: what `outrig
+    /// mcp` declares to a client before the server runs. `None` in locks written before
+    /// outrig recorded it (then everything is declared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offers: Option<Vec<Offer>>,
     /// Every tool's whole definition (see [`canonical`]), by the server's own tool name.
     #[serde(default)]
     pub tools: BTreeMap<String, String>,
 }
+
+pub use crate::session::Offer;
 
 /// A tool definition in its canonical form: pretty-printed JSON with sorted keys (how
 /// `serde_json` maps keep them) and a final newline, so that a diff of the lock reads as a
@@ -146,6 +153,10 @@ pub fn render(lock: &Lock) -> String {
         }
         if let Some(value) = &server.server_version {
             out.push_str(&format!("server-version = {}\n", basic(value)));
+        }
+        if let Some(offers) = &server.offers {
+            let offers: Vec<String> = offers.iter().map(|o| basic(o.as_str())).collect();
+            out.push_str(&format!("offers = [{}]\n", offers.join(", ")));
         }
         out.push_str(&format!("\n[servers.{}.tools]\n", key(name)));
         for (tool, definition) in &server.tools {
@@ -338,6 +349,7 @@ mod tests {
                 protocol_version: "2025-11-25".into(),
                 server_name: Some("mcp-time".into()),
                 server_version: Some("1.2".into()),
+                offers: Some(vec![Offer::Prompts, Offer::Logging]),
                 tools,
             },
         );
@@ -352,6 +364,10 @@ mod tests {
         let back: Lock = toml_edit::de::from_str(&text).unwrap();
         assert_eq!(back, lock);
         assert!(text.contains("[servers.\"tools.time\".tools]\nget_current_time = '''\n{\n"));
+        assert!(
+            text.contains("offers = [\"prompts\", \"logging\"]\n"),
+            "{text}"
+        );
         assert!(text.contains("\"description\": \"Get the time in a timezone. Say \\\"UTC\\\""));
     }
 

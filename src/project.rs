@@ -265,6 +265,8 @@ impl Project {
             interrupts_handled: None,
             signals: crate::apply::SignalSource::Process,
             hub: crate::mcp::relay::Hub::new(),
+            client_gone: None,
+            done: crate::session::EndReason::Completed,
         }
     }
 

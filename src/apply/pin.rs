@@ -262,6 +262,7 @@ fn seen(session: &Session, key: &str) -> ServerPin {
         protocol_version: server.protocol_version.clone(),
         server_name: server.server_name.clone(),
         server_version: server.server_version.clone(),
+        offers: server.offers.clone(),
         tools: server
             .tools
             .iter()

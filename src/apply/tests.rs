@@ -83,7 +83,17 @@ struct Run {
 }
 
 async fn apply_with(plan: &Plan, runtime: Recording, keep: bool, signals: SignalSource) -> Run {
-    let dir = tempfile::tempdir().unwrap();
+    apply_in(tempfile::tempdir().unwrap(), plan, runtime, keep, signals).await
+}
+
+/// [`apply_with`], the session recorded in `dir`.
+async fn apply_in(
+    dir: tempfile::TempDir,
+    plan: &Plan,
+    runtime: Recording,
+    keep: bool,
+    signals: SignalSource,
+) -> Run {
     let sources = Sources {
         clock: Arc::new(Fixed),
         ids: Arc::new(Counter::default()),
@@ -107,6 +117,8 @@ async fn apply_with(plan: &Plan, runtime: Recording, keep: bool, signals: Signal
         keep,
         interrupts_handled: None,
         signals,
+        client_gone: None,
+        done: crate::session::EndReason::Completed,
     };
     let seen = std::sync::Mutex::new(Vec::new());
     let result = apply(
@@ -218,6 +230,7 @@ async fn the_plans_operations_run_in_order_bound_to_the_session_then_teardown() 
     // With the clock and ids injected, the whole record is stable but for what is measured.
     let mut value = serde_json::to_value(record).unwrap();
     value["pid"] = serde_json::Value::Null;
+    value["boot_id"] = "<boot>".into();
     value["outrig_version"] = "<version>".into();
     for step in value["steps"].as_array_mut().unwrap() {
         step["duration_ms"] = 0.into();
@@ -367,6 +380,91 @@ async fn a_signal_while_a_server_starts_tears_everything_down() {
     assert_eq!(run.runtime.summary().last().unwrap(), "rm --force");
     assert!(run.session.record.containers["tools"].removed);
     assert_ne!(run.session.record.status, Status::Kept);
+}
+
+/// A signal's end is on disk before the teardown runs its first podman command: a client
+/// that follows its signal with SIGKILL finds `interrupted`, not a record left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_is_recorded_before_the_teardown_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let runtime = Recording::new()
+        .server("mcp_server_time", Behaviour::Silent)
+        .observe("--ignore", {
+            let (seen, root) = (seen.clone(), dir.path().to_path_buf());
+            Box::new(move |_| {
+                for entry in std::fs::read_dir(&root).unwrap() {
+                    let text = std::fs::read(entry.unwrap().path().join("session.json")).unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&text).unwrap());
+                }
+            })
+        });
+    let (signals, sender) = SignalSource::channel();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let _ = sender.send(Signal::Interrupt);
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    });
+    let run = apply_in(dir, &plan(), runtime, false, signals).await;
+    assert!(matches!(
+        run.result,
+        Err(Stop::Interrupted(Signal::Interrupt))
+    ));
+    let seen = seen.lock().unwrap();
+    let on_disk = seen.first().expect("the teardown removed the sandbox");
+    assert_eq!(on_disk["status"], "interrupted", "{on_disk:#}");
+    assert_eq!(on_disk["end"]["reason"], "sigint");
+    assert_eq!(on_disk["exit_code"], 130);
+    assert_eq!(on_disk["teardown"]["status"], "started");
+    assert!(on_disk["pid"].is_u64(), "still working on it");
+    // Then the teardown's outcome.
+    let record = &run.session.record;
+    let teardown = record.teardown.as_ref().unwrap();
+    assert_eq!(teardown.status, crate::session::TeardownStatus::Done);
+    assert_eq!(record.pid, None);
+}
+
+/// A record's process that is gone: a gateway was killed by its client (it reads
+/// interrupted, reason killed), anything else crashed; a teardown it was killed in was cut
+/// short; a record of an earlier boot crashed with the machine.
+#[test]
+fn a_record_whose_process_is_gone_reads_as_what_happened() {
+    use crate::session::{EndReason, TeardownStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let sources = Sources {
+        clock: Arc::new(Fixed),
+        ids: Arc::new(Counter::default()),
+    };
+    let session = Session::create(dir.path(), None, "demo", "demo-1", sources).unwrap();
+    let mut record = session.record.clone();
+    // A pid no process has.
+    record.pid = Some(u32::MAX - 1);
+    record.command = "mcp".into();
+    let settled = record.clone().settled();
+    assert_eq!(settled.status, Status::Interrupted);
+    assert_eq!(settled.end.unwrap().reason, EndReason::Killed);
+    record.command = "apply".into();
+    assert_eq!(record.clone().settled().status, Status::Crashed);
+    // A record of another boot of the machine.
+    let mut other_boot = record.clone();
+    other_boot.command = "mcp".into();
+    other_boot.boot_id = Some("another-boot".into());
+    assert_eq!(other_boot.settled().status, Status::Crashed);
+    // Ended, killed while tearing down.
+    let mut ended = session;
+    ended
+        .record_end(Status::Interrupted, EndReason::Terminate, 143)
+        .unwrap();
+    let mut record = ended.record.clone();
+    record.pid = Some(u32::MAX - 1);
+    let settled = record.settled();
+    assert_eq!(settled.status, Status::Interrupted);
+    assert_eq!(settled.teardown.unwrap().status, TeardownStatus::CutShort);
+    // While its process lives, a record is as written.
+    let live = ended.record.clone().settled();
+    assert_eq!(live.teardown.unwrap().status, TeardownStatus::Started);
 }
 
 /// A sandbox the teardown cannot remove fails the apply (it had succeeded), naming the

@@ -18,7 +18,6 @@ use crate::plan::desired::Target;
 use crate::plan::{compare, render};
 use crate::project::Project;
 use crate::session::Session;
-use crate::session::Status;
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<ExitStatus, Error> {
     let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
@@ -97,13 +96,16 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
                 }
                 return Ok(());
             };
-            let toolbox = Arc::new(Toolbox::new(
-                backends,
-                &setup.allow,
-                session.open_log("tools.jsonl")?,
-                Arc::new(session.open_log("outrig.log")?),
-                redactor.clone(),
-            ));
+            let toolbox = Arc::new(
+                Toolbox::new(
+                    backends,
+                    &setup.allow,
+                    session.open_log("tools.jsonl")?,
+                    Arc::new(session.open_log("outrig.log")?),
+                    redactor.clone(),
+                )
+                .counting(session.call_counter()),
+            );
             let routes = setup.routes(!args.no_stream).map_err(|e| Error::new(e.message))?;
             let mut agent = Agent::new(setup.settings, routes, toolbox, session.open_log("transcript.jsonl")?, redactor);
             let result = match &interaction {
@@ -123,17 +125,10 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
     // The REPL's line editor may still wait for a line in a blocking thread (a signal
     // arrived at the prompt): do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    let exit = super::finish_session(
-        &mut session,
-        &result,
-        if args.keep {
-            Status::Kept
-        } else {
-            Status::Finished
-        },
-    )?;
+    let exit = super::exit_status(&result);
     match result {
         Err(Stop::Failed(error)) => return Err(error),
+        Err(Stop::ClientLeft) => return Ok(exit),
         Err(Stop::Interrupted(signal)) => {
             crate::output::status!(
                 "interrupted by {}: session {} recorded, sandbox removed",

@@ -85,19 +85,27 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         .filter(|(_, r)| project_id.as_ref().is_none_or(|p| &r.project_id == p))
         .collect();
 
-    // Records a dead process left `running`.
+    // Records a dead process left `running`: write down what reading them found.
     for (id, record) in &records {
-        if record.status == Status::Crashed {
-            let on_disk = session::read_raw_status(&root.join(id));
-            if on_disk == Some(Status::Running) {
-                if args.dry_run {
-                    crate::output::status!(
-                        "  would mark session {id} crashed (its process is gone)"
-                    );
-                } else if session::persist_crashed(&root.join(id), record).is_ok() {
-                    crate::output::status!("  marked session {id} crashed (its process is gone)");
-                }
-            }
+        let on_disk = session::read_raw_status(&root.join(id));
+        if on_disk != Some(Status::Running) || record.status == Status::Running {
+            continue;
+        }
+        let what = match record.status {
+            Status::Crashed => "crashed (its process is gone)".to_string(),
+            status => format!(
+                "{} ({})",
+                status.as_str(),
+                record
+                    .end
+                    .as_ref()
+                    .map_or("its process is gone", |end| end.reason.describe())
+            ),
+        };
+        if args.dry_run {
+            crate::output::status!("  would mark session {id} {what}");
+        } else if session::persist_settled(&root.join(id), record).is_ok() {
+            crate::output::status!("  marked session {id} {what}");
         }
     }
 

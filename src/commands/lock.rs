@@ -9,7 +9,7 @@ use crate::error::{Error, ExitStatus};
 use crate::plan::desired::Target;
 use crate::plan::render;
 use crate::project::Project;
-use crate::session::{Session, Status};
+use crate::session::Session;
 
 pub fn run(
     global: &GlobalArgs,
@@ -50,9 +50,10 @@ pub fn run(
         },
     ));
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    let exit = super::finish_session(&mut session, &result, Status::Finished)?;
+    let exit = super::exit_status(&result);
     match result {
         Err(Stop::Failed(error)) => Err(error),
+        Err(Stop::ClientLeft) => Ok(exit),
         Err(Stop::Interrupted(signal)) => {
             crate::output::status!(
                 "outrig lock: stopped by {}; outrig.lock unchanged",

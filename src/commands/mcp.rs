@@ -1,25 +1,60 @@
 //! `outrig mcp`: start (or attach to) the sandbox of one image, start its MCP servers, and
-//! serve their tools as one MCP server on stdio until the client closes it. Builds nothing
-//! unless `--build`: a client must never wait on an image build.
+//! serve their tools as one MCP server on stdio until the client closes it (or over
+//! Streamable HTTP until a signal). Builds nothing unless `--build`: a client must never
+//! wait on an image build.
+//!
+//! On stdio the client is answered from its first message: the handshake at once, from
+//! the config and `outrig.lock`, the rest once the servers answer — or, when they cannot
+//! be started, with outrig's error, which the client shows (see [`crate::mcp::startup`]).
 
-use std::sync::Arc;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::apply::{self, Stop};
 use crate::cli::{GlobalArgs, McpArgs, McpClient};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::mcp::gateway;
+use crate::mcp::relay::Hub;
+use crate::mcp::startup::{Preview, Startup};
 use crate::mcp::toolbox::Toolbox;
 use crate::mcp::wiring;
+use crate::plan::Plan;
 use crate::plan::gateway::Served;
 use crate::project::Project;
-use crate::session::{Session, Status};
+use crate::session::{EndReason, Session};
 
 pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<ExitStatus, Error> {
     if let Some(client) = args.print_config {
         return print_config(global, args, client, &env);
     }
+    let runtime = super::runtime()?;
+    let result = match args.listen {
+        None => serve_stdio(global, args, env, &runtime),
+        Some(_) => serve_http(global, args, env, &runtime),
+    };
+    // stdin may still be read by a blocking thread; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// What a gateway serves, from the config: the project, the image and its allow-lists.
+struct Selection<'a> {
+    project: Project,
+    image: String,
+    allow: Vec<Vec<String>>,
+    target: crate::plan::desired::Target<'a>,
+}
+
+/// Load the project and choose what to serve (no podman asked yet).
+fn select<'a>(
+    global: &GlobalArgs,
+    args: &'a McpArgs,
+    env: Environment,
+) -> Result<Selection<'a>, Error> {
     let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
     let served = Served::choose(
         project.config(),
@@ -39,28 +74,207 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             .hint(format!("its servers: {}", known.join(", "))));
         }
     }
-    let attach = match &args.attach {
-        Some(wanted) => Some(project.kept_sandbox(wanted, &image)?),
-        None => None,
+    Ok(Selection {
+        project,
+        image,
+        allow,
+        target,
+    })
+}
+
+impl Selection<'_> {
+    /// What a client is told before the servers run: the servers the gateway would start,
+    /// as `outrig.lock` pins them.
+    fn preview(&self, args: &McpArgs) -> Preview {
+        let lock = crate::lock::read(&self.project.lock_path()).ok().flatten();
+        let servers: Vec<&str> = self.project.config().images[&self.image]
+            .servers
+            .keys()
+            .map(String::as_str)
+            .filter(|server| crate::plan::gateway::may_publish(server, &self.allow))
+            .collect();
+        Preview::from_lock(
+            lock.as_ref(),
+            &self.image,
+            &servers,
+            &self.allow,
+            args.unprefixed.as_deref(),
+        )
+    }
+
+    /// The part of the plan this gateway carries out.
+    fn plan(&self, args: &McpArgs) -> Result<(Plan, Option<String>), Error> {
+        let project = &self.project;
+        let attach = match &args.attach {
+            Some(wanted) => Some(project.kept_sandbox(wanted, &self.image)?),
+            None => None,
+        };
+        let plan = project.plan(
+            self.target,
+            attach.as_deref().map(|c| (self.image.as_str(), c)),
+        )?;
+        let plan = crate::plan::gateway::narrow(&plan, &self.image, &self.allow, args.build)?;
+        let lock_mode = lock_mode(args);
+        apply::pin::refuse_before_start(&plan, &project.lock_path(), lock_mode)?;
+        Ok((plan, attach))
+    }
+}
+
+fn lock_mode(args: &McpArgs) -> apply::pin::LockMode {
+    apply::pin::LockMode::from_flags(args.lock.locked, args.lock.update_lock)
+}
+
+/// How long a gateway that could not start waits for a client that has said nothing yet
+/// before it exits (a client that spoke is answered until it closes the session).
+const SILENT_CLIENT_WAIT: Duration = Duration::from_secs(10);
+
+/// The gateway on stdio: the client is served from its first message, whatever happens
+/// next.
+fn serve_stdio(
+    global: &GlobalArgs,
+    args: &McpArgs,
+    env: Environment,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<ExitStatus, Error> {
+    let hub = Hub::new();
+    let selection = select(global, args, env);
+    let preview = match &selection {
+        Ok(selection) => selection.preview(args),
+        Err(_) => Preview::failed(),
     };
-    let plan = project.plan(target, attach.as_deref().map(|c| (image.as_str(), c)))?;
-    let plan = crate::plan::gateway::narrow(&plan, &image, &allow, args.build)?;
-    let lock_mode = apply::pin::LockMode::from_flags(args.lock.locked, args.lock.update_lock);
-    apply::pin::refuse_before_start(&plan, &project.lock_path(), lock_mode)?;
-    // A listener that cannot be had is refused before anything starts or is recorded.
-    let runtime = super::runtime()?;
-    let http = match args.listen {
-        Some(address) => {
-            let token = http_token(args, &project)?;
-            let listener = runtime
-                .block_on(crate::mcp::http::Listener::bind(address, args.allow_remote))
-                .map_err(listen_error)?;
-            Some((listener, token))
+    let startup = Startup::starting(preview, hub.clone());
+    let client_gone = CancellationToken::new();
+    let served: Arc<Mutex<Option<Result<(), String>>>> = Arc::default();
+    runtime.spawn({
+        let (startup, client_gone, served) = (startup.clone(), client_gone.clone(), served.clone());
+        async move {
+            let result = crate::mcp::stdio::serve_stdio(startup).await;
+            *served.lock().expect("not poisoned") = Some(result);
+            client_gone.cancel();
         }
-        None => None,
+    });
+    let result = selection.and_then(|selection| {
+        let (plan, attach) = selection.plan(args)?;
+        if client_gone.is_cancelled() {
+            crate::output::status!(
+                "outrig mcp: the client closed the session before the servers started; nothing was started"
+            );
+            return Ok(ExitStatus::Success);
+        }
+        let serve = Serve::Stdio {
+            startup: startup.clone(),
+            client_gone: client_gone.clone(),
+            served,
+        };
+        run_session(&selection, args, &plan, attach, serve, hub, runtime)
+    });
+    let Err(error) = result else {
+        return result;
     };
-    let mut session = project.begin_session(&plan, args.session_dir.as_deref(), "mcp")?;
-    session.record.attached_to = attach.clone();
+    // The client sees the error on every request it makes, until it closes the session.
+    startup.fail(&error);
+    if !crate::output::stdin_stream().is_terminal() {
+        runtime.block_on(wait_for_client(&startup, &client_gone));
+    }
+    Err(error)
+}
+
+/// Until the client closes the session, or a signal comes, or a client that has said
+/// nothing stays silent for [`SILENT_CLIENT_WAIT`].
+async fn wait_for_client(startup: &Startup, client_gone: &CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ]
+    .map(signal);
+    let any_signal = async {
+        let mut listeners: Vec<_> = signals.into_iter().filter_map(Result::ok).collect();
+        let waits = listeners.iter_mut().map(|s| Box::pin(s.recv()));
+        futures_select_all(waits).await;
+    };
+    let silent = async {
+        tokio::time::sleep(SILENT_CLIENT_WAIT).await;
+        if startup.heard() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = client_gone.cancelled() => {}
+        () = any_signal => {}
+        () = silent => {}
+    }
+}
+
+/// The first of `futures` to finish.
+async fn futures_select_all<F: Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    if futures.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for future in futures.iter_mut() {
+            if std::pin::Pin::new(future).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// The gateway over Streamable HTTP: the listener is had before anything starts, and
+/// serves once the servers answered.
+fn serve_http(
+    global: &GlobalArgs,
+    args: &McpArgs,
+    env: Environment,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<ExitStatus, Error> {
+    let selection = select(global, args, env)?;
+    let (plan, attach) = selection.plan(args)?;
+    // A listener that cannot be had is refused before anything starts or is recorded.
+    let token = http_token(args, &selection.project)?;
+    let address = args.listen.expect("serving over HTTP");
+    let listener = runtime
+        .block_on(crate::mcp::http::Listener::bind(address, args.allow_remote))
+        .map_err(listen_error)?;
+    let serve = Serve::Http { listener, token };
+    run_session(&selection, args, &plan, attach, serve, Hub::new(), runtime)
+}
+
+/// How the gateway serves its clients.
+enum Serve {
+    Stdio {
+        startup: Arc<Startup>,
+        /// Cancelled when the client closed stdin.
+        client_gone: CancellationToken,
+        /// How serving the client ended.
+        served: Arc<Mutex<Option<Result<(), String>>>>,
+    },
+    Http {
+        listener: crate::mcp::http::Listener,
+        token: Token,
+    },
+}
+
+/// The gateway's session: start the sandbox and its servers, serve, tear down; the end is
+/// recorded the moment it comes.
+fn run_session(
+    selection: &Selection<'_>,
+    args: &McpArgs,
+    plan: &Plan,
+    attach: Option<String>,
+    serve: Serve,
+    hub: Arc<Hub>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<ExitStatus, Error> {
+    let project = &selection.project;
+    let allow = &selection.allow;
+    let lock_mode = lock_mode(args);
+    let mut session = project.begin_session(plan, args.session_dir.as_deref(), "mcp")?;
+    session.record.attached_to = attach;
     let _ = session.save();
     crate::output::status!(
         "outrig mcp: session {} ({})",
@@ -70,20 +284,28 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
     let env = project.lookup();
     let key = project.fingerprint_key()?;
     let mut redactor = project.redactor(&plan.desired);
-    if let Some((_, token)) = &http {
+    if let Serve::Http { token, .. } = &serve {
         redactor.add([token.value.clone()]);
     }
     let events = Arc::new(session.open_log("outrig.log")?);
     let audit = session.open_log("tools.jsonl")?;
-    let context = project.apply_context(&env, &key, redactor.clone());
-    let hub = context.hub.clone();
-    let mut http = http;
+    let client_gone = match &serve {
+        Serve::Stdio { client_gone, .. } => Some(client_gone.clone()),
+        Serve::Http { .. } => None,
+    };
+    let context = apply::Context {
+        hub: hub.clone(),
+        client_gone,
+        done: EndReason::ClientClosed,
+        ..project.apply_context(&env, &key, redactor.clone())
+    };
+    let mut serve = Some(serve);
     let result = runtime.block_on(apply::apply(
-        &plan,
+        plan,
         &mut session,
         &context,
         async |session: &mut Session, mut backends: Vec<crate::mcp::Backend>| {
-            let checked = project.check_lock(&plan, session, &backends, lock_mode)?;
+            let checked = project.check_lock(plan, session, &backends, lock_mode)?;
             let withheld = apply::pin::withhold(&mut backends, &checked);
             if !withheld.is_empty() {
                 let mut names: Vec<&String> = withheld.keys().collect();
@@ -98,23 +320,34 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
                 events.event(&message);
             }
             let toolbox = Arc::new(
-                Toolbox::new(backends, &allow, audit, events.clone(), redactor)
+                Toolbox::new(backends, allow, audit, events.clone(), redactor)
                     .withholding(withheld)
-                    .unprefixed(args.unprefixed.clone()),
+                    .unprefixed(args.unprefixed.clone())
+                    .counting(session.call_counter()),
             );
             let surface = gateway::Surface::new(toolbox.clone(), hub.clone(), events.clone()).await;
-            let served = match http.take() {
-                None => {
+            let served = match serve.take().expect("served once") {
+                Serve::Stdio {
+                    startup,
+                    client_gone,
+                    served,
+                } => {
                     let message = format!(
                         "serving {} of {} servers on stdio",
                         surface.summary(),
                         toolbox.backends().len()
                     );
+                    startup.publish(surface).await;
                     crate::output::status!("outrig mcp: {message}");
                     events.event(&message);
-                    crate::mcp::stdio::serve_stdio(surface).await
+                    client_gone.cancelled().await;
+                    served
+                        .lock()
+                        .expect("not poisoned")
+                        .take()
+                        .unwrap_or(Ok(()))
                 }
-                Some((listener, token)) => {
+                Serve::Http { listener, token } => {
                     let url = listener.url();
                     let message = format!(
                         "serving {} of {} servers over Streamable HTTP at {url}",
@@ -141,10 +374,8 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             served.map_err(|e| Error::new("the MCP session with the client failed").cause(e))
         },
     ));
-    // stdin may still be read by a blocking thread; do not wait for it.
-    runtime.shutdown_timeout(Duration::from_millis(200));
     events.event("session ended");
-    let exit = super::finish_session(&mut session, &result, Status::Finished)?;
+    let exit = super::exit_status(&result);
     match result {
         Err(Stop::Failed(error)) => Err(error),
         Err(Stop::Interrupted(signal)) => {
@@ -155,7 +386,7 @@ pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<Exit
             );
             Ok(exit)
         }
-        Ok(()) => {
+        Ok(()) | Err(Stop::ClientLeft) => {
             crate::output::status!(
                 "outrig mcp: the client closed the session; session {} recorded",
                 session.record.id

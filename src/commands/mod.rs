@@ -79,28 +79,10 @@ pub fn read_plan(path: &Path) -> Result<Plan, Error> {
     })
 }
 
-/// Finalize a session's record from how its apply ended; returns the exit status.
-pub fn finish_session(
-    session: &mut crate::session::Session,
-    result: &Result<(), crate::apply::Stop>,
-    status_on_success: crate::session::Status,
-) -> Result<crate::error::ExitStatus, crate::error::Error> {
-    use crate::apply::Stop;
-    use crate::error::ExitStatus;
-    use crate::session::Status;
-    let (status, exit) = match result {
-        Ok(()) => (status_on_success, ExitStatus::Success),
-        Err(Stop::Failed(_)) => (Status::Failed, ExitStatus::Failure),
-        Err(Stop::Interrupted(signal)) => (Status::Interrupted, signal.exit_status()),
-    };
-    session.record.ended_at = Some(session.now());
-    session.record.pid = None;
-    session.record.status = status;
-    session.record.exit_code = Some(exit as i32);
-    session.save().map_err(|e| {
-        crate::error::Error::new("cannot write the session record").cause(e.to_string())
-    })?;
-    Ok(exit)
+/// The exit status of a command whose apply ended with `result` (apply recorded the end
+/// and the teardown in the session as they happened).
+pub fn exit_status(result: &Result<(), crate::apply::Stop>) -> crate::error::ExitStatus {
+    crate::apply::ending(result, false, crate::session::EndReason::Completed).exit
 }
 
 /// A tokio runtime for one command (two workers: the machines are small).

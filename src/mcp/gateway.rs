@@ -17,11 +17,10 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CustomRequest,
     CustomResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
     JsonRpcMessage, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, PromptsCapability, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
-    ResourcesCapability, ResultType, ServerCapabilities, ServerConfig, ServerJsonRpcMessage,
-    ServerResult, SetLevelRequestParams, SubscribeRequestParams, ToolsCapability,
-    UnsubscribeRequestParams,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, RequestMetaObject, ResultType, ServerCapabilities,
+    ServerConfig, ServerJsonRpcMessage, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -30,6 +29,7 @@ use tokio::sync::oneshot;
 use super::Backend;
 use super::catalog::{Catalog, Lists};
 use super::relay::{Hub, ListKind};
+use super::startup::Startup;
 use super::toolbox::{Outcome, Toolbox};
 use super::transport::CallError;
 use crate::session::log::AppendLog;
@@ -104,6 +104,15 @@ impl Surface {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// What the gateway declares for these servers.
+    pub fn capabilities(&self) -> &ServerCapabilities {
+        &self.capabilities
+    }
+
+    fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().expect("not poisoned")
     }
 
     /// Act on the list changes servers announce until the hub closes: read the list
@@ -339,38 +348,31 @@ impl Surface {
             .ok_or_else(|| ErrorData::internal_error("no such server", None))
     }
 
-    /// A message to a client, with a `tools/list` result's definitions as their servers
-    /// wrote them.
-    pub fn as_written(&self, item: ServerJsonRpcMessage) -> ServerJsonRpcMessage {
-        match item {
-            JsonRpcMessage::Response(mut response) => {
-                if let ServerResult::ListToolsResult(result) = &response.result {
-                    response.result =
-                        ServerResult::CustomResult(CustomResult(self.tools_as_written(result)));
-                }
-                JsonRpcMessage::Response(response)
-            }
-            other => other,
-        }
-    }
-
-    /// `tools/list`'s result with each definition as its server wrote it (rmcp's model
-    /// of a tool leaves out fields such as `execution`).
+    /// `tools/list`'s result with each definition as its server wrote it.
     pub fn tools_as_written(&self, result: &ListToolsResult) -> serde_json::Value {
-        let mut value = serde_json::to_value(result).unwrap_or_default();
-        if let Some(tools) = value.get_mut("tools").and_then(|t| t.as_array_mut()) {
-            for tool in tools {
-                let name = tool
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .unwrap_or_default();
-                if let Some(raw) = self.toolbox.raw_tool(name) {
-                    *tool = serde_json::Value::Object(raw);
-                }
+        tools_as_written(result, |name| self.toolbox.raw_tool(name))
+    }
+}
+
+/// `tools/list`'s result with each definition as `raw` gives it (rmcp's model of a tool
+/// leaves out fields such as `execution`).
+fn tools_as_written(
+    result: &ListToolsResult,
+    raw: impl Fn(&str) -> Option<serde_json::Map<String, serde_json::Value>>,
+) -> serde_json::Value {
+    let mut value = serde_json::to_value(result).unwrap_or_default();
+    if let Some(tools) = value.get_mut("tools").and_then(|t| t.as_array_mut()) {
+        for tool in tools {
+            let name = tool
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default();
+            if let Some(raw) = raw(name) {
+                *tool = serde_json::Value::Object(raw);
             }
         }
-        value
     }
+    value
 }
 
 /// Every page of one kind of list from `backend`; nothing when it does not offer it or
@@ -440,36 +442,11 @@ fn report_duplicates(catalog: &Catalog, events: &AppendLog) {
 /// The capabilities the gateway declares: tools always, and prompts, resources,
 /// completion and logging when any server declares them.
 fn union(backends: &[Backend]) -> ServerCapabilities {
-    let mut capabilities = ServerCapabilities::default();
-    let mut tools = ToolsCapability::default();
-    tools.list_changed = Some(true);
-    capabilities.tools = Some(tools);
-    let declared =
-        |f: &dyn Fn(&ServerCapabilities) -> bool| backends.iter().any(|b| f(&b.capabilities));
-    if declared(&|c| c.prompts.is_some()) {
-        let mut prompts = PromptsCapability::default();
-        prompts.list_changed = Some(true);
-        capabilities.prompts = Some(prompts);
-    }
-    if declared(&|c| c.resources.is_some()) {
-        let mut resources = ResourcesCapability::default();
-        resources.list_changed = Some(true);
-        if declared(&|c| {
-            c.resources
-                .as_ref()
-                .is_some_and(|r| r.subscribe == Some(true))
-        }) {
-            resources.subscribe = Some(true);
-        }
-        capabilities.resources = Some(resources);
-    }
-    if declared(&|c| c.completions.is_some()) {
-        capabilities.completions = Some(Default::default());
-    }
-    if declared(&|c| c.logging.is_some()) {
-        capabilities.logging = Some(Default::default());
-    }
-    capabilities
+    let offered: Vec<crate::lock::Offer> = backends
+        .iter()
+        .flat_map(|b| super::startup::offers(&b.capabilities))
+        .collect();
+    super::startup::declared(&offered)
 }
 
 /// The client-to-server methods of MCP. rmcp reads a request for one of them whose
@@ -532,10 +509,11 @@ impl Drop for Seat {
     }
 }
 
-/// The MCP server handler: one per client session.
+/// The MCP server handler: one per client session. Until the servers answer, it
+/// answers what [`Startup`] knows and holds the rest.
 #[derive(Clone)]
 pub struct Gateway {
-    pub(super) surface: Arc<Surface>,
+    pub(super) startup: Arc<Startup>,
     seat: Arc<Seat>,
 }
 
@@ -545,33 +523,57 @@ impl Gateway {
         self.seat.id
     }
 
+    /// A gateway serving `surface`, which is ready.
     pub fn new(surface: Arc<Surface>) -> Gateway {
-        Gateway::with_out(surface, None)
+        Gateway::with_out(Startup::ready(surface), None)
     }
 
     /// A gateway whose notifications to its client are written to `out` (stdio).
-    pub(super) fn with_out(surface: Arc<Surface>, out: Option<super::relay::Sink>) -> Gateway {
+    pub(super) fn with_out(startup: Arc<Startup>, out: Option<super::relay::Sink>) -> Gateway {
         let seat = Arc::new(Seat {
-            hub: surface.hub.clone(),
-            id: surface.hub.connect(out),
+            hub: startup.hub().clone(),
+            id: startup.hub().connect(out),
         });
-        Gateway { surface, seat }
+        Gateway { startup, seat }
     }
 
     /// This client's id in the hub, which learns its session on the way.
     fn client(&self, peer: &Peer<RoleServer>) -> u64 {
-        self.surface.hub.attach_peer(self.seat.id, peer);
+        self.startup.hub().attach_peer(self.seat.id, peer);
         self.seat.id
     }
 
-    fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
-        self.surface.catalog.read().expect("not poisoned")
+    /// The surface, once the servers answered (or the error they could not start with).
+    pub(super) async fn surface(&self) -> Result<Arc<Surface>, ErrorData> {
+        self.startup.surface().await
+    }
+
+    /// What the handshake declared.
+    fn declared(&self) -> &ServerCapabilities {
+        self.startup.declared()
+    }
+
+    /// A message to the client, with a `tools/list` result's definitions as their servers
+    /// wrote them (rmcp's model of a tool leaves out fields such as `execution`).
+    pub fn as_written(&self, item: ServerJsonRpcMessage) -> ServerJsonRpcMessage {
+        match item {
+            JsonRpcMessage::Response(mut response) => {
+                if let ServerResult::ListToolsResult(result) = &response.result {
+                    response.result = ServerResult::CustomResult(CustomResult(tools_as_written(
+                        result,
+                        |name| self.startup.raw_tool(name),
+                    )));
+                }
+                JsonRpcMessage::Response(response)
+            }
+            other => other,
+        }
     }
 }
 
 impl ServerHandler for Gateway {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(self.surface.capabilities.clone())
+        ServerConfig::new(self.declared().clone())
             .with_server_info(Implementation::new("outrig", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Tools and prompts of MCP servers running in an outrig podman sandbox, named <server>__<name>; resources keep their servers' URIs.",
@@ -584,17 +586,11 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         self.client(&context.peer);
-        Ok(ListToolsResult::with_all_items(
-            self.surface.toolbox.tools(),
-        ))
+        Ok(ListToolsResult::with_all_items(self.startup.tools().await?))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.surface
-            .toolbox
-            .tools()
-            .into_iter()
-            .find(|t| t.name == name)
+        self.startup.tool(name)
     }
 
     async fn call_tool(
@@ -603,9 +599,9 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let client = self.client(&context.peer);
+        let surface = self.surface().await?;
         let cancelled = context.ct.clone();
-        let answered = self
-            .surface
+        let answered = surface
             .call_in_rounds(request, &context.meta, client, cancelled.cancelled_owned())
             .await
             .unwrap_or_else(|| {
@@ -624,14 +620,15 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         self.client(&context.peer);
-        if self.surface.capabilities.prompts.is_none() {
+        if self.declared().prompts.is_none() {
             return Err(not_offered(
                 "prompts/list",
                 "no server in this sandbox has prompts",
             ));
         }
+        let surface = self.surface().await?;
         Ok(ListPromptsResult::with_all_items(
-            self.catalog().prompts().to_vec(),
+            surface.catalog().prompts().to_vec(),
         ))
     }
 
@@ -641,16 +638,16 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let client = self.client(&context.peer);
-        let target = self.catalog().prompt(&request.name).cloned().ok_or_else(|| {
+        let surface = self.surface().await?;
+        let target = surface.catalog().prompt(&request.name).cloned().ok_or_else(|| {
             ErrorData::invalid_params(
                 format!("unknown prompt `{}`: prompts are named <server>__<prompt>, as prompts/list gives them", request.name),
                 None,
             )
         })?;
-        let backend = self.surface.backend(target.backend)?;
+        let backend = surface.backend(target.backend)?;
         request.name = target.name;
-        let result: serde_json::Value = self
-            .surface
+        let result: serde_json::Value = surface
             .forward(backend, "prompts/get", &request, &context.meta, client)
             .await?;
         if is_input_required(&result) {
@@ -667,14 +664,15 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         self.client(&context.peer);
-        if self.surface.capabilities.resources.is_none() {
+        if self.declared().resources.is_none() {
             return Err(not_offered(
                 "resources/list",
                 "no server in this sandbox has resources",
             ));
         }
+        let surface = self.surface().await?;
         Ok(ListResourcesResult::with_all_items(
-            self.catalog().resources().to_vec(),
+            surface.catalog().resources().to_vec(),
         ))
     }
 
@@ -684,14 +682,15 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         self.client(&context.peer);
-        if self.surface.capabilities.resources.is_none() {
+        if self.declared().resources.is_none() {
             return Err(not_offered(
                 "resources/templates/list",
                 "no server in this sandbox has resources",
             ));
         }
+        let surface = self.surface().await?;
         Ok(ListResourceTemplatesResult::with_all_items(
-            self.catalog().templates().to_vec(),
+            surface.catalog().templates().to_vec(),
         ))
     }
 
@@ -701,10 +700,10 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let client = self.client(&context.peer);
-        let index = self.resource_backend(&request.uri)?;
-        let backend = self.surface.backend(index)?;
-        let result: serde_json::Value = self
-            .surface
+        let surface = self.surface().await?;
+        let index = resource_backend(&surface, &request.uri)?;
+        let backend = surface.backend(index)?;
+        let result: serde_json::Value = surface
             .forward(backend, "resources/read", &request, &context.meta, client)
             .await?;
         if is_input_required(&result) {
@@ -722,10 +721,10 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let client = self.client(&context.peer);
-        let index = self.resource_backend(&request.uri)?;
-        let backend = self.surface.backend(index)?;
-        let _: serde_json::Value = self
-            .surface
+        let surface = self.surface().await?;
+        let index = resource_backend(&surface, &request.uri)?;
+        let backend = surface.backend(index)?;
+        let _: serde_json::Value = surface
             .forward(
                 backend,
                 "resources/subscribe",
@@ -734,7 +733,7 @@ impl ServerHandler for Gateway {
                 client,
             )
             .await?;
-        self.surface.hub.subscribe(client, &request.uri);
+        surface.hub.subscribe(client, &request.uri);
         Ok(())
     }
 
@@ -745,14 +744,14 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let client = self.client(&context.peer);
-        self.surface.hub.unsubscribe(client, &request.uri);
-        if self.surface.hub.subscribed(&request.uri) {
+        let surface = self.surface().await?;
+        surface.hub.unsubscribe(client, &request.uri);
+        if surface.hub.subscribed(&request.uri) {
             return Ok(());
         }
-        let index = self.resource_backend(&request.uri)?;
-        let backend = self.surface.backend(index)?;
-        let _: serde_json::Value = self
-            .surface
+        let index = resource_backend(&surface, &request.uri)?;
+        let backend = surface.backend(index)?;
+        let _: serde_json::Value = surface
             .forward(
                 backend,
                 "resources/unsubscribe",
@@ -770,15 +769,16 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let client = self.client(&context.peer);
-        if self.surface.capabilities.completions.is_none() {
+        if self.declared().completions.is_none() {
             return Err(not_offered(
                 "completion/complete",
                 "no server in this sandbox offers completion",
             ));
         }
+        let surface = self.surface().await?;
         let index = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
-                let target = self
+                let target = surface
                     .catalog()
                     .prompt(&prompt.name)
                     .cloned()
@@ -789,7 +789,7 @@ impl ServerHandler for Gateway {
                 target.backend
             }
             Reference::Resource(resource) => {
-                self.catalog().template(&resource.uri).ok_or_else(|| {
+                surface.catalog().template(&resource.uri).ok_or_else(|| {
                     ErrorData::invalid_params(
                         format!(
                             "no server in this sandbox lists a resource template `{}`",
@@ -806,14 +806,13 @@ impl ServerHandler for Gateway {
                 ));
             }
         };
-        let backend = self.surface.backend(index)?;
+        let backend = surface.backend(index)?;
         if backend.capabilities.completions.is_none() {
             return Ok(CompleteResult::default());
         }
         // rmcp takes `resultType` out again for older clients; a server of the older
         // era gives none.
-        let mut result: CompleteResult = self
-            .surface
+        let mut result: CompleteResult = surface
             .forward(
                 backend,
                 "completion/complete",
@@ -832,20 +831,20 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let client = self.client(&context.peer);
-        if self.surface.capabilities.logging.is_none() {
+        if self.declared().logging.is_none() {
             return Err(not_offered(
                 "logging/setLevel",
                 "no server in this sandbox logs to its client",
             ));
         }
-        for backend in self.surface.toolbox.backends() {
+        let surface = self.surface().await?;
+        for backend in surface.toolbox.backends() {
             if backend.capabilities.logging.is_some() {
-                let answer: Result<serde_json::Value, ErrorData> = self
-                    .surface
+                let answer: Result<serde_json::Value, ErrorData> = surface
                     .forward(backend, "logging/setLevel", &request, &context.meta, client)
                     .await;
                 if let Err(error) = answer {
-                    self.surface.events.event(&format!(
+                    surface.events.event(&format!(
                         "server `{}` refused logging/setLevel: {}",
                         backend.server, error.message
                     ));
@@ -865,7 +864,11 @@ impl ServerHandler for Gateway {
 
     async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
         self.client(&context.peer);
-        for backend in self.surface.toolbox.backends() {
+        // Servers that start later ask for the roots themselves.
+        let Some(surface) = self.startup.current() else {
+            return;
+        };
+        for backend in surface.toolbox.backends() {
             backend
                 .calls
                 .notify("notifications/roots/list_changed", None)
@@ -896,22 +899,25 @@ impl ServerHandler for Gateway {
                 )
             })
             .unwrap_or_else(|| "a client".to_string());
-        self.surface
-            .events
-            .event(&format!("client connected: {client}"));
+        // The session's log exists once the servers answered.
+        let startup = self.startup.clone();
+        tokio::spawn(async move {
+            if let Ok(surface) = startup.surface().await {
+                surface.events.event(&format!("client connected: {client}"));
+            }
+        });
     }
 }
 
-impl Gateway {
-    fn resource_backend(&self, uri: &str) -> Result<usize, ErrorData> {
-        self.catalog().resource(uri).ok_or_else(|| {
-            ErrorData::new(
-                ErrorCode::RESOURCE_NOT_FOUND,
-                format!("resource not found: no server in this sandbox lists `{uri}`"),
-                Some(serde_json::json!({ "uri": uri })),
-            )
-        })
-    }
+/// The server that serves resource `uri`.
+fn resource_backend(surface: &Surface, uri: &str) -> Result<usize, ErrorData> {
+    surface.catalog().resource(uri).ok_or_else(|| {
+        ErrorData::new(
+            ErrorCode::RESOURCE_NOT_FOUND,
+            format!("resource not found: no server in this sandbox lists `{uri}`"),
+            Some(serde_json::json!({ "uri": uri })),
+        )
+    })
 }
 
 fn is_input_required(result: &serde_json::Value) -> bool {

@@ -9,6 +9,7 @@ pub mod http;
 pub mod names;
 pub mod relay;
 pub mod rounds;
+pub mod startup;
 pub mod stdio;
 pub mod toolbox;
 pub mod transport;

@@ -19,7 +19,8 @@ use rmcp::{ErrorData, RoleServer, ServiceExt};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
-use super::gateway::{Gateway, Surface, unknown_request, with_result_type};
+use super::gateway::{Gateway, unknown_request, with_result_type};
+use super::startup::Startup;
 use super::toolbox::Outcome;
 use super::transport::{Writer, write_line};
 
@@ -102,7 +103,26 @@ impl Calls {
                 }
             };
             let client = calls.gateway.client_id();
-            let surface = &calls.gateway.surface;
+            // A call made while the servers start waits for them (a cancelled one is not
+            // answered).
+            tokio::pin!(cancelled);
+            let ready = tokio::select! {
+                ready = calls.gateway.surface() => ready,
+                () = &mut cancelled => {
+                    calls.running.lock().expect("not poisoned").remove(&id);
+                    return;
+                }
+            };
+            let surface = match ready {
+                Ok(surface) => surface,
+                Err(error) => {
+                    calls.running.lock().expect("not poisoned").remove(&id);
+                    let _ = out
+                        .send(&ServerJsonRpcMessage::error(error, Some(id)))
+                        .await;
+                    return;
+                }
+            };
             if version.as_str() >= ProtocolVersion::V_2026_07_28.as_str() {
                 let answered = surface
                     .call_in_rounds(params, &meta, client, cancelled)
@@ -240,7 +260,10 @@ impl Front {
                 continue;
             }
             match serde_json::from_slice::<ClientJsonRpcMessage>(text) {
-                Ok(message) => return Some(message),
+                Ok(message) => {
+                    self.calls.gateway.startup.hear();
+                    return Some(message);
+                }
                 Err(error) => {
                     let Ok(value) = serde_json::from_slice::<serde_json::Value>(text) else {
                         continue;
@@ -281,7 +304,7 @@ impl Transport<RoleServer> for Front {
         {
             *self.calls.agreed.lock().expect("not poisoned") = Some(init.protocol_version.clone());
         }
-        let item = self.calls.gateway.surface.as_written(item);
+        let item = self.calls.gateway.as_written(item);
         let out = self.out.clone();
         async move { out.send(&item).await }
     }
@@ -367,8 +390,9 @@ fn stdio() -> (Reader, Writer) {
     (reader, writer)
 }
 
-/// Serve `surface` on stdin/stdout until the client closes stdin.
-pub async fn serve_stdio(surface: Arc<Surface>) -> Result<(), String> {
+/// Serve the gateway on stdin/stdout until the client closes stdin: from the first
+/// message on, answered as `startup` stands (see [`super::startup`]).
+pub async fn serve_stdio(startup: Arc<Startup>) -> Result<(), String> {
     let (reader, writer) = stdio();
     // Notifications to the client are written to stdout directly, in order with the
     // answers (in the 2026-07-28 era rmcp keeps no session to send them through).
@@ -382,41 +406,60 @@ pub async fn serve_stdio(surface: Arc<Surface>) -> Result<(), String> {
             })
         })
     };
-    let gateway = Gateway::with_out(surface.clone(), Some(sink));
+    let gateway = Gateway::with_out(startup.clone(), Some(sink));
     let front = Front::with_out(reader, out, gateway.clone());
     let calls = front.calls.clone();
-    let toolbox = surface.toolbox.clone();
-    let events = surface.events.clone();
-    let watcher = {
-        let toolbox = toolbox.clone();
+    // Once the servers answered: notice the ones that exit, and act on list changes.
+    let background = {
+        let startup = startup.clone();
         tokio::spawn(async move {
+            let Ok(surface) = startup.surface().await else {
+                return;
+            };
+            let _changes = AbortOnDrop(surface.watch_changes());
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                toolbox.notice_exits();
+                surface.toolbox().notice_exits();
             }
         })
     };
-    let changes = surface.watch_changes();
-    let result = match gateway.serve(front).await {
+    let served = gateway.serve(front).await;
+    let events = startup.current().map(|surface| surface.events.clone());
+    let event = |line: String| {
+        if let Some(events) = &events {
+            events.event(&line);
+        }
+    };
+    let result = match served {
         Ok(running) => running
             .waiting()
             .await
-            .map(|reason| events.event(&format!("client session ended: {reason:?}")))
+            .map(|reason| event(format!("client session ended: {reason:?}")))
             .map_err(|e| e.to_string()),
         // A client that leaves before initialising is not an error of outrig's.
         Err(error) => {
-            events.event(&format!("no MCP session: {error}"));
+            event(format!("no MCP session: {error}"));
             Ok(())
         }
     };
-    watcher.abort();
-    surface.rounds.cancel_all();
-    if let Some(changes) = changes {
-        changes.abort();
+    background.abort();
+    if let Some(surface) = startup.current() {
+        surface.rounds.cancel_all();
+        surface.toolbox().notice_exits();
     }
     calls.tasks.lock().expect("not poisoned").abort_all();
-    toolbox.notice_exits();
     result
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -448,8 +491,12 @@ mod tests {
             Redactor::new(Vec::new()),
         );
         let events = Arc::new(AppendLog::open(&dir.join("events.log")).unwrap());
-        let surface =
-            Surface::with_catalog(Arc::new(toolbox), Hub::new(), events, Catalog::default());
+        let surface = crate::mcp::gateway::Surface::with_catalog(
+            Arc::new(toolbox),
+            Hub::new(),
+            events,
+            Catalog::default(),
+        );
         let front = Front::new(Box::new(read), Box::new(write), Gateway::new(surface));
         (front, client_write, BufReader::new(client_read).lines())
     }

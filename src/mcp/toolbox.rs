@@ -112,7 +112,7 @@ struct Published {
     listed_raw: Vec<RawTools>,
 }
 
-type RawTools = HashMap<String, serde_json::Map<String, serde_json::Value>>;
+pub type RawTools = HashMap<String, serde_json::Map<String, serde_json::Value>>;
 
 /// The published tool set of a sandbox.
 pub struct Toolbox {
@@ -127,11 +127,14 @@ pub struct Toolbox {
     redactor: Redactor,
     /// Tools not served, by published name, with what a call to one is told.
     withheld: HashMap<String, String>,
+    /// Counts every call audited (the session's count of tool calls).
+    calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Publish the tools of `listed` (per backend) that match every list in `allow`.
+/// Publish the tools of `listed` (per server, named in `servers`) that match every list in
+/// `allow`.
 fn publish(
-    backends: &[Backend],
+    servers: &[&str],
     listed: Vec<Vec<Tool>>,
     raw: Vec<RawTools>,
     allow: &[Vec<String>],
@@ -141,7 +144,7 @@ fn publish(
         .iter()
         .enumerate()
         .flat_map(|(i, tools)| {
-            let server = backends[i].server.as_str();
+            let server = servers[i];
             tools.iter().map(move |t| (i, server, t))
         })
         .collect();
@@ -194,6 +197,41 @@ fn publish(
     published
 }
 
+fn server_names(backends: &[Backend]) -> Vec<&str> {
+    backends.iter().map(|b| b.server.as_str()).collect()
+}
+
+/// The tools `servers` would publish, listing `listed` (as written, per server), under the
+/// allow-lists and naming a [`Toolbox`] applies: the published tools, and each definition
+/// as written under its published name.
+pub fn published(
+    servers: &[&str],
+    listed: Vec<Vec<serde_json::Map<String, serde_json::Value>>>,
+    allow: &[Vec<String>],
+    unprefixed: Option<&str>,
+) -> (Vec<Tool>, RawTools) {
+    let tools: Vec<Vec<Tool>> = listed
+        .iter()
+        .map(|definitions| {
+            definitions
+                .iter()
+                .filter_map(|d| serde_json::from_value(serde_json::Value::Object(d.clone())).ok())
+                .collect()
+        })
+        .collect();
+    let raw: Vec<RawTools> = listed
+        .into_iter()
+        .map(|definitions| {
+            definitions
+                .into_iter()
+                .filter_map(|d| Some((d.get("name")?.as_str()?.to_string(), d)))
+                .collect()
+        })
+        .collect();
+    let published = publish(servers, tools, raw, allow, unprefixed);
+    (published.tools, published.raw)
+}
+
 impl Toolbox {
     /// Tools kept out of the list (they differ from `outrig.lock` under `--locked`): a call
     /// to one is answered with its message.
@@ -207,7 +245,7 @@ impl Toolbox {
         let published = {
             let current = self.current();
             publish(
-                &self.backends,
+                &server_names(&self.backends),
                 current.listed.clone(),
                 current.listed_raw.clone(),
                 &self.allow,
@@ -235,7 +273,7 @@ impl Toolbox {
     ) -> Toolbox {
         let listed = backends.iter().map(|b| b.tools.clone()).collect();
         let raw: Vec<_> = backends.iter().map(|b| b.raw_tools.clone()).collect();
-        let published = publish(&backends, listed, raw, allow, None);
+        let published = publish(&server_names(&backends), listed, raw, allow, None);
         let gone = backends.iter().map(|_| AtomicBool::new(false)).collect();
         Toolbox {
             published: std::sync::RwLock::new(Arc::new(published)),
@@ -247,7 +285,14 @@ impl Toolbox {
             events,
             redactor,
             withheld: HashMap::new(),
+            calls: Default::default(),
         }
+    }
+
+    /// Count every call in `calls` (the session's counter).
+    pub fn counting(mut self, calls: Arc<std::sync::atomic::AtomicU64>) -> Toolbox {
+        self.calls = calls;
+        self
     }
 
     fn current(&self) -> Arc<Published> {
@@ -286,7 +331,7 @@ impl Toolbox {
                 .collect();
         }
         *guard = Arc::new(publish(
-            &self.backends,
+            &server_names(&self.backends),
             tools,
             raw,
             &self.allow,
@@ -484,6 +529,7 @@ pub struct Audit<'a> {
 impl Audit<'_> {
     pub fn write(self, called: &Called) {
         let toolbox = self.toolbox;
+        toolbox.calls.fetch_add(1, Ordering::SeqCst);
         let target = self
             .route
             .as_ref()

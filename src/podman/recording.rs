@@ -33,7 +33,13 @@ pub struct Recording {
     failures: Mutex<Vec<(String, String, Option<usize>)>>,
     /// Servers whose argv contains the text behave so (default: answer with `echo`).
     servers: Mutex<Vec<(String, Behaviour)>>,
+    /// Called before a command whose argv contains the text is recorded (to look at the
+    /// world as it stands at that moment).
+    observers: Mutex<Vec<(String, Observer)>>,
 }
+
+/// What [`Recording::observe`] calls.
+pub type Observer = Box<dyn Fn(&PodmanCommand) + Send + Sync>;
 
 impl Recording {
     pub fn new() -> Recording {
@@ -67,6 +73,15 @@ impl Recording {
         self
     }
 
+    /// Call `observer` before each command whose argv contains `needle` runs.
+    pub fn observe(self, needle: &str, observer: Observer) -> Recording {
+        self.observers
+            .lock()
+            .unwrap()
+            .push((needle.to_string(), observer));
+        self
+    }
+
     /// Every command run so far.
     pub fn calls(&self) -> Vec<PodmanCommand> {
         self.calls.lock().unwrap().clone()
@@ -81,8 +96,13 @@ impl Recording {
     }
 
     fn record(&self, command: &PodmanCommand) -> Result<(), ProcessError> {
-        self.calls.lock().unwrap().push(command.clone());
         let argv = command.argv().join(" ");
+        for (needle, observer) in self.observers.lock().unwrap().iter() {
+            if argv.contains(needle.as_str()) {
+                observer(command);
+            }
+        }
+        self.calls.lock().unwrap().push(command.clone());
         let mut failures = self.failures.lock().unwrap();
         let failure = failures
             .iter_mut()

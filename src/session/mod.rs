@@ -33,8 +33,23 @@ pub enum Status {
     /// Ended by a signal.
     Interrupted,
     /// Its outrig process died without ending it (killed, or the machine went down): the
-    /// record says `running` on disk until `outrig clean` rewrites it.
+    /// record says `running` on disk until `outrig clean` rewrites it. A gateway killed
+    /// by its client reads as interrupted instead (see [`Record::settled`]).
     Crashed,
+}
+
+impl Status {
+    /// The status as records and `outrig ls` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Kept => "kept",
+            Status::Finished => "finished",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::Crashed => "crashed",
+        }
+    }
 }
 
 /// `session.json`: what a session did, written at its start and after every step, so a
@@ -97,6 +112,92 @@ pub struct Record {
     /// The egress proxies of sandboxes with an allow-list, by image name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub egress: std::collections::BTreeMap<String, EgressRecord>,
+    /// How the session ended, written the moment it did, before the teardown starts: a
+    /// client that kills outrig during the teardown takes nothing from the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<End>,
+    /// How the teardown went, once it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<TeardownRecord>,
+    /// Tool calls made in the session (by the agent, or by the gateway's clients).
+    #[serde(default)]
+    pub tool_calls: u64,
+    /// The machine's boot the session ran in: a record left `running` by a boot that is
+    /// over crashed with the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+}
+
+/// Why and when a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    pub reason: EndReason,
+    /// RFC 3339, UTC; none when the end was found after the fact (see
+    /// [`EndReason::Killed`]).
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Its job was done: the agent answered, or the servers were proven.
+    Completed,
+    /// The gateway's client closed the session (end of input on stdin).
+    ClientClosed,
+    /// A step or the session's work failed.
+    Failed,
+    #[serde(rename = "sigint")]
+    Interrupt,
+    #[serde(rename = "sigterm")]
+    Terminate,
+    #[serde(rename = "sighup")]
+    HangUp,
+    /// A gateway whose process is gone without a word: its client (or the kernel) killed
+    /// it with SIGKILL, which no process can record. Found by reading the record.
+    Killed,
+}
+
+impl EndReason {
+    /// The reason in words, for `outrig ls` and messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EndReason::Completed => "completed",
+            EndReason::ClientClosed => "the client closed the session",
+            EndReason::Failed => "failed",
+            EndReason::Interrupt => "SIGINT",
+            EndReason::Terminate => "SIGTERM",
+            EndReason::HangUp => "SIGHUP",
+            EndReason::Killed => "killed (SIGKILL) by its client or the system",
+        }
+    }
+}
+
+/// The teardown of a session: started right after the end was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeardownRecord {
+    pub status: TeardownStatus,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// Containers and networks it could not remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeardownStatus {
+    /// Under way (on disk: outrig is still tearing down, or was killed doing so).
+    Started,
+    /// Everything the session started is gone (or kept, as asked).
+    Done,
+    /// Something could not be removed (see `left`).
+    LeftBehind,
+    /// outrig was killed before it finished; the sandboxes' watchers removed them (found
+    /// by reading the record).
+    CutShort,
 }
 
 /// A sandbox's egress proxy: its internal network, where the proxy listens, and what the
@@ -163,6 +264,38 @@ fn default_command() -> String {
     "apply".to_string()
 }
 
+/// Something an MCP server offers besides tools (its declared capabilities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Offer {
+    Prompts,
+    Resources,
+    /// Subscriptions to resources (`resources.subscribe`).
+    ResourceSubscriptions,
+    Completions,
+    Logging,
+}
+
+impl Offer {
+    pub const ALL: [Offer; 5] = [
+        Offer::Prompts,
+        Offer::Resources,
+        Offer::ResourceSubscriptions,
+        Offer::Completions,
+        Offer::Logging,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Offer::Prompts => "prompts",
+            Offer::Resources => "resources",
+            Offer::ResourceSubscriptions => "resource-subscriptions",
+            Offer::Completions => "completions",
+            Offer::Logging => "logging",
+        }
+    }
+}
+
 /// One step as it ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -199,6 +332,9 @@ pub struct ServerRecord {
     pub server_name: Option<String>,
     pub server_version: Option<String>,
     pub tools: Vec<ToolRecord>,
+    /// What it declared it offers besides tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offers: Option<Vec<Offer>>,
     /// Where its stderr went, relative to the session directory.
     pub stderr_log: String,
     /// Set when the server exited while the session was using it.
@@ -222,6 +358,9 @@ pub struct Session {
     pub dir: std::path::PathBuf,
     pub record: Record,
     sources: Sources,
+    /// Tool calls made so far, counted by whoever makes them ([`Session::call_counter`]),
+    /// written into the record at every save.
+    tool_calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where a session's times and id suffixes come from.
@@ -348,10 +487,67 @@ impl Session {
                 usage: None,
                 lock: None,
                 egress: Default::default(),
+                end: None,
+                teardown: None,
+                tool_calls: 0,
+                boot_id: boot_id(),
             },
+            tool_calls: Default::default(),
         };
         session.save()?;
         Ok(session)
+    }
+
+    /// The counter of the session's tool calls, for the toolbox that makes them.
+    pub fn call_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.tool_calls.clone()
+    }
+
+    /// Record, durably, that the session ended — why, when, with what status and exit
+    /// code — and that the teardown starts. Written before any teardown work, so a client
+    /// that follows its signal with SIGKILL finds the record complete.
+    pub fn record_end(
+        &mut self,
+        status: Status,
+        reason: EndReason,
+        exit_code: i32,
+    ) -> std::io::Result<()> {
+        let now = self.now();
+        self.record.status = status;
+        self.record.exit_code = Some(exit_code);
+        self.record.ended_at = Some(now.clone());
+        self.record.end = Some(End {
+            reason,
+            at: Some(now.clone()),
+        });
+        self.record.teardown = Some(TeardownRecord {
+            status: TeardownStatus::Started,
+            started_at: now,
+            ended_at: None,
+            left: Vec::new(),
+        });
+        self.save()
+    }
+
+    /// Record how the teardown went (`left`: what it could not remove); the session's
+    /// process is done with the record.
+    pub fn record_teardown(&mut self, left: Vec<String>) -> std::io::Result<()> {
+        let now = self.now();
+        let teardown = self.record.teardown.get_or_insert_with(|| TeardownRecord {
+            status: TeardownStatus::Started,
+            started_at: now.clone(),
+            ended_at: None,
+            left: Vec::new(),
+        });
+        teardown.status = if left.is_empty() {
+            TeardownStatus::Done
+        } else {
+            TeardownStatus::LeftBehind
+        };
+        teardown.ended_at = Some(now);
+        teardown.left = left;
+        self.record.pid = None;
+        self.save()
     }
 
     /// The session clock's time, as recorded.
@@ -359,9 +555,15 @@ impl Session {
         timestamp(self.sources.clock.now())
     }
 
-    /// Write the record atomically.
+    /// Write the record atomically (and durably: the file is synced before it replaces the
+    /// old one).
     pub fn save(&self) -> std::io::Result<()> {
-        let mut text = serde_json::to_vec_pretty(&self.record).map_err(std::io::Error::other)?;
+        let calls = self.tool_calls.load(std::sync::atomic::Ordering::SeqCst);
+        let mut record = std::borrow::Cow::Borrowed(&self.record);
+        if calls > record.tool_calls {
+            record.to_mut().tool_calls = calls;
+        }
+        let mut text = serde_json::to_vec_pretty(&*record).map_err(std::io::Error::other)?;
         text.push(b'\n');
         crate::fs::write_atomic(&self.dir.join(RECORD_FILE), &text)
     }
@@ -380,14 +582,57 @@ impl Session {
 }
 
 impl Record {
-    /// Whether the session still owns its containers: running in a live process, or kept.
+    /// Whether the session still owns its containers: running in a live process (tearing
+    /// down included), or kept.
     pub fn owns_containers(&self) -> bool {
         match self.status {
             Status::Kept => true,
-            Status::Running => self.pid.is_some_and(process_alive),
-            _ => false,
+            _ => self.pid.is_some_and(process_alive),
         }
     }
+
+    /// The record as it stands when its process may be gone: what the process could not
+    /// write itself.
+    ///
+    /// - `running` with its process gone: a gateway (`outrig mcp`) was killed — its client
+    ///   stops it so (mcpo sends SIGKILL at once), and the sandboxes' watchers removed what
+    ///   it started — so it reads `interrupted`, reason `killed`; anything else, or a
+    ///   record of an earlier boot of the machine, reads [`Status::Crashed`].
+    /// - a teardown `started` whose process is gone was cut short (the watchers finished
+    ///   it).
+    pub fn settled(mut self) -> Record {
+        let this_boot = boot_id();
+        let same_boot = self.boot_id.is_some() && self.boot_id == this_boot;
+        let earlier_boot = self.boot_id.is_some() && !same_boot;
+        if self.pid.is_some_and(process_alive) && !earlier_boot {
+            return self;
+        }
+        if self.status == Status::Running {
+            if self.command == "mcp" && same_boot {
+                self.status = Status::Interrupted;
+                self.end = Some(End {
+                    reason: EndReason::Killed,
+                    at: None,
+                });
+            } else {
+                self.status = Status::Crashed;
+            }
+        } else if let Some(teardown) = &mut self.teardown
+            && teardown.status == TeardownStatus::Started
+            && self.pid.is_some()
+        {
+            teardown.status = TeardownStatus::CutShort;
+        }
+        self
+    }
+}
+
+/// This boot of the machine (Linux's boot id), when it can be read.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
 }
 
 /// Whether a process exists (on this machine).
@@ -404,8 +649,9 @@ pub fn root(flag: Option<&Path>, config: Option<&Path>, data_dir: &Path) -> Path
     data_dir.join("sessions")
 }
 
-/// Read one session's record. A `running` record whose process is gone reads as
-/// [`Status::Crashed`] ([`persist_crashed`] writes that down).
+/// Read one session's record, [settled](Record::settled): a `running` record whose
+/// process is gone reads as crashed, or as an interrupted gateway ([`persist_settled`]
+/// writes that down).
 pub fn read(dir: &Path) -> Result<Record, String> {
     let bytes =
         crate::fs::read_bounded(&dir.join(RECORD_FILE), MAX_RECORD_SIZE).map_err(|e| match e {
@@ -414,11 +660,8 @@ pub fn read(dir: &Path) -> Result<Record, String> {
                 format!("larger than {} MiB", limit >> 20)
             }
         })?;
-    let mut record: Record = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    if record.status == Status::Running && !record.pid.is_some_and(process_alive) {
-        record.status = Status::Crashed;
-    }
-    Ok(record)
+    let record: Record = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    Ok(record.settled())
 }
 
 /// The status a record has on disk (a crashed one still says `running` there).
@@ -428,16 +671,16 @@ pub fn read_raw_status(dir: &Path) -> Option<Status> {
     serde_json::from_value(value.get("status")?.clone()).ok()
 }
 
-/// Write down that the session in `dir` crashed (its record read as crashed): status
-/// `crashed`, no pid.
-pub fn persist_crashed(dir: &Path, record: &Record) -> std::io::Result<()> {
+/// Write down what reading found of a session whose process is gone (`record` as
+/// [`read`] settled it): its status, and no pid.
+pub fn persist_settled(dir: &Path, record: &Record) -> std::io::Result<()> {
     let mut record = record.clone();
-    record.status = Status::Crashed;
     record.pid = None;
     let session = Session {
         dir: dir.to_path_buf(),
         record,
         sources: Sources::system(),
+        tool_calls: Default::default(),
     };
     session.save()
 }
@@ -586,6 +829,7 @@ pub fn mark_destroyed(root: &Path, id: &str) {
             dir,
             record,
             sources: Sources::system(),
+            tool_calls: Default::default(),
         };
         let _ = session.save();
     }

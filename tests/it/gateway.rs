@@ -508,6 +508,24 @@ impl Gateway {
         assert_eq!(reply["id"], id, "{reply}");
         assert_eq!(reply["result"]["serverInfo"]["name"], "outrig");
         self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        self.wait_until_serving();
+    }
+
+    /// The handshake is answered at once; the sandbox and its servers are up once the
+    /// gateway says it is serving.
+    pub fn wait_until_serving(&mut self) {
+        let started = Instant::now();
+        while !self.stderr().contains("outrig mcp: serving") {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the gateway did not start serving:\n{}",
+                self.stderr()
+            );
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the gateway exited ({status}):\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Close stdin and wait for the exit status.
