@@ -250,12 +250,14 @@ where
         // A signal that arrives with the work's end (a client's EOF) still counts.
         biased;
         signal = signals.next() => Err(Stop::Interrupted(signal)),
-        () = client_gone => Err(Stop::ClientLeft),
+        // The work ends with the client's session when it is serving it (and records what
+        // it saw); before that, the client leaving stops the apply.
         result = async {
             run_steps(plan, session, context, &mut servers, &mut watches).await?;
             let backends = backends(plan, session, &servers);
             work(session, backends).await
         } => result.map_err(|error| Stop::Failed(redacted(error, &context.redactor))),
+        () = client_gone => Err(Stop::ClientLeft),
     };
     if let Err(Stop::Interrupted(signal)) = &result {
         crate::output::status!(
@@ -1153,13 +1155,14 @@ async fn start_servers(
                         server_version: connection.server.as_ref().map(|s| s.1.clone()),
                         tools: tools
                             .iter()
-                            .map(|listed| &listed.tool)
-                            .map(|tool| ToolRecord {
-                                name: tool.name.to_string(),
+                            .map(|listed| ToolRecord {
+                                name: listed.tool.name.to_string(),
                                 definition_hash: short_hash(
-                                    serde_json::to_string(tool).unwrap_or_default().as_bytes(),
+                                    serde_json::to_string(&listed.tool)
+                                        .unwrap_or_default()
+                                        .as_bytes(),
                                 ),
-                                definition: Some(definition(tool, &context.redactor)),
+                                definition: Some(definition(listed, &context.redactor)),
                             })
                             .collect(),
                         offers: Some(crate::mcp::startup::offers(&connection.capabilities())),
@@ -1188,8 +1191,13 @@ async fn start_servers(
 }
 
 /// A tool's definition in the lock's canonical form, secret values taken out.
-fn definition(tool: &rmcp::model::Tool, redactor: &Redactor) -> String {
-    let value = serde_json::to_value(tool).unwrap_or_default();
+fn definition(listed: &crate::mcp::client::Listed, redactor: &Redactor) -> String {
+    // As the server wrote it: what the gateway serves, fields rmcp does not model included.
+    let value = if listed.raw.is_empty() {
+        serde_json::to_value(&listed.tool).unwrap_or_default()
+    } else {
+        serde_json::Value::Object(listed.raw.clone())
+    };
     crate::lock::canonical(&redactor.redact_json(&value))
 }
 

@@ -351,6 +351,8 @@ pub enum McpClient {
     Codex,
     /// Cursor: `.cursor/mcp.json`
     Cursor,
+    /// Gemini CLI: `.gemini/settings.json`
+    Gemini,
     /// VS Code: `.vscode/mcp.json`
     Vscode,
 }

@@ -545,6 +545,7 @@ fn print_config(
         McpClient::ClaudeCode => wiring::Client::ClaudeCode,
         McpClient::Codex => wiring::Client::Codex,
         McpClient::Cursor => wiring::Client::Cursor,
+        McpClient::Gemini => wiring::Client::Gemini,
         McpClient::Vscode => wiring::Client::Vscode,
     };
     let transport = match args.listen {
@@ -589,7 +590,10 @@ fn print_config(
     };
     let registration = wiring::Registration { name, transport };
     crate::output::stdout(&wiring::snippet(client, &registration));
-    crate::output::status!("{}", wiring::placement(client, &registration));
+    crate::output::status!(
+        "{}",
+        wiring::placement(client, &registration, &|name| env.var(name))
+    );
     Ok(ExitStatus::Success)
 }
 

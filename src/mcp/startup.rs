@@ -183,24 +183,17 @@ impl Startup {
     /// The servers answered: serve `surface`. A client that was given the tools pinned in
     /// `outrig.lock` is told the list changed when what is served differs from them.
     pub async fn publish(&self, surface: Arc<Surface>) {
-        // Compared as the lock pins them (rmcp's model of a tool): the pins do not hold
-        // fields it leaves out.
-        let model = |tools: &[Tool]| -> std::collections::BTreeMap<String, serde_json::Value> {
-            tools
-                .iter()
-                .map(|t| {
-                    (
-                        t.name.to_string(),
-                        serde_json::to_value(t).unwrap_or_default(),
-                    )
-                })
-                .collect()
-        };
+        // Compared as written: a pin from before outrig pinned definitions as written
+        // lacks what rmcp does not model, and the client is told to list again.
         let differs = self.early_served.load(Ordering::SeqCst)
-            && self
-                .early
-                .as_ref()
-                .is_some_and(|(early, _)| model(early) != model(&surface.toolbox().tools()));
+            && self.early.as_ref().is_some_and(|(_, early)| {
+                let served = surface.toolbox().tools();
+                served.len() != early.len()
+                    || served.iter().any(|tool| {
+                        let name = tool.name.as_ref();
+                        surface.toolbox().raw_tool(name).as_ref() != early.get(name)
+                    })
+            });
         self.stage.send_replace(Stage::Ready(surface));
         if differs {
             use rmcp::model::{NotificationNoParam, ServerNotification};

@@ -12,6 +12,7 @@ pub enum Client {
     ClaudeCode,
     Codex,
     Cursor,
+    Gemini,
     Vscode,
 }
 
@@ -66,9 +67,20 @@ pub fn entry_name(project: &str, longest: Option<usize>) -> (String, Option<Stri
     (short.trim_end_matches(['-', '_']).to_string(), warning)
 }
 
-/// Where the snippet goes, for the user.
-pub fn placement(client: Client, registration: &Registration) -> String {
+/// How Claude Code comes to use a project's `.mcp.json` entry: it asks once.
+const CLAUDE_APPROVAL: &str = "Claude Code asks to approve a project's `.mcp.json` servers the first time it starts there; headless `claude -p` cannot ask and leaves them out, so approve it once in an interactive `claude` (or `/mcp`), or add";
+
+/// Where the snippet goes, for the user; `env` reads the variables that move a client's
+/// configuration (`CODEX_HOME`).
+pub fn placement(
+    client: Client,
+    registration: &Registration,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
     let name = &registration.name;
+    let approval = format!(
+        "{CLAUDE_APPROVAL} `\"enabledMcpjsonServers\": [\"{name}\"]` to `.claude/settings.local.json`"
+    );
     match (&registration.transport, client) {
         (
             Transport::Stdio {
@@ -83,14 +95,21 @@ pub fn placement(client: Client, registration: &Registration) -> String {
                 .map(|v| format!(" -e '{v}=${{{v}}}'"))
                 .collect();
             format!(
-                "put this in `.mcp.json` at the project root, or run: claude mcp add --scope project{env} {name} -- {program} {}",
+                "put this in `.mcp.json` at the project root, or run: claude mcp add --scope project{env} {name} -- {program} {}\n{approval}",
                 args.join(" ")
             )
         }
         (Transport::Http { url, token }, Client::ClaudeCode) => format!(
-            "put this in `.mcp.json` at the project root, or run: claude mcp add --scope project --transport http {name} {url} --header 'Authorization: Bearer ${{{token}}}'"
+            "put this in `.mcp.json` at the project root, or run: claude mcp add --scope project --transport http {name} {url} --header 'Authorization: Bearer ${{{token}}}'\n{approval}"
         ),
-        (_, Client::Codex) => "add this to `~/.codex/config.toml`".to_string(),
+        (_, Client::Codex) => match env("CODEX_HOME").filter(|home| !home.is_empty()) {
+            Some(home) => format!(
+                "add this to `{}` (Codex reads its configuration from `$CODEX_HOME`)",
+                std::path::Path::new(&home).join("config.toml").display()
+            ),
+            None => "add this to `~/.codex/config.toml`".to_string(),
+        },
+        (_, Client::Gemini) => "put this in `.gemini/settings.json` at the project root (or `~/.gemini/settings.json`), merging `mcpServers` with what is there; `gemini mcp list` shows it connected".to_string(),
         (_, Client::Cursor) => {
             "put this in `.cursor/mcp.json` (merge `mcpServers` with what is there)".to_string()
         }
@@ -104,6 +123,7 @@ pub fn placement(client: Client, registration: &Registration) -> String {
 fn reference(client: Client, variable: &str) -> String {
     match client {
         Client::ClaudeCode => format!("${{{variable}}}"),
+        Client::Gemini => format!("${variable}"),
         Client::Cursor | Client::Vscode => format!("${{env:{variable}}}"),
         Client::Codex => variable.to_string(),
     }
@@ -130,22 +150,25 @@ pub fn snippet(client: Client, registration: &Registration) -> String {
                 .iter()
                 .map(|v| (v.clone(), serde_json::Value::String(reference(client, v))))
                 .collect();
-            serde_json::json!({
-                "type": "stdio", "command": program, "args": args, "env": env,
-            })
+            if client == Client::Gemini {
+                serde_json::json!({ "command": program, "args": args, "env": env })
+            } else {
+                serde_json::json!({
+                    "type": "stdio", "command": program, "args": args, "env": env,
+                })
+            }
         }
         Transport::Http { url, token } => {
             if client == Client::Codex {
                 return codex_http(name, url, token);
             }
-            let mut entry = serde_json::json!({
-                "url": url,
-                "headers": { "Authorization": format!("Bearer {}", reference(client, token)) },
-            });
-            if client != Client::Cursor {
-                entry["type"] = "http".into();
+            let headers = serde_json::json!({ "Authorization": format!("Bearer {}", reference(client, token)) });
+            match client {
+                // Gemini CLI takes `url` for SSE; Streamable HTTP is `httpUrl`.
+                Client::Gemini => serde_json::json!({ "httpUrl": url, "headers": headers }),
+                Client::Cursor => serde_json::json!({ "url": url, "headers": headers }),
+                _ => serde_json::json!({ "type": "http", "url": url, "headers": headers }),
             }
-            entry
         }
     };
     let list = if client == Client::Vscode {
@@ -236,7 +259,19 @@ mod tests {
             codex.contains("bearer_token_env_var = \"OUTRIG_MCP_TOKEN\""),
             "{codex}"
         );
-        assert!(placement(Client::ClaudeCode, &registration).contains("--transport http"));
+        assert!(
+            placement(Client::ClaudeCode, &registration, &|_| None).contains("--transport http")
+        );
+        let gemini: serde_json::Value =
+            serde_json::from_str(&snippet(Client::Gemini, &registration)).unwrap();
+        assert_eq!(
+            gemini["mcpServers"]["outrig-demo"]["httpUrl"],
+            "http://127.0.0.1:8808/mcp"
+        );
+        assert_eq!(
+            gemini["mcpServers"]["outrig-demo"]["headers"]["Authorization"],
+            "Bearer $OUTRIG_MCP_TOKEN"
+        );
     }
 
     #[test]
@@ -249,10 +284,41 @@ mod tests {
                 variables: vec!["API_TOKEN".into(), "CONTAINER_HOST".into()],
             },
         };
-        let line = placement(Client::ClaudeCode, &registration);
+        let line = placement(Client::ClaudeCode, &registration, &|_| None);
         assert!(
             line.contains("-e 'API_TOKEN=${API_TOKEN}' -e 'CONTAINER_HOST=${CONTAINER_HOST}'"),
             "{line}"
+        );
+        // The approval headless Claude Code cannot ask for.
+        assert!(
+            line.contains("\"enabledMcpjsonServers\": [\"outrig-demo\"]"),
+            "{line}"
+        );
+        let gemini: serde_json::Value =
+            serde_json::from_str(&snippet(Client::Gemini, &registration)).unwrap();
+        let entry = &gemini["mcpServers"]["outrig-demo"];
+        assert_eq!(entry["command"], "/usr/bin/outrig");
+        assert_eq!(entry["env"]["API_TOKEN"], "$API_TOKEN");
+    }
+
+    #[test]
+    fn the_codex_hint_follows_codex_home() {
+        let registration = Registration {
+            name: "outrig-demo".into(),
+            transport: Transport::Stdio {
+                program: "/usr/bin/outrig".into(),
+                args: vec!["mcp".into()],
+                variables: vec![],
+            },
+        };
+        assert_eq!(
+            placement(Client::Codex, &registration, &|_| None),
+            "add this to `~/.codex/config.toml`"
+        );
+        let home = |name: &str| (name == "CODEX_HOME").then(|| "/srv/codex".to_string());
+        assert!(
+            placement(Client::Codex, &registration, &home)
+                .starts_with("add this to `/srv/codex/config.toml`")
         );
     }
 }

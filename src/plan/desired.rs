@@ -920,7 +920,9 @@ pub fn proxy_outside_placeholder(image: &str) -> String {
 /// (SIGTERM from `podman rm --time`, or from the watcher) ends the servers, whose stdin has
 /// closed, as MCP's stdio shutdown says: it waits for them to exit (100 ms), then sends
 /// them SIGTERM and waits again (2 s), then ends, taking whatever is left with it.
-pub const SANDBOX_SCRIPT: &str = r#"trap 'wait_servers() { i=0; while [ $i -lt $1 ] && grep -qs OUTRIG_SERVER= /proc/[0-9]*/environ; do sleep 0.02; i=$((i+1)); done; }; wait_servers 5; kill -s TERM -1 2>/dev/null; wait_servers 100; exit 0' TERM; sleep infinity & wait"#;
+/// `kill -TERM -1` is the form every `sh` takes: Debian's dash refuses `kill -s TERM -1`
+/// ("Illegal option -1"), which left every sandbox waiting out the whole 2 s.
+pub const SANDBOX_SCRIPT: &str = r#"trap 'wait_servers() { i=0; while [ $i -lt $1 ] && grep -qs OUTRIG_SERVER= /proc/[0-9]*/environ; do sleep 0.02; i=$((i+1)); done; }; wait_servers 5; kill -TERM -1 2>/dev/null; wait_servers 100; exit 0' TERM; sleep infinity & wait"#;
 
 /// What the watcher runs in the sandbox: wait for outrig's pipe to close (or say `keep`),
 /// then stop the sandbox's first process, which ends the sandbox.

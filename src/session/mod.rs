@@ -661,8 +661,23 @@ pub fn read(dir: &Path) -> Result<Record, String> {
             }
         })?;
     let record: Record = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    Ok(record.settled())
+    let mut record = record.settled();
+    // A killed gateway could not count its last calls; its audit log did.
+    if record
+        .end
+        .as_ref()
+        .is_some_and(|e| e.reason == EndReason::Killed)
+    {
+        let audited = std::fs::read(dir.join("logs").join(TOOL_LOG))
+            .map(|log| log.iter().filter(|b| **b == b'\n').count() as u64)
+            .unwrap_or(0);
+        record.tool_calls = record.tool_calls.max(audited);
+    }
+    Ok(record)
 }
+
+/// The audit log of tool calls, in `logs/`.
+pub const TOOL_LOG: &str = "tools.jsonl";
 
 /// The status a record has on disk (a crashed one still says `running` there).
 pub fn read_raw_status(dir: &Path) -> Option<Status> {

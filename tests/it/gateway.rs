@@ -396,8 +396,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// `outrig mcp` driven with raw JSON-RPC lines.
 pub struct Gateway {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     stderr: PathBuf,
     next_id: u64,

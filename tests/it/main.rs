@@ -13,6 +13,7 @@ mod cli;
 mod examples;
 mod gateway;
 mod init;
+mod lifecycle;
 mod plan;
 mod podman;
 mod schema;

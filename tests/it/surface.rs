@@ -17,19 +17,19 @@ use crate::gateway::{REAL_SERVERS, clients_installed, project, test_tools};
 use crate::podman::{prerequisites, sandboxes};
 
 /// `outrig mcp --listen 127.0.0.1:0 ...`, with the URL and token it printed.
-struct HttpGateway {
-    child: Child,
+pub struct HttpGateway {
+    pub child: Child,
     url: String,
-    token: String,
+    pub token: String,
     /// Its session directory.
-    session: PathBuf,
+    pub session: PathBuf,
     /// What it said on stderr until it was ready.
     started: String,
     stderr: mpsc::Receiver<String>,
 }
 
 impl HttpGateway {
-    fn start(context: &TestContext, args: &[&str]) -> HttpGateway {
+    pub fn start(context: &TestContext, args: &[&str]) -> HttpGateway {
         HttpGateway::start_with(context, args, None)
     }
 
@@ -84,7 +84,7 @@ impl HttpGateway {
     }
 
     /// `host:port`.
-    fn authority(&self) -> String {
+    pub fn authority(&self) -> String {
         self.url
             .trim_start_matches("http://")
             .trim_end_matches("/mcp")
@@ -104,7 +104,7 @@ impl HttpGateway {
 }
 
 /// One HTTP/1.1 request to `authority`; the status and body.
-fn http(authority: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+pub fn http(authority: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(authority).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -132,7 +132,7 @@ fn http(authority: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) 
     (status, response)
 }
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
 /// Run `tests/clients/surface_client.py MODE ARGS...`; its report.
 /// `env` is passed on to a server the client starts.
