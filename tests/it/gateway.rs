@@ -498,7 +498,14 @@ impl Gateway {
         }
     }
 
+    /// The handshake, and the wait until the sandbox and its servers are up.
     pub fn initialize(&mut self) {
+        self.handshake();
+        self.wait_until_serving();
+    }
+
+    /// The handshake alone (answered before the sandbox is up); the `initialize` reply.
+    pub fn handshake(&mut self) -> Value {
         let id = self.request(
             "initialize",
             json!({"protocolVersion": "2025-11-25", "capabilities": {},
@@ -508,7 +515,7 @@ impl Gateway {
         assert_eq!(reply["id"], id, "{reply}");
         assert_eq!(reply["result"]["serverInfo"]["name"], "outrig");
         self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        self.wait_until_serving();
+        reply
     }
 
     /// The handshake is answered at once; the sandbox and its servers are up once the

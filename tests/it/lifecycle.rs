@@ -19,6 +19,11 @@ use crate::gateway::{Gateway, clients_installed, project, test_tools};
 use crate::podman::{prerequisites, sandboxes};
 use crate::surface::{HttpGateway, INITIALIZE, http};
 
+/// The test server, started at once.
+const FLOOD: &str = r#"[images.tools.mcp.flood]
+command = ["python3", "/workspace/flood_server.py"]
+"#;
+
 /// A server that takes two seconds to start (so a test sees the gateway answer before it
 /// is up), whose tools `/workspace/tools.json` may reshape.
 const SLOW_FLOOD: &str = r#"[images.tools.mcp.flood]
@@ -119,10 +124,7 @@ fn every_clients_stop_sequence_leaves_a_complete_record() {
     if !prerequisites(true) {
         return;
     }
-    let servers = r#"[images.tools.mcp.flood]
-command = ["python3", "/workspace/flood_server.py"]
-"#;
-    let (context, name, sessions, _cleanup) = project("e2e-stops", servers);
+    let (context, name, sessions, _cleanup) = project("e2e-stops", FLOOD);
     let mut build = Gateway::start(&context, &["--image", "tools", "--build"]);
     build.initialize();
     assert_eq!(build.wait(), 0, "{}", build.stderr());
@@ -195,10 +197,7 @@ fn an_http_gateways_stop_leaves_a_complete_record() {
     if !prerequisites(true) {
         return;
     }
-    let servers = r#"[images.tools.mcp.flood]
-command = ["python3", "/workspace/flood_server.py"]
-"#;
-    let (context, name, _sessions, _cleanup) = project("e2e-http-stops", servers);
+    let (context, name, _sessions, _cleanup) = project("e2e-http-stops", FLOOD);
     let build = context.run(&["mcp", "--image", "tools", "--build"]);
     assert_eq!(build.status, 0, "{}", build.all());
     for (signal, reason) in [("TERM", EndReason::Terminate), ("KILL", EndReason::Killed)] {
@@ -231,13 +230,7 @@ fn the_handshake_comes_first_and_the_pins_are_listed_before_the_servers_answer()
     }
     let (context, _name, _sessions, _cleanup) = project("e2e-handshake", SLOW_FLOOD);
     let mut gateway = Gateway::start(&context, &["--image", "tools", "--build"]);
-    let id = gateway.request(
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "raw-test", "version": "1"}}),
-    );
-    let reply = gateway.response(Duration::from_secs(30));
-    assert_eq!(reply["id"], id);
+    let reply = gateway.handshake();
     assert!(
         !gateway.stderr().contains("outrig mcp: serving"),
         "answered before the image was even built:\n{}",
@@ -246,7 +239,6 @@ fn the_handshake_comes_first_and_the_pins_are_listed_before_the_servers_answer()
     // No lock yet: every server may offer anything, and the tool list waits.
     let capabilities = &reply["result"]["capabilities"];
     assert!(capabilities["prompts"].is_object() && capabilities["logging"].is_object());
-    gateway.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     let list = gateway.request("tools/list", json!({}));
     let reply = gateway.response(Duration::from_secs(120));
     assert_eq!(reply["id"], list);
@@ -258,18 +250,11 @@ fn the_handshake_comes_first_and_the_pins_are_listed_before_the_servers_answer()
     // The server now offers one tool less than its pins.
     context.write("tools.json", r#"{"remove": ["crash"]}"#);
     let mut gateway = Gateway::start(&context, &["--image", "tools"]);
-    let id = gateway.request(
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "raw-test", "version": "1"}}),
-    );
-    let reply = gateway.response(Duration::from_secs(30));
-    assert_eq!(reply["id"], id);
+    let reply = gateway.handshake();
     // What the lock pinned: the server offers tools and nothing else.
     let capabilities = &reply["result"]["capabilities"];
     assert_eq!(capabilities["tools"]["listChanged"], true, "{capabilities}");
     assert!(capabilities.get("prompts").is_none(), "{capabilities}");
-    gateway.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     let list = gateway.request("tools/list", json!({}));
     let reply = gateway.response(Duration::from_secs(30));
     assert_eq!(reply["id"], list);
@@ -285,21 +270,21 @@ fn the_handshake_comes_first_and_the_pins_are_listed_before_the_servers_answer()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert!(early.contains(&"flood__crash"), "{early:?}");
-    // A call made now waits for the server.
+    // A call made now waits for the server; the list change and its answer come once it
+    // is up, in either order.
     let call = gateway.call("flood__echo", json!({"message": "early"}));
-    let changed = gateway.message(Duration::from_secs(60), |m| {
-        m["method"] == "notifications/tools/list_changed" || m["id"] == call
-    });
-    let answered = if changed["id"] == call {
-        let changed = gateway.message(Duration::from_secs(60), |m| {
-            m["method"] == "notifications/tools/list_changed"
+    let (mut answered, mut changed) = (false, false);
+    while !(answered && changed) {
+        let message = gateway.message(Duration::from_secs(60), |m| {
+            m["id"] == call || m["method"] == "notifications/tools/list_changed"
         });
-        assert_eq!(changed["method"], "notifications/tools/list_changed");
-        changed
-    } else {
-        gateway.message(Duration::from_secs(60), |m| m["id"] == call)
-    };
-    let _ = answered;
+        if message["id"] == call {
+            assert!(text_of(&message).contains("early"), "{message}");
+            answered = true;
+        } else {
+            changed = true;
+        }
+    }
     assert!(gateway.stderr().contains("outrig mcp: serving"));
     let list = gateway.request("tools/list", json!({}));
     let reply = gateway.response(Duration::from_secs(30));
@@ -313,6 +298,13 @@ fn the_handshake_comes_first_and_the_pins_are_listed_before_the_servers_answer()
     assert!(!now.contains(&"flood__crash"), "{now:?}");
     assert_eq!(now.len(), early.len() - 1);
     assert_eq!(gateway.wait(), 0);
+}
+
+fn text_of(reply: &Value) -> String {
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Run `tests/clients/first_seconds.py MODE CALL -- outrig mcp ARGS...` in `context`.
@@ -347,10 +339,7 @@ fn a_stale_image_is_an_error_the_client_shows() {
     if !prerequisites(true) || !clients_installed() {
         return;
     }
-    let servers = r#"[images.tools.mcp.flood]
-command = ["python3", "/workspace/flood_server.py"]
-"#;
-    let (context, _name, sessions, _cleanup) = project("e2e-stale", servers);
+    let (context, _name, sessions, _cleanup) = project("e2e-stale", FLOOD);
     // An image that was never built (its Containerfile is this project's own).
     context.write(
         "Containerfile",
