@@ -22,6 +22,7 @@ TESTS=(
   gateway::gateway_serves_real_clients_like_the_servers_themselves
   gateway::a_tool_writes_as_the_workspace_owner_and_kill_9_leaves_nothing
   gateway::a_group_signal_during_teardown_leaves_nothing
+  lifecycle::every_clients_stop_sequence_leaves_a_complete_record
   surface::the_official_conformance_suite_passes_through_the_http_gateway
   surface::the_http_gateway_refuses_requests_it_must_not_serve
 )

@@ -337,9 +337,10 @@ fn run_session(
                         surface.summary(),
                         toolbox.backends().len()
                     );
-                    startup.publish(surface).await;
+                    // Said before the first held call is answered, so the log reads in order.
                     crate::output::status!("outrig mcp: {message}");
                     events.event(&message);
+                    startup.publish(surface).await;
                     client_gone.cancelled().await;
                     served
                         .lock()

@@ -139,6 +139,9 @@ impl Calls {
             }
             let (called, audit) = surface.call(params, &meta, client, None, cancelled).await;
             calls.running.lock().expect("not poisoned").remove(&id);
+            // The audit line is written before the answer goes out: a client that kills
+            // the gateway as soon as it has its answer (mcpo does) finds the call counted.
+            audit.write(&called);
             // A cancelled request is not answered.
             if called.outcome != Outcome::Cancelled {
                 let message = match answer(called.to_result(), &version) {
@@ -147,7 +150,6 @@ impl Calls {
                 };
                 let _ = out.send(&message).await;
             }
-            audit.write(&called);
         };
         let mut tasks = self.tasks.lock().expect("not poisoned");
         while tasks.try_join_next().is_some() {}

@@ -396,8 +396,7 @@ impl Toolbox {
         called
     }
 
-    /// [`Toolbox::call`], leaving its audit line to the caller, so that the answer can go
-    /// out first.
+    /// [`Toolbox::call`], leaving its audit line to the caller, which adds who called.
     /// `meta` is the request's `_meta`, passed on to the server.
     pub async fn call_audit_later(
         &self,
