@@ -442,6 +442,15 @@ fn gateway(engine: &Engine, outrig: &str, example: &Path, session_root: &str) ->
     command
 }
 
+/// Once the gateway's handshake is answered (before its sandbox is up), until its servers
+/// answer: a held call is answered then.
+fn until_ready(raw: &mut Raw) {
+    raw.request(
+        "tools/call",
+        json!({"name": "everything__echo", "arguments": {"message": "ready"}}),
+    );
+}
+
 /// The gateway's sandbox of the quickstart project.
 fn sandbox_name() -> Option<String> {
     String::from_utf8(
@@ -521,6 +530,7 @@ fn bench_engine(engine: &Engine, outrig: &str, example: &Path, session_root: &st
     let arguments = json!({"message": "bench"});
     let mut through = Raw::spawn(&mut gateway(engine, outrig, example, session_root));
     through.handshake();
+    until_ready(&mut through);
     let container = sandbox_name().expect("the gateway's sandbox");
     let mut direct = Raw::spawn(engine.podman().args([
         "exec",
@@ -562,6 +572,7 @@ fn bench_http(outrig: &str, example: &Path, session_root: &str) {
     };
     let mut stdio = Raw::spawn(&mut gateway(&local, outrig, example, session_root));
     stdio.handshake();
+    until_ready(&mut stdio);
     let mut listening = gateway(&local, outrig, example, session_root);
     listening.args(["--listen", "127.0.0.1:0"]);
     let mut http = Http::spawn(&mut listening);
@@ -617,7 +628,7 @@ fn teardown(engine: &Engine, outrig: &str, example: &Path, session_root: &str) {
     for _ in 0..RUNS {
         let mut raw = Raw::spawn(&mut gateway(engine, outrig, example, session_root));
         raw.handshake();
-        raw.request("tools/list", json!({}));
+        until_ready(&mut raw);
         let started = Instant::now();
         raw.close();
         teardowns.push(started.elapsed());

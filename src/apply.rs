@@ -1165,7 +1165,7 @@ async fn start_servers(
                                 definition: Some(definition(listed, &context.redactor)),
                             })
                             .collect(),
-                        offers: Some(crate::mcp::startup::offers(&connection.capabilities())),
+                        offers: Some(crate::mcp::surface::offers(&connection.capabilities())),
                         stderr_log: format!("logs/{}", stderr_log_name(&key)),
                         exited: None,
                     },

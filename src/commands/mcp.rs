@@ -17,7 +17,6 @@ use crate::apply::{self, Stop};
 use crate::cli::{GlobalArgs, McpArgs, McpClient};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
-use crate::mcp::gateway;
 use crate::mcp::relay::Hub;
 use crate::mcp::startup::{Preview, Startup};
 use crate::mcp::toolbox::Toolbox;
@@ -325,7 +324,9 @@ fn run_session(
                     .unprefixed(args.unprefixed.clone())
                     .counting(session.call_counter()),
             );
-            let surface = gateway::Surface::new(toolbox.clone(), hub.clone(), events.clone()).await;
+            let surface =
+                crate::mcp::surface::Surface::new(toolbox.clone(), hub.clone(), events.clone())
+                    .await;
             let served = match serve.take().expect("served once") {
                 Serve::Stdio {
                     startup,

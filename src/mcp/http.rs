@@ -18,7 +18,8 @@ use http_body_util::{BodyExt, Full};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use super::gateway::{Gateway, Surface};
+use super::gateway::Gateway;
+use super::surface::Surface;
 
 /// The path the gateway answers on.
 pub const PATH: &str = "/mcp";

@@ -11,6 +11,7 @@ pub mod relay;
 pub mod rounds;
 pub mod startup;
 pub mod stdio;
+pub mod surface;
 pub mod toolbox;
 pub mod transport;
 pub mod wiring;

@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rmcp::ErrorData;
-use rmcp::model::{
-    ErrorCode, PromptsCapability, ResourcesCapability, ServerCapabilities, Tool, ToolsCapability,
-};
+use rmcp::model::{ErrorCode, ServerCapabilities, Tool};
 use tokio::sync::watch;
 
-use super::gateway::Surface;
 use super::relay::Hub;
+use super::surface::{Surface, declared};
 use super::toolbox::RawTools;
 use crate::error::Error;
 use crate::lock::{Lock, Offer};
@@ -90,56 +88,6 @@ impl Preview {
             tools: None,
         }
     }
-}
-
-/// What a server offers besides tools, from the capabilities it declared.
-pub fn offers(capabilities: &ServerCapabilities) -> Vec<Offer> {
-    let mut offers = Vec::new();
-    if capabilities.prompts.is_some() {
-        offers.push(Offer::Prompts);
-    }
-    if let Some(resources) = &capabilities.resources {
-        offers.push(Offer::Resources);
-        if resources.subscribe == Some(true) {
-            offers.push(Offer::ResourceSubscriptions);
-        }
-    }
-    if capabilities.completions.is_some() {
-        offers.push(Offer::Completions);
-    }
-    if capabilities.logging.is_some() {
-        offers.push(Offer::Logging);
-    }
-    offers
-}
-
-/// What the gateway declares for servers that together offer `offered`: tools (whose list
-/// may change) always, and each other thing some server offers.
-pub fn declared(offered: &[Offer]) -> ServerCapabilities {
-    let mut capabilities = ServerCapabilities::default();
-    let mut tools = ToolsCapability::default();
-    tools.list_changed = Some(true);
-    capabilities.tools = Some(tools);
-    if offered.contains(&Offer::Prompts) {
-        let mut prompts = PromptsCapability::default();
-        prompts.list_changed = Some(true);
-        capabilities.prompts = Some(prompts);
-    }
-    if offered.contains(&Offer::Resources) {
-        let mut resources = ResourcesCapability::default();
-        resources.list_changed = Some(true);
-        if offered.contains(&Offer::ResourceSubscriptions) {
-            resources.subscribe = Some(true);
-        }
-        capabilities.resources = Some(resources);
-    }
-    if offered.contains(&Offer::Completions) {
-        capabilities.completions = Some(Default::default());
-    }
-    if offered.contains(&Offer::Logging) {
-        capabilities.logging = Some(Default::default());
-    }
-    capabilities
 }
 
 /// A gateway's stage, shared by every client's handler.

@@ -493,7 +493,7 @@ mod tests {
             Redactor::new(Vec::new()),
         );
         let events = Arc::new(AppendLog::open(&dir.join("events.log")).unwrap());
-        let surface = crate::mcp::gateway::Surface::with_catalog(
+        let surface = crate::mcp::surface::Surface::with_catalog(
             Arc::new(toolbox),
             Hub::new(),
             events,

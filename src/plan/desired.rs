@@ -15,8 +15,9 @@ use crate::digest::short_hash;
 use crate::egress::Destination;
 use crate::error::Error;
 use crate::podman::command::{Arg, Planned};
-pub use crate::podman::engine::{EngineFacts, Transport};
+pub use crate::podman::engine::EngineFacts;
 use crate::podman::labels;
+pub use crate::podman::runtime::Transport;
 pub use crate::secret::Value;
 use crate::secret::{FingerprintKey, Resolver};
 

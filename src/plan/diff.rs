@@ -287,7 +287,7 @@ fn proxy_step(
         .observed
         .images
         .iter()
-        .any(|o| has_reference(o, &commands.proxy_image))
+        .any(|o| o.has_reference(&commands.proxy_image))
     {
         return Err(Error::new(format!(
             "image `{name}` has an egress list, and its proxy's image `{}` does not exist locally",
@@ -393,7 +393,7 @@ fn image_step(image: &ImageSpec, inputs: &Inputs, last: Option<&Desired>) -> Res
         .observed
         .images
         .iter()
-        .any(|o| has_reference(o, &image.reference));
+        .any(|o| o.has_reference(&image.reference));
     let pull = || Operation::Pull {
         command: Planned::new(inputs.engine.podman.clone(), &inputs.engine.global_args)
             .args(["pull", &image.reference]),
@@ -556,29 +556,6 @@ fn args_list(build: &super::desired::BuildSpec) -> String {
         out.push_str(&format!("--target {target}\n"));
     }
     out
-}
-
-/// Whether an observed image carries `reference` (short names match as podman resolves
-/// them: `localhost/` and `docker.io/library/` prefixes, `:latest` by default).
-pub fn has_reference(image: &ObservedImage, reference: &str) -> bool {
-    let with_tag = if reference
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains(':') || last.contains('@'))
-    {
-        reference.to_string()
-    } else {
-        format!("{reference}:latest")
-    };
-    image.names.iter().any(|name| {
-        name == &with_tag
-            || name == &format!("localhost/{with_tag}")
-            || name == &format!("docker.io/library/{with_tag}")
-            || name == &format!("docker.io/{with_tag}")
-    }) || image
-        .id
-        .starts_with(reference.trim_start_matches("sha256:"))
-        && reference.len() >= 12
 }
 
 /// An argument list one per line, for diffs.

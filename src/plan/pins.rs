@@ -41,7 +41,7 @@ pub fn image_unpinned(
         let id = observed
             .images
             .iter()
-            .find(|o| super::diff::has_reference(o, &image.reference))
+            .find(|o| o.has_reference(&image.reference))
             .map(|o| o.id.clone())?;
         if !same_id(&id, &pin.id) {
             return Some((pin.id.clone(), id));

@@ -182,14 +182,14 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
     if servers_shown {
         let _ = writeln!(out);
         let (how, stdio) = match plan.desired.engine.transport() {
-            crate::podman::engine::Transport::PassedPipes => (
+            crate::podman::runtime::Transport::PassedPipes => (
                 "--detach --preserve-fds=4",
                 (
                     "CONTAINER sh -c SHIM sh COMMAND...",
                     "their stdio on pipes outrig passes down",
                 ),
             ),
-            crate::podman::engine::Transport::ExecInteractive => (
+            crate::podman::runtime::Transport::ExecInteractive => (
                 "--interactive",
                 (
                     "CONTAINER COMMAND...",

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::command::PodmanCommand;
-use super::runtime::{ProcessError, Runtime};
+use super::runtime::{ProcessError, Runtime, Transport};
 
 /// The engine's facts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -80,28 +80,6 @@ impl EngineFacts {
             Transport::ExecInteractive
         } else {
             Transport::PassedPipes
-        }
-    }
-}
-
-/// How a server's stdin and stdout reach outrig.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    /// `podman exec --detach --preserve-fds`: the server reads and writes pipes outrig
-    /// passes down, with no process relaying its messages. Local engines only.
-    PassedPipes,
-    /// `podman exec --interactive`: the podman client relays stdin and stdout over the
-    /// engine's API (the one way that crosses a remote connection).
-    ExecInteractive,
-}
-
-impl Transport {
-    /// In words, for the plan.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Transport::PassedPipes => "pipes passed down with `podman exec --preserve-fds`",
-            Transport::ExecInteractive => "`podman exec --interactive` over the engine's API",
         }
     }
 }

@@ -33,6 +33,28 @@ pub struct ObservedContainer {
     pub labels: BTreeMap<String, String>,
 }
 
+impl ObservedImage {
+    /// Whether an observed image carries `reference` (short names match as podman resolves
+    /// them: `localhost/` and `docker.io/library/` prefixes, `:latest` by default).
+    pub fn has_reference(&self, reference: &str) -> bool {
+        let with_tag = if reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':') || last.contains('@'))
+        {
+            reference.to_string()
+        } else {
+            format!("{reference}:latest")
+        };
+        self.names.iter().any(|name| {
+            name == &with_tag
+                || name == &format!("localhost/{with_tag}")
+                || name == &format!("docker.io/library/{with_tag}")
+                || name == &format!("docker.io/{with_tag}")
+        }) || self.id.starts_with(reference.trim_start_matches("sha256:")) && reference.len() >= 12
+    }
+}
+
 impl ObservedContainer {
     pub fn name(&self) -> &str {
         self.names.first().map_or(self.id.as_str(), String::as_str)

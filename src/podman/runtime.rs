@@ -8,10 +8,33 @@
 use std::process::Stdio;
 
 use super::command::PodmanCommand;
-pub use super::engine::Transport;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Lines of stderr kept in a [`ProcessError`].
 const STDERR_TAIL_LINES: usize = 20;
+
+/// How a server's stdin and stdout reach outrig.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// `podman exec --detach --preserve-fds`: the server reads and writes pipes outrig
+    /// passes down, with no process relaying its messages. Local engines only.
+    PassedPipes,
+    /// `podman exec --interactive`: the podman client relays stdin and stdout over the
+    /// engine's API (the one way that crosses a remote connection).
+    ExecInteractive,
+}
+
+impl Transport {
+    /// In words, for the plan.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Transport::PassedPipes => "pipes passed down with `podman exec --preserve-fds`",
+            Transport::ExecInteractive => "`podman exec --interactive` over the engine's API",
+        }
+    }
+}
 
 /// A podman command that could not be started or exited unsuccessfully: what ran (secrets
 /// masked), how it ended, and the tail of its stderr.
