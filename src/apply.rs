@@ -228,6 +228,7 @@ fn redacted(error: Error, redactor: &Redactor) -> Error {
 
 mod egress;
 pub mod pin;
+mod record;
 mod servers;
 mod signals;
 mod steps;

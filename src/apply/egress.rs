@@ -7,7 +7,7 @@ use crate::podman::PodmanCommand;
 use crate::podman::command::Binding;
 use crate::session::Session;
 
-use super::steps::{run_blocking, run_step};
+use super::record::{run_blocking, run_step};
 use super::{Context, progress};
 
 /// The key of a sandbox's proxy among the session's containers.
@@ -137,7 +137,7 @@ pub(super) async fn copy_kept_egress_log(session: &Session, context: &Context<'_
     }
     let logs = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
         .args(["logs", "--since", &session.record.started_at])
-        .arg(format!("{container}-proxy"));
+        .arg(crate::podman::verbs::proxy_container(container));
     let Ok(output) = run_blocking(&context.runtime, logs).await else {
         return;
     };

@@ -12,7 +12,7 @@ use crate::podman::{PodmanCommand, Runtime};
 use crate::secret::Redactor;
 use crate::session::{ServerRecord, Session, ToolRecord};
 
-use super::steps::{end_step, stderr_log_name};
+use super::record::{end_step, stderr_log_name};
 use super::{Context, progress};
 
 /// A server started for the session.

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use crate::plan::desired::server_marker;
 use crate::podman::runtime::Watch;
+use crate::podman::verbs::{StopTime, Verb};
 use crate::podman::{PodmanCommand, Runtime};
 use crate::session::Session;
 
 use super::Context;
 use super::egress::copy_kept_egress_log;
+use super::record::run_blocking;
 use super::servers::RunningServer;
-use super::steps::run_blocking;
 
 /// Stop the servers (close stdin, wait, then kill inside the container) and remove the
 /// sandboxes (unless `keep`); the sandboxes that could not be removed, with why. Its podman
@@ -136,15 +137,12 @@ async fn remove_containers(
             .filter(|(key, _)| key.starts_with("proxy.") == proxies)
             .cloned()
         {
-            let remove = base.clone().args([
-                "rm",
-                "--force",
-                "--ignore",
-                "--time",
-                SANDBOX_STOP_TIME,
-                &name,
-            ]);
-            let exists = base.clone().args(["container", "exists", &name]);
+            let remove = Verb::RemoveContainer {
+                name: &name,
+                stop: StopTime::Within(SANDBOX_STOP_TIME),
+            }
+            .on(base);
+            let exists = Verb::ContainerExists { name: &name }.on(base);
             let runtime = runtime.clone();
             removals.spawn(async move {
                 let removed = remove_container(&runtime, remove, exists).await;
@@ -221,7 +219,7 @@ async fn remove_networks(
         .collect();
     let mut left = Vec::new();
     for (image, network) in networks {
-        let remove = base.clone().args(["network", "rm", "--force", &network]);
+        let remove = Verb::RemoveNetwork { name: &network }.on(base);
         let removed = match run_blocking(runtime, remove).await {
             Err(why)
                 if !why.contains("network not found")
@@ -252,7 +250,7 @@ const SERVER_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Seconds `podman rm` gives a sandbox's first process to end before it kills everything:
 /// more than the servers' grace in [`crate::plan::desired::SANDBOX_SCRIPT`].
-const SANDBOX_STOP_TIME: &str = "3";
+const SANDBOX_STOP_TIME: u32 = 3;
 
 /// How many times teardown asks podman to remove a sandbox.
 const REMOVE_ATTEMPTS: usize = 3;

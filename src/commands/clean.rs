@@ -11,6 +11,7 @@ use crate::cli::{CleanArgs, GlobalArgs};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::podman::inspect::{ObservedContainer, ObservedImage};
+use crate::podman::verbs::{LabelFilter, StopTime, Verb, parse_list};
 use crate::podman::{PodmanCommand, Runtime, labels};
 use crate::project::Project;
 use crate::session::{self, Status};
@@ -68,17 +69,15 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
     let mut failures: Vec<String> = Vec::new();
 
     let filter = match &project_id {
-        Some(id) => format!("label={}={id}", labels::PROJECT_ID),
-        None => format!("label={}", labels::SESSION),
+        Some(id) => LabelFilter::is(labels::PROJECT_ID, id),
+        None => LabelFilter::has(labels::SESSION),
     };
+    let list = Verb::ListContainers { filter }.on(&base);
     let listing = runtime
-        .run(
-            &base
-                .clone()
-                .args(["ps", "--all", "--format", "json", "--filter", &filter]),
-        )
+        .run(&list)
         .map_err(|e| e.error("podman could not list containers"))?;
-    let containers: Vec<ObservedContainer> = parse_list(&listing.stdout)?;
+    let containers: Vec<ObservedContainer> =
+        parse_list(&list.to_string(), &listing.stdout).map_err(|e| e.error("containers"))?;
     let mut records: BTreeMap<String, session::Record> = session::ids(&root)
         .into_iter()
         .filter_map(|id| session::read(&root.join(&id)).ok().map(|r| (id, r)))
@@ -127,9 +126,11 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         let removed = args.dry_run
             || runtime
                 .run(
-                    &base
-                        .clone()
-                        .args(["rm", "--force", "--time", "0", container.name()]),
+                    &Verb::RemoveContainer {
+                        name: container.name(),
+                        stop: StopTime::Now,
+                    }
+                    .on(&base),
                 )
                 .map_err(|e| failures.push(format!("container {}: {e}", container.name())))
                 .is_ok();
@@ -152,9 +153,10 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         let removed = args.dry_run
             || runtime
                 .run(
-                    &base
-                        .clone()
-                        .args(["network", "rm", "--force", &network.name]),
+                    &Verb::RemoveNetwork {
+                        name: &network.name,
+                    }
+                    .on(&base),
                 )
                 .map_err(|e| failures.push(format!("network {}: {e}", network.name)))
                 .is_ok();
@@ -228,16 +230,15 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
             }
         }
         let project_name = &project.config().project;
+        let list = Verb::ListImages {
+            filter: Some(LabelFilter::is(labels::PROJECT, project_name)),
+        }
+        .on(&base);
         let listing = runtime
-            .run(&base.clone().args([
-                "images",
-                "--format",
-                "json",
-                "--filter",
-                &format!("label={}={project_name}", labels::PROJECT),
-            ]))
+            .run(&list)
             .map_err(|e| e.error("podman could not list images"))?;
-        let images: Vec<ObservedImage> = parse_list(&listing.stdout)?;
+        let images: Vec<ObservedImage> =
+            parse_list(&list.to_string(), &listing.stdout).map_err(|e| e.error("images"))?;
         // Tagged images one by one; the untagged layers builds leave behind are pruned
         // after, by podman, in the order their parents allow.
         let untagged = images.iter().filter(|i| i.names.is_empty()).count();
@@ -314,15 +315,6 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         return Err(error.hint("remove them with podman (`podman rm -f NAME`, `podman rmi ID`) or run `outrig clean` again"));
     }
     Ok(ExitStatus::Success)
-}
-
-/// podman's JSON list (empty output is an empty list).
-fn parse_list<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, Error> {
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_str(text)
-        .map_err(|e| Error::new("podman's answer could not be read").cause(e.to_string()))
 }
 
 /// `30d`, `12h`, `90m`, `45s` → seconds.

@@ -9,6 +9,7 @@ use crate::error::{Error, ExitStatus};
 use crate::plan::desired::project_id;
 use crate::podman::inspect;
 use crate::podman::labels;
+use crate::podman::verbs::{StopTime, Verb};
 use crate::project::Project;
 use crate::session::{self, Status};
 
@@ -71,9 +72,11 @@ pub fn run(global: &GlobalArgs, args: &DestroyArgs, env: Environment) -> Result<
         project
             .runtime
             .run(
-                &base
-                    .clone()
-                    .args(["rm", "--force", "--time", "0", container.name()]),
+                &Verb::RemoveContainer {
+                    name: container.name(),
+                    stop: StopTime::Now,
+                }
+                .on(&base),
             )
             .map_err(|e| e.error(format!("cannot remove `{}`", container.name())))?;
         crate::output::status!("  removed {} (session {session_id})", container.name());
@@ -89,9 +92,10 @@ pub fn run(global: &GlobalArgs, args: &DestroyArgs, env: Environment) -> Result<
         project
             .runtime
             .run(
-                &base
-                    .clone()
-                    .args(["network", "rm", "--force", &network.name]),
+                &Verb::RemoveNetwork {
+                    name: &network.name,
+                }
+                .on(&base),
             )
             .map_err(|e| e.error(format!("cannot remove network `{}`", network.name)))?;
         crate::output::status!("  removed network {} (session {session_id})", network.name);

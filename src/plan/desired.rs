@@ -725,7 +725,7 @@ impl Desired {
 
     /// The name of the internal network of `image`'s sandbox, with `{session}` in it.
     fn egress_network_template(&self, image: &str) -> String {
-        format!("outrig-{}-{image}-{{session}}-egress", self.project)
+        crate::podman::verbs::egress_network(&self.container_template(image))
     }
 
     /// The name of the internal network of `image`'s sandbox, the session filling in its id.
@@ -735,7 +735,9 @@ impl Desired {
 
     /// The name of the proxy container of `image`'s sandbox.
     pub fn proxy_container(&self, image: &str) -> Arg {
-        Arg::session(format!("outrig-{}-{image}-{{session}}-proxy", self.project))
+        Arg::session(crate::podman::verbs::proxy_container(
+            &self.container_template(image),
+        ))
     }
 
     /// The labels every container and network of a session carries (project, project id,

@@ -22,6 +22,7 @@ use crate::podman::command::{Arg, Planned};
 use crate::podman::engine::Cgroups;
 use crate::podman::inspect::{Observed, ObservedImage};
 use crate::podman::labels;
+use crate::podman::verbs::{StopTime, Verb};
 
 /// Everything the plan function looks at.
 pub struct Inputs<'a> {
@@ -82,7 +83,13 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
                 operation: Some(Operation::RemoveContainer {
                     container: container.name().to_string(),
                     command: Planned::new(inputs.engine.podman.clone(), &inputs.engine.global_args)
-                        .args(["rm", "--force", "--time", "0", container.name()]),
+                        .args(
+                            Verb::RemoveContainer {
+                                name: container.name(),
+                                stop: StopTime::Now,
+                            }
+                            .args(),
+                        ),
                 }),
                 diff: None,
             });
@@ -103,7 +110,12 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             operation: Some(Operation::RemoveNetwork {
                 network: network.name.clone(),
                 command: Planned::new(inputs.engine.podman.clone(), &inputs.engine.global_args)
-                    .args(["network", "rm", "--force", &network.name]),
+                    .args(
+                        Verb::RemoveNetwork {
+                            name: &network.name,
+                        }
+                        .args(),
+                    ),
             }),
             diff: None,
         });

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::command::PodmanCommand;
 use super::labels;
 use super::runtime::{ProcessError, Runtime};
+use super::verbs::{LabelFilter, ListError, Verb, parse_list};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct ObservedImage {
@@ -112,15 +113,11 @@ pub fn observe(
     base: &PodmanCommand,
     project_id: &str,
 ) -> Result<Observed, ObserveError> {
-    let images_command = base.clone().args(["images", "--format", "json"]);
-    let containers_command = base.clone().args([
-        "ps",
-        "--all",
-        "--format",
-        "json",
-        "--filter",
-        &format!("label={}={project_id}", labels::PROJECT_ID),
-    ]);
+    let images_command = Verb::ListImages { filter: None }.on(base);
+    let containers_command = Verb::ListContainers {
+        filter: LabelFilter::is(labels::PROJECT_ID, project_id),
+    }
+    .on(base);
     // The two queries are independent: run them side by side.
     let (images, containers) = std::thread::scope(|scope| {
         let images = scope.spawn(|| list_images(runtime, &images_command));
@@ -129,30 +126,14 @@ pub fn observe(
     });
     let images = images.map_err(ObserveError::Process)?;
     let containers = containers.map_err(ObserveError::Process)?;
-    let parse = |command: &PodmanCommand, text: &str| -> Result<serde_json::Value, ObserveError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Ok(serde_json::Value::Array(Vec::new()));
-        }
-        serde_json::from_str(text).map_err(|e| ObserveError::Parse {
-            command: command.to_string(),
-            error: e.to_string(),
-        })
+    let parse = |error: ListError| ObserveError::Parse {
+        command: error.command,
+        error: error.error,
     };
     let images: Vec<ObservedImage> =
-        serde_json::from_value(parse(&images_command, &images.stdout)?).map_err(|e| {
-            ObserveError::Parse {
-                command: images_command.to_string(),
-                error: e.to_string(),
-            }
-        })?;
+        parse_list(&images_command.to_string(), &images.stdout).map_err(parse)?;
     let containers: Vec<ObservedContainer> =
-        serde_json::from_value(parse(&containers_command, &containers.stdout)?).map_err(|e| {
-            ObserveError::Parse {
-                command: containers_command.to_string(),
-                error: e.to_string(),
-            }
-        })?;
+        parse_list(&containers_command.to_string(), &containers.stdout).map_err(parse)?;
     Ok(Observed {
         images,
         containers,
@@ -205,22 +186,12 @@ pub fn networks(
     project_id: Option<&str>,
 ) -> Result<Vec<ObservedNetwork>, crate::error::Error> {
     let filter = match project_id {
-        Some(id) => format!("label={}={id}", super::labels::PROJECT_ID),
-        None => format!("label={}", super::labels::PROXY),
+        Some(id) => LabelFilter::is(labels::PROJECT_ID, id),
+        None => LabelFilter::has(labels::PROXY),
     };
+    let list = Verb::ListNetworks { filter }.on(base);
     let listing = runtime
-        .run(
-            &base
-                .clone()
-                .args(["network", "ls", "--format", "json", "--filter", &filter]),
-        )
+        .run(&list)
         .map_err(|e| e.error("podman could not list networks"))?;
-    if listing.stdout.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_str(&listing.stdout).map_err(|e| {
-        crate::error::Error::new("cannot read podman's list of networks").cause(format!(
-            "`podman network ls --format json` printed no list: {e}"
-        ))
-    })
+    parse_list(&list.to_string(), &listing.stdout).map_err(|e| e.error("networks"))
 }

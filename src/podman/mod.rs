@@ -8,6 +8,7 @@ pub mod inspect;
 #[cfg(test)]
 pub mod recording;
 pub mod runtime;
+pub mod verbs;
 
 pub use command::PodmanCommand;
 pub use runtime::{Podman, ProcessError, Runtime};
