@@ -162,7 +162,7 @@ where
             session.dir.join(crate::session::RECORD_FILE).display()
         );
     }
-    let left = teardown(session, context, &mut servers, &mut watches, keep).await;
+    let left = teardown(plan, session, context, &mut servers, &mut watches, keep).await;
     let names = left.iter().map(|(name, _)| name.clone()).collect();
     if let Err(error) = session.record_teardown(names) {
         crate::output::status!(

@@ -232,6 +232,12 @@ impl Project {
         .map_err(|e| Error::new("cannot create the session record").cause(e.to_string()))?;
         session.record.command = command.to_string();
         session.record.desired = serde_json::to_value(&plan.desired).ok();
+        session.record.images_used = plan
+            .desired
+            .images
+            .values()
+            .map(|i| i.reference.clone())
+            .collect();
         session.record.agent = plan.agent.clone();
         session.record.config_digest = plan.config_digest.clone();
         session.record.config_path = self.config().path.display().to_string();

@@ -2,7 +2,8 @@
 //! and the probes that prove the allow-list before any server starts.
 
 use crate::error::Error;
-use crate::plan::Action;
+use crate::plan::desired::Network;
+use crate::plan::{Action, Plan};
 use crate::podman::PodmanCommand;
 use crate::podman::command::Binding;
 use crate::session::Session;
@@ -121,17 +122,15 @@ pub(super) fn follow_egress_log(
 /// A session that served from a kept sandbox (`outrig mcp --attach`) copies what the kept
 /// egress proxy logged while it ran into its own `logs/egress.jsonl`, once its servers
 /// are stopped.
-pub(super) async fn copy_kept_egress_log(session: &Session, context: &Context<'_>) {
+pub(super) async fn copy_kept_egress_log(plan: &Plan, session: &Session, context: &Context<'_>) {
     let Some(container) = &session.record.attached_to else {
         return;
     };
-    let egress = session
-        .record
+    let egress = plan
         .desired
-        .as_ref()
-        .and_then(|d| d.get("sandboxes"))
-        .and_then(|s| s.as_object())
-        .is_some_and(|sandboxes| sandboxes.values().any(|s| s["network"]["mode"] == "egress"));
+        .sandboxes
+        .values()
+        .any(|s| matches!(s.network, Network::Egress { .. }));
     if !egress {
         return;
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::plan::Plan;
 use crate::plan::desired::server_marker;
 use crate::podman::runtime::Watch;
 use crate::podman::verbs::{StopTime, Verb};
@@ -21,6 +22,7 @@ use super::servers::RunningServer;
 /// commands run in their own process group, so a signal to outrig's group does not stop
 /// them halfway.
 pub(super) async fn teardown(
+    plan: &Plan,
     session: &mut Session,
     context: &Context<'_>,
     servers: &mut Vec<RunningServer>,
@@ -52,7 +54,7 @@ pub(super) async fn teardown(
         .collect();
     stop_servers(staying, &session.record.id, &context.runtime, &base).await;
     servers.clear();
-    copy_kept_egress_log(session, context).await;
+    copy_kept_egress_log(plan, session, context).await;
     if keep {
         for watch in watches.iter_mut() {
             watch.release(WATCH_EXIT_GRACE).await;

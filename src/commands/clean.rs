@@ -216,18 +216,7 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
                 continue;
             }
             used.extend(record.containers.values().map(|c| c.image.clone()));
-            if let Some(images) = record
-                .desired
-                .as_ref()
-                .and_then(|d| d.get("images"))
-                .and_then(|i| i.as_object())
-            {
-                used.extend(
-                    images
-                        .values()
-                        .filter_map(|i| i.get("reference")?.as_str().map(str::to_string)),
-                );
-            }
+            used.extend(record.images_used());
         }
         let project_name = &project.config().project;
         let list = Verb::ListImages {

@@ -17,6 +17,7 @@ pub mod diff;
 pub mod gateway;
 pub mod pins;
 pub mod render;
+pub mod security;
 #[cfg(test)]
 pub(crate) mod tests;
 

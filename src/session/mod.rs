@@ -67,6 +67,9 @@ pub struct Record {
     /// The desired state as applied (the plan's `desired`, as JSON).
     #[serde(default)]
     pub desired: Option<serde_json::Value>,
+    /// The images the session's plan uses (references), so `clean --images` keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images_used: Vec<String>,
     #[serde(default)]
     pub outrig_version: String,
     #[serde(default)]
@@ -470,6 +473,7 @@ impl Session {
                 status: Status::Running,
                 pid: Some(std::process::id()),
                 desired: None,
+                images_used: Vec::new(),
                 outrig_version: env!("CARGO_PKG_VERSION").to_string(),
                 config_path: String::new(),
                 config_digest: String::new(),
@@ -582,6 +586,26 @@ impl Session {
 }
 
 impl Record {
+    /// The images the session's plan uses: as recorded, or for a record written before
+    /// outrig recorded them, as its desired state names them.
+    pub fn images_used(&self) -> Vec<String> {
+        if !self.images_used.is_empty() {
+            return self.images_used.clone();
+        }
+        let Some(images) = self
+            .desired
+            .as_ref()
+            .and_then(|d| d.get("images"))
+            .and_then(|i| i.as_object())
+        else {
+            return Vec::new();
+        };
+        images
+            .values()
+            .filter_map(|i| i.get("reference")?.as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Whether the session still owns its containers: running in a live process (tearing
     /// down included), or kept.
     pub fn owns_containers(&self) -> bool {
@@ -899,5 +923,35 @@ mod tests {
         );
         let error = Unmatched::None.error("latest", "session", &[]);
         assert_eq!(error.message, "there is no session yet");
+    }
+
+    #[test]
+    fn the_images_a_session_used_are_read_typed_or_from_an_older_record() {
+        let record = |extra: serde_json::Value| -> Record {
+            let mut value = serde_json::json!({
+                "format_version": FORMAT_VERSION, "id": "s", "project": "p",
+                "project_id": "p1", "status": "finished",
+                "desired": {"images": {"tools": {"reference": "localhost/outrig-tools:abc"}}},
+            });
+            value
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(value).unwrap()
+        };
+        // Written before outrig recorded them: read from the desired state.
+        let older = record(serde_json::json!({}));
+        assert_eq!(older.images_used(), ["localhost/outrig-tools:abc"]);
+        // Recorded: what the record says, and written back as it was read.
+        let newer = record(serde_json::json!({"images_used": ["localhost/outrig-tools:def"]}));
+        assert_eq!(newer.images_used(), ["localhost/outrig-tools:def"]);
+        let written = serde_json::to_value(&newer).unwrap();
+        assert_eq!(written["images_used"][0], "localhost/outrig-tools:def");
+        assert!(
+            serde_json::to_value(&older)
+                .unwrap()
+                .get("images_used")
+                .is_none()
+        );
     }
 }
