@@ -173,54 +173,9 @@ fn serve_stdio(
     // The client sees the error on every request it makes, until it closes the session.
     startup.fail(&error);
     if !crate::output::stdin_stream().is_terminal() {
-        runtime.block_on(wait_for_client(&startup, &client_gone));
+        runtime.block_on(startup.until_the_client_leaves(&client_gone, SILENT_CLIENT_WAIT));
     }
     Err(error)
-}
-
-/// Until the client closes the session, or a signal comes, or a client that has said
-/// nothing stays silent for [`SILENT_CLIENT_WAIT`].
-async fn wait_for_client(startup: &Startup, client_gone: &CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let signals = [
-        SignalKind::interrupt(),
-        SignalKind::terminate(),
-        SignalKind::hangup(),
-    ]
-    .map(signal);
-    let any_signal = async {
-        let mut listeners: Vec<_> = signals.into_iter().filter_map(Result::ok).collect();
-        let waits = listeners.iter_mut().map(|s| Box::pin(s.recv()));
-        futures_select_all(waits).await;
-    };
-    let silent = async {
-        tokio::time::sleep(SILENT_CLIENT_WAIT).await;
-        if startup.heard() {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        () = client_gone.cancelled() => {}
-        () = any_signal => {}
-        () = silent => {}
-    }
-}
-
-/// The first of `futures` to finish.
-async fn futures_select_all<F: Future + Unpin>(futures: impl Iterator<Item = F>) {
-    let mut futures: Vec<F> = futures.collect();
-    if futures.is_empty() {
-        return std::future::pending().await;
-    }
-    std::future::poll_fn(|cx| {
-        for future in futures.iter_mut() {
-            if std::pin::Pin::new(future).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 /// The gateway over Streamable HTTP: the listener is had before anything starts, and
@@ -468,15 +423,6 @@ fn announce_token(session: &Session, token: &Token) -> Result<(), Error> {
     Ok(())
 }
 
-/// The variables podman picks its engine by.
-const ENGINE_VARIABLES: [&str; 5] = [
-    "CONTAINER_HOST",
-    "CONTAINER_CONNECTION",
-    "CONTAINERS_CONF",
-    "OUTRIG_PODMAN",
-    "XDG_RUNTIME_DIR",
-];
-
 /// `--print-config CLIENT`: the snippet that makes CLIENT start this gateway.
 fn print_config(
     global: &GlobalArgs,
@@ -490,24 +436,15 @@ fn print_config(
     let config = &loaded.config;
     let program = env
         .current_exe()
-        .map_err(|e| Error::new("cannot find outrig's own path").cause(e.to_string()))?;
-    let mut command_args: Vec<String> = vec![
-        "--config".into(),
-        config.path.display().to_string(),
-        "mcp".into(),
-    ];
-    if let Some(agent) = &args.agent {
-        command_args.extend(["--agent".into(), agent.clone()]);
-    }
-    if let Some(image) = &args.image {
-        command_args.extend(["--image".into(), image.clone()]);
-    }
-    for pattern in &args.tools {
-        command_args.extend(["--tools".into(), pattern.clone()]);
-    }
-    if let Some(server) = &args.unprefixed {
-        command_args.extend(["--unprefixed".into(), server.clone()]);
-    }
+        .map_err(|e| Error::new("cannot find outrig's own path").cause(e.to_string()))?
+        .display()
+        .to_string();
+    let selection = wiring::Selection {
+        agent: args.agent.as_deref(),
+        image: args.image.as_deref(),
+        tools: &args.tools,
+        unprefixed: args.unprefixed.as_deref(),
+    };
     // The client may start the gateway elsewhere, with another data directory: the
     // sessions go where `outrig ls` here finds them.
     let session_root = crate::session::root(
@@ -518,31 +455,16 @@ fn print_config(
         config.session_root.as_deref(),
         &env.data_dir(),
     );
-    command_args.extend(["--session-root".into(), session_root.display().to_string()]);
-    // Variables the servers read through `${VAR}`: the client must pass them on.
-    let mut variables: Vec<String> = config
-        .images
-        .values()
-        .flat_map(|i| i.servers.values())
-        .flat_map(|s| s.env.values())
-        .flat_map(|v| crate::secret::references(v))
-        .collect();
-    // And the ones that choose the engine, where set: a client that starts the gateway with
-    // a trimmed environment would otherwise reach another podman (or, rootless, another
-    // runtime directory).
-    variables.extend(
-        ENGINE_VARIABLES
-            .iter()
-            .filter(|name| env.var(name).is_some())
-            .map(|name| name.to_string()),
-    );
-    variables.sort();
-    variables.dedup();
-    let (name, warning) = wiring::entry_name(&config.project, longest_tool_name(config, args));
+    let command_args = wiring::gateway_args(&config.path, &selection, &session_root);
+    let variables = wiring::variables(config, &|name| env.var(name).is_some());
+    let lock = crate::lock::read(&crate::lock::path(&config.root))
+        .ok()
+        .flatten();
+    let longest = wiring::longest_tool_name(config, lock.as_ref(), &selection);
+    let (name, warning) = wiring::entry_name(&config.project, longest);
     if let Some(warning) = warning {
         crate::output::status!("outrig: warning: {warning}");
     }
-    let program = program.display().to_string();
     let client = match client {
         McpClient::ClaudeCode => wiring::Client::ClaudeCode,
         McpClient::Codex => wiring::Client::Codex,
@@ -567,7 +489,7 @@ fn print_config(
                 .token_env
                 .clone()
                 .unwrap_or_else(|| "OUTRIG_MCP_TOKEN".to_string());
-            let mut start = vec![program, shell_words(&command_args)];
+            let mut start = vec![program, wiring::shell_words(&command_args)];
             start.push(format!("--listen {address} --token-env {token}"));
             if args.allow_remote {
                 start.push("--allow-remote".into());
@@ -597,49 +519,4 @@ fn print_config(
         wiring::placement(client, &registration, &|name| env.var(name))
     );
     Ok(ExitStatus::Success)
-}
-
-/// Arguments joined for a shell, quoted where needed.
-fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The longest name a tool of the served image(s) is published under, as `outrig.lock`
-/// pins them; `None` without a lock.
-fn longest_tool_name(config: &crate::config::Config, args: &McpArgs) -> Option<usize> {
-    let lock = crate::lock::read(&crate::lock::path(&config.root)).ok()??;
-    let image = args.image.clone().or_else(|| {
-        let agent = args.agent.as_ref().or(config.default_agent.as_ref())?;
-        config.agents.get(agent).map(|a| a.image.clone())
-    });
-    lock.servers
-        .iter()
-        .filter_map(|(key, pin)| {
-            let (pinned_image, server) = key.split_once('.')?;
-            image
-                .as_deref()
-                .is_none_or(|i| i == pinned_image)
-                .then_some((server, pin))
-        })
-        .flat_map(|(server, pin)| {
-            pin.tools.keys().map(move |tool| {
-                if args.unprefixed.as_deref() == Some(server) {
-                    tool.len()
-                } else {
-                    crate::mcp::names::published(server, tool).len()
-                }
-            })
-        })
-        .max()
 }

@@ -103,6 +103,42 @@ pub struct Startup {
 }
 
 impl Startup {
+    /// Until the client closes the session (`client_gone`), or SIGINT, SIGTERM or SIGHUP
+    /// comes, or a client that has said nothing stays silent for `silence`: how long a
+    /// gateway that could not start keeps answering with its error.
+    pub async fn until_the_client_leaves(
+        &self,
+        client_gone: &tokio_util::sync::CancellationToken,
+        silence: std::time::Duration,
+    ) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| signal(kind).ok();
+        let (mut interrupt, mut terminate, mut hang_up) = (
+            listen(SignalKind::interrupt()),
+            listen(SignalKind::terminate()),
+            listen(SignalKind::hangup()),
+        );
+        let received = async |listener: &mut Option<tokio::signal::unix::Signal>| match listener {
+            Some(listener) => {
+                listener.recv().await;
+            }
+            None => std::future::pending().await,
+        };
+        let silent = async {
+            tokio::time::sleep(silence).await;
+            if self.heard() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = client_gone.cancelled() => {}
+            () = received(&mut interrupt) => {}
+            () = received(&mut terminate) => {}
+            () = received(&mut hang_up) => {}
+            () = silent => {}
+        }
+    }
+
     /// A gateway whose servers are starting, telling clients `preview` meanwhile.
     pub fn starting(preview: Preview, hub: Arc<Hub>) -> Arc<Startup> {
         Arc::new(Startup {

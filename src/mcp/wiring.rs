@@ -4,7 +4,11 @@
 //! never their values) or one it reaches over Streamable HTTP (`--listen`: the URL, and
 //! the bearer token from a variable).
 
+use std::path::Path;
+
 use super::names;
+use crate::config::Config;
+use crate::lock::Lock;
 
 /// The clients outrig writes a snippet for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,122 @@ pub enum Transport {
 pub struct Registration {
     pub name: String,
     pub transport: Transport,
+}
+
+/// What a gateway serves, as its command line selects it.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection<'a> {
+    pub agent: Option<&'a str>,
+    pub image: Option<&'a str>,
+    /// `--tools` patterns.
+    pub tools: &'a [String],
+    /// The server whose tools keep their own names.
+    pub unprefixed: Option<&'a str>,
+}
+
+/// The variables podman picks its engine by.
+const ENGINE_VARIABLES: [&str; 5] = [
+    "CONTAINER_HOST",
+    "CONTAINER_CONNECTION",
+    "CONTAINERS_CONF",
+    "OUTRIG_PODMAN",
+    "XDG_RUNTIME_DIR",
+];
+
+/// The arguments that start the gateway of `config` serving `selection`, its sessions
+/// under `session_root` (where `outrig ls` finds them, wherever the client starts it).
+pub fn gateway_args(config: &Path, selection: &Selection<'_>, session_root: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--config".into(),
+        config.display().to_string(),
+        "mcp".into(),
+    ];
+    if let Some(agent) = selection.agent {
+        args.extend(["--agent".into(), agent.to_string()]);
+    }
+    if let Some(image) = selection.image {
+        args.extend(["--image".into(), image.to_string()]);
+    }
+    for pattern in selection.tools {
+        args.extend(["--tools".into(), pattern.clone()]);
+    }
+    if let Some(server) = selection.unprefixed {
+        args.extend(["--unprefixed".into(), server.to_string()]);
+    }
+    args.extend(["--session-root".into(), session_root.display().to_string()]);
+    args
+}
+
+/// The variables the client must pass on, by name: those the servers read through
+/// `${VAR}`, and those that choose the engine where set (a client that starts the gateway
+/// with a trimmed environment would otherwise reach another podman, or, rootless, another
+/// runtime directory).
+pub fn variables(config: &Config, is_set: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut variables: Vec<String> = config
+        .images
+        .values()
+        .flat_map(|i| i.servers.values())
+        .flat_map(|s| s.env.values())
+        .flat_map(|v| crate::secret::references(v))
+        .collect();
+    variables.extend(
+        ENGINE_VARIABLES
+            .iter()
+            .filter(|name| is_set(name))
+            .map(|name| name.to_string()),
+    );
+    variables.sort();
+    variables.dedup();
+    variables
+}
+
+/// The longest name a tool of the selected image(s) is published under, as `lock` pins
+/// them; `None` without a lock.
+pub fn longest_tool_name(
+    config: &Config,
+    lock: Option<&Lock>,
+    selection: &Selection<'_>,
+) -> Option<usize> {
+    let image = selection.image.map(str::to_string).or_else(|| {
+        let agent = selection.agent.or(config.default_agent.as_deref())?;
+        config.agents.get(agent).map(|a| a.image.clone())
+    });
+    lock?
+        .servers
+        .iter()
+        .filter_map(|(key, pin)| {
+            let (pinned_image, server) = key.split_once('.')?;
+            image
+                .as_deref()
+                .is_none_or(|i| i == pinned_image)
+                .then_some((server, pin))
+        })
+        .flat_map(|(server, pin)| {
+            pin.tools.keys().map(move |tool| {
+                if selection.unprefixed == Some(server) {
+                    tool.len()
+                } else {
+                    names::published(server, tool).len()
+                }
+            })
+        })
+        .max()
+}
+
+/// Arguments joined for a shell, quoted where needed.
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Claude Code shows a tool as `mcp__<entry>__<tool>` and accepts 64 characters.
