@@ -6,7 +6,8 @@
 //! Data flows `config → plan → apply → podman`: the config is resolved into a desired
 //! state, the plan compares it with podman's state and the last session and says exactly
 //! what will run, apply runs it through podman. Imports go down the layers below, never
-//! up (a test in this file holds the code to it):
+//! up, and no files import each other in a circle (tests in this file hold the code to
+//! both):
 //!
 //! | layer | modules | what they own |
 //! |---|---|---|
@@ -117,7 +118,8 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
 #[cfg(test)]
 mod layering {
     //! The layers of the module map, held against the code: every `crate::<module>` a
-    //! file names must be in its own layer or below.
+    //! file names must be in its own layer or below; and no files take names from each
+    //! other in a circle (a module with its own submodules counts as one).
 
     /// Bottom first.
     const LAYERS: &[&[&str]] = &[
@@ -156,24 +158,32 @@ mod layering {
         }
     }
 
-    #[test]
-    fn imports_go_down_the_layers() {
+    /// Every source file under `src/`: its path from there, and its text.
+    fn sources() -> Vec<(String, String)> {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut paths = Vec::new();
         files(&src, &mut paths);
+        paths
+            .into_iter()
+            .map(|path| {
+                let relative = path.strip_prefix(&src).unwrap().to_string_lossy();
+                (
+                    relative.into_owned(),
+                    std::fs::read_to_string(&path).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn imports_go_down_the_layers() {
         let mut wrong = Vec::new();
-        for path in paths {
-            let relative = path
-                .strip_prefix(&src)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+        for (relative, text) in sources() {
             let module = relative.split(['/', '.']).next().unwrap().to_string();
             if module == "lib" || module == "main" {
                 continue;
             }
             let own = layer(&module).unwrap_or_else(|| panic!("`{module}` is in no layer"));
-            let text = std::fs::read_to_string(&path).unwrap();
             // Tests may reach anywhere; the code above them may not.
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
             for (index, _) in code.match_indices("crate::") {
@@ -194,6 +204,162 @@ mod layering {
             wrong.is_empty(),
             "imports against the layering:\n{}",
             wrong.join("\n")
+        );
+    }
+
+    /// A file's module path: `plan/diff.rs` → `plan::diff`, `mcp/mod.rs` → `mcp`.
+    fn module_of(relative: &str) -> Vec<String> {
+        let mut parts: Vec<String> = relative
+            .trim_end_matches(".rs")
+            .split('/')
+            .map(String::from)
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        parts
+    }
+
+    /// The paths a piece of code names from `crate::` or `super::`, as module paths from
+    /// the crate's root (`self_module` is the module the code is in); a `{...}` group gives
+    /// one path for each of its members.
+    fn named_paths(code: &str, self_module: &[String]) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            let mut rest = line;
+            while let Some(at) = rest.find(['c', 's']) {
+                let tail = &rest[at..];
+                let boundary = at == 0
+                    || !rest[..at]
+                        .chars()
+                        .last()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+                let (mut base, mut path_text) = if boundary && tail.starts_with("crate::") {
+                    (Vec::new(), &tail[7..])
+                } else if boundary && tail.starts_with("super::") {
+                    let mut base = self_module.to_vec();
+                    let mut text = tail;
+                    while let Some(next) = text.strip_prefix("super::") {
+                        base.pop();
+                        text = next;
+                    }
+                    (base, text)
+                } else {
+                    rest = &rest[at + 1..];
+                    continue;
+                };
+                let mut words = Vec::new();
+                loop {
+                    let word: String = path_text
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if word.is_empty() {
+                        break;
+                    }
+                    path_text = &path_text[word.len()..];
+                    words.push(word);
+                    match path_text.strip_prefix("::") {
+                        Some(next) => path_text = next,
+                        None => break,
+                    }
+                }
+                base.extend(words);
+                if let Some(group) = path_text.strip_prefix('{') {
+                    let end = group.find('}').unwrap_or(group.len());
+                    for member in group[..end].split(',') {
+                        let mut path = base.clone();
+                        path.extend(
+                            member
+                                .trim()
+                                .split("::")
+                                .map(|w| w.trim().to_string())
+                                .filter(|w| !w.is_empty() && w != "self"),
+                        );
+                        out.push(path);
+                    }
+                } else {
+                    out.push(std::mem::take(&mut base));
+                }
+                rest = path_text;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_files_import_each_other_in_a_circle() {
+        let texts: Vec<(String, String)> = sources()
+            .into_iter()
+            .filter(|(relative, _)| {
+                !["lib.rs", "main.rs"].contains(&relative.as_str())
+                    && !relative.ends_with("tests.rs")
+            })
+            .collect();
+        let modules: std::collections::BTreeMap<Vec<String>, String> = texts
+            .iter()
+            .map(|(relative, _)| (module_of(relative), relative.clone()))
+            .collect();
+        // Which files each file takes names from; a module's own parent or children
+        // (`super::` from a submodule, a `mod` it declares) are one piece, not a circle.
+        let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for (relative, text) in &texts {
+            let own = module_of(relative);
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for path in named_paths(code, &own) {
+                let Some(target) = (1..=path.len()).rev().find_map(|n| modules.get(&path[..n]))
+                else {
+                    continue;
+                };
+                let theirs = module_of(target);
+                if theirs.starts_with(&own) || own.starts_with(&theirs) {
+                    continue;
+                }
+                edges
+                    .entry(relative.clone())
+                    .or_default()
+                    .insert(target.clone());
+            }
+        }
+        // A depth-first walk finds any circle.
+        fn visit(
+            file: &str,
+            edges: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+            trail: &mut Vec<String>,
+            done: &mut std::collections::BTreeSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = trail.iter().position(|f| f == file) {
+                let mut circle = trail[at..].to_vec();
+                circle.push(file.to_string());
+                return Some(circle);
+            }
+            if !done.insert(file.to_string()) {
+                return None;
+            }
+            trail.push(file.to_string());
+            for next in edges.get(file).into_iter().flatten() {
+                if let Some(circle) = visit(next, edges, trail, done) {
+                    return Some(circle);
+                }
+            }
+            trail.pop();
+            None
+        }
+        let mut done = Default::default();
+        for file in edges.keys() {
+            if let Some(circle) = visit(file, &edges, &mut Vec::new(), &mut done) {
+                panic!(
+                    "files that import each other in a circle: {}",
+                    circle.join(" → ")
+                );
+            }
+        }
+        // The walk sees imports at all: the plan takes names from podman.
+        assert!(
+            edges["plan/diff.rs"]
+                .iter()
+                .any(|f| f.starts_with("podman/"))
         );
     }
 }
