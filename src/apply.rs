@@ -10,8 +10,8 @@ use crate::config::resolve::Engine;
 use crate::error::{Error, ExitStatus};
 use crate::mcp::Backend;
 use crate::plan::Plan;
-use crate::podman::Runtime;
 use crate::podman::runtime::Watch;
+use crate::podman::{PodmanCommand, Runtime};
 use crate::secret::{FingerprintKey, Redactor};
 use crate::session::{EndReason, Session, Status};
 
@@ -47,6 +47,13 @@ pub struct Context<'a> {
     /// Why the session ended when its work returns: the agent's job was done, or (for a
     /// gateway) the client closed the session.
     pub done: EndReason,
+}
+
+impl Context<'_> {
+    /// The engine's podman, for the commands apply runs itself (not a plan step's).
+    fn podman(&self) -> PodmanCommand {
+        PodmanCommand::new(self.engine.podman.clone(), &self.engine.global_args)
+    }
 }
 
 /// Why an apply stopped before finishing.

@@ -4,7 +4,6 @@
 use crate::error::Error;
 use crate::plan::desired::Network;
 use crate::plan::{Action, Plan};
-use crate::podman::PodmanCommand;
 use crate::podman::command::Binding;
 use crate::session::Session;
 
@@ -53,7 +52,8 @@ pub(super) async fn proxy_addresses(
     container: &str,
     network: &str,
 ) -> Result<(String, String), Error> {
-    let inspect = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+    let inspect = context
+        .podman()
         .args(["container", "inspect", "--format", "json", container]);
     let stdout = run_blocking(&context.runtime, inspect)
         .await
@@ -87,8 +87,7 @@ pub(super) fn follow_egress_log(
     image: &str,
     container: &str,
 ) {
-    let follow = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
-        .args(["logs", "--follow", container]);
+    let follow = context.podman().args(["logs", "--follow", container]);
     let events = session.log_path("egress.jsonl");
     let other = session.log_path(&format!("proxy-{image}.log"));
     let runtime = context.runtime.clone();
@@ -134,7 +133,8 @@ pub(super) async fn copy_kept_egress_log(plan: &Plan, session: &Session, context
     if !egress {
         return;
     }
-    let logs = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
+    let logs = context
+        .podman()
         .args(["logs", "--since", &session.record.started_at])
         .arg(crate::podman::verbs::proxy_container(container));
     let Ok(output) = run_blocking(&context.runtime, logs).await else {

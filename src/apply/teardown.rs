@@ -29,8 +29,7 @@ pub(super) async fn teardown(
     watches: &mut Vec<Watch>,
     keep: bool,
 ) -> Vec<(String, String)> {
-    let base = PodmanCommand::new(context.engine.podman.clone(), &context.engine.global_args)
-        .in_own_process_group();
+    let base = context.podman().in_own_process_group();
     for server in servers.iter_mut() {
         if let Some(connection) = server.connection.take() {
             connection.close().await;

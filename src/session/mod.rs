@@ -692,7 +692,8 @@ pub fn read(dir: &Path) -> Result<Record, String> {
         .as_ref()
         .is_some_and(|e| e.reason == EndReason::Killed)
     {
-        let audited = std::fs::read(dir.join("logs").join(TOOL_LOG))
+        // Bounded, and never a pipe: a record is read by `ls` and `plan`.
+        let audited = crate::fs::read_bounded(&dir.join("logs").join(TOOL_LOG), MAX_TOOL_LOG)
             .map(|log| log.iter().filter(|b| **b == b'\n').count() as u64)
             .unwrap_or(0);
         record.tool_calls = record.tool_calls.max(audited);
@@ -702,6 +703,9 @@ pub fn read(dir: &Path) -> Result<Record, String> {
 
 /// The audit log of tool calls, in `logs/`.
 pub const TOOL_LOG: &str = "tools.jsonl";
+
+/// The largest audit log a killed gateway's calls are counted from.
+const MAX_TOOL_LOG: u64 = 64 << 20;
 
 /// The status a record has on disk (a crashed one still says `running` there).
 pub fn read_raw_status(dir: &Path) -> Option<Status> {
