@@ -236,6 +236,7 @@ fn redacted(error: Error, redactor: &Redactor) -> Error {
 mod egress;
 pub mod pin;
 mod record;
+pub mod removal;
 mod servers;
 mod signals;
 mod steps;

@@ -181,6 +181,14 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// List what would be removed, and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the removal plan as JSON on stdout (with --dry-run, only that)
+    #[arg(long)]
+    pub json: bool,
+
     #[command(flatten)]
     pub root: SessionRootArgs,
 }
@@ -198,6 +206,10 @@ pub struct CleanArgs {
     /// List what would be removed, and remove nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Print the removal plan as JSON on stdout (with --dry-run, only that)
+    #[arg(long)]
+    pub json: bool,
 
     /// Also remove this project's images that neither the config nor a kept, running or
     /// recent (younger than --older-than) session uses

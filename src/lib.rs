@@ -6,8 +6,8 @@
 //! Data flows `config → plan → apply → podman`: the config is resolved into a desired
 //! state, the plan compares it with podman's state and the last session and says exactly
 //! what will run, apply runs it through podman. Imports go down the layers below, never
-//! up, and no files import each other in a circle (tests in this file hold the code to
-//! both):
+//! up, no files import each other in a circle, and no command speaks podman itself (tests
+//! in this file hold the code to all three):
 //!
 //! | layer | modules | what they own |
 //! |---|---|---|
@@ -203,6 +203,27 @@ mod layering {
         assert!(
             wrong.is_empty(),
             "imports against the layering:\n{}",
+            wrong.join("\n")
+        );
+    }
+
+    /// Commands stay thin: they load, call the core and render; podman is spoken by the
+    /// core (plans, apply, the project), never by a command.
+    #[test]
+    fn commands_never_speak_podman() {
+        let mut wrong: Vec<String> = sources()
+            .into_iter()
+            .filter(|(relative, _)| relative.starts_with("commands/"))
+            .filter(|(_, text)| {
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                code.contains("crate::podman")
+            })
+            .map(|(relative, _)| relative)
+            .collect();
+        wrong.sort();
+        assert!(
+            wrong.is_empty(),
+            "commands that use crate::podman:\n{}",
             wrong.join("\n")
         );
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::plan::Plan;
 use crate::plan::desired::server_marker;
+use crate::plan::removal;
+use crate::podman::command::{Binding, Planned};
 use crate::podman::runtime::Watch;
 use crate::podman::verbs::{StopTime, Verb};
 use crate::podman::{PodmanCommand, Runtime};
@@ -61,13 +63,14 @@ pub(super) async fn teardown(
         watches.clear();
         return Vec::new();
     }
-    let mut left = remove_containers(session, &context.runtime, &base).await;
+    let podman = Planned::new(context.engine.podman.clone(), &context.engine.global_args);
+    let mut left = remove_containers(session, &context.runtime, &podman).await;
     for watch in watches.iter_mut() {
         watch.close();
         watch.wait(WATCH_EXIT_GRACE).await;
     }
     watches.clear();
-    left.extend(remove_networks(session, &context.runtime, &base).await);
+    left.extend(remove_networks(session, &context.runtime, &podman).await);
     let _ = session.save();
     left
 }
@@ -117,48 +120,60 @@ async fn stop_servers(
 }
 
 /// Remove the session's sandboxes side by side, then their egress proxies (the servers'
-/// way out stays until the servers are gone), marking each removed in the record; those
-/// left, with why, sorted.
+/// way out stays until the servers are gone), as [`removal::teardown`] plans it, marking
+/// each removed in the record; those left, with why, sorted.
 async fn remove_containers(
     session: &mut Session,
     runtime: &Arc<dyn Runtime>,
-    base: &PodmanCommand,
+    podman: &Planned,
 ) -> Vec<(String, String)> {
-    let names: Vec<(String, String)> = session
+    let containers: Vec<(String, String)> = session
         .record
         .containers
         .iter()
         .map(|(k, c)| (k.clone(), c.name.clone()))
         .collect();
+    let phases = removal::teardown(
+        &session.record.id,
+        &containers,
+        &[],
+        StopTime::Within(SANDBOX_STOP_TIME),
+        podman,
+    );
     let mut left = Vec::new();
-    for proxies in [false, true] {
+    for phase in phases {
         let mut removals = tokio::task::JoinSet::new();
-        for (key, name) in names
-            .iter()
-            .filter(|(key, _)| key.starts_with("proxy.") == proxies)
-            .cloned()
-        {
-            let remove = Verb::RemoveContainer {
-                name: &name,
-                stop: StopTime::Within(SANDBOX_STOP_TIME),
-            }
-            .on(base);
-            let exists = Verb::ContainerExists { name: &name }.on(base);
+        for step in phase {
+            let removal::Operation::RemoveContainer {
+                container, command, ..
+            } = step.operation
+            else {
+                continue;
+            };
+            let remove = command.bind(&Binding::default()).in_own_process_group();
+            let exists = Verb::ContainerExists { name: &container }
+                .on(&PodmanCommand::new(
+                    podman.program.clone(),
+                    &podman.global_args,
+                ))
+                .in_own_process_group();
             let runtime = runtime.clone();
-            removals.spawn(async move {
-                let removed = remove_container(&runtime, remove, exists).await;
-                (key, name, removed)
+            removals.spawn_blocking(move || {
+                let removed = super::removal::remove_container(&*runtime, &remove, &exists);
+                (container, removed)
             });
         }
         while let Some(joined) = removals.join_next().await {
-            let Ok((key, name, removed)) = joined else {
+            let Ok((name, removed)) = joined else {
                 continue;
             };
             if let Err(why) = &removed {
                 left.push((name.clone(), why.clone()));
             }
-            if let Some(record) = session.record.containers.get_mut(&key) {
-                record.removed = removed.is_ok();
+            for record in session.record.containers.values_mut() {
+                if record.name == name {
+                    record.removed = removed.is_ok();
+                }
             }
         }
     }
@@ -166,77 +181,44 @@ async fn remove_containers(
     left
 }
 
-/// Remove one container with `remove`, asking again while it is stopping on its own;
-/// what counts is that it is gone (`exists` says so).
-async fn remove_container(
-    runtime: &Arc<dyn Runtime>,
-    remove: PodmanCommand,
-    exists: PodmanCommand,
-) -> Result<(), String> {
-    let mut removed = run_blocking(runtime, remove.clone()).await;
-    // The sandbox may be stopping on its own (its watcher's pipe just closed), which
-    // `podman rm` can trip over ("container state improper"): ask again.
-    let mut attempt = 1;
-    while let Err(why) = &removed {
-        if already_gone(why) {
-            removed = Ok(String::new());
-        } else if attempt < REMOVE_ATTEMPTS {
-            attempt += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            removed = run_blocking(runtime, remove.clone()).await;
-        } else {
-            break;
-        }
-    }
-    // An engine that failed to answer `rm` (a busy remote service) may have removed it
-    // all the same.
-    if removed.is_err() {
-        let runtime = runtime.clone();
-        let gone = tokio::task::spawn_blocking(
-            move || matches!(runtime.run(&exists), Err(e) if e.status == Some(1)),
-        )
-        .await
-        .unwrap_or(false);
-        if gone {
-            return Ok(());
-        }
-    }
-    removed.map(|_| ())
-}
-
 /// Remove the sandboxes' internal networks, once nothing is on them, marking each removed
 /// in the record; those left, with why.
 async fn remove_networks(
     session: &mut Session,
     runtime: &Arc<dyn Runtime>,
-    base: &PodmanCommand,
+    podman: &Planned,
 ) -> Vec<(String, String)> {
-    let networks: Vec<(String, String)> = session
+    let networks: Vec<String> = session
         .record
         .egress
-        .iter()
-        .filter(|(_, e)| !e.network_removed)
-        .map(|(image, e)| (image.clone(), e.network.clone()))
+        .values()
+        .filter(|e| !e.network_removed)
+        .map(|e| e.network.clone())
         .collect();
+    let steps = removal::teardown(&session.record.id, &[], &networks, StopTime::Now, podman);
     let mut left = Vec::new();
-    for (image, network) in networks {
-        let remove = Verb::RemoveNetwork { name: &network }.on(base);
-        let removed = match run_blocking(runtime, remove).await {
-            Err(why)
-                if !why.contains("network not found")
-                    && !why.contains("unable to find network") =>
-            {
-                Err(why)
-            }
-            _ => Ok(()),
+    for step in steps.into_iter().flatten() {
+        let removal::Operation::RemoveNetwork {
+            network, command, ..
+        } = step.operation
+        else {
+            continue;
         };
+        let remove = command.bind(&Binding::default()).in_own_process_group();
+        let runtime = runtime.clone();
+        let removed =
+            tokio::task::spawn_blocking(move || super::removal::remove_network(&*runtime, &remove))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
         match removed {
             Ok(()) => {
-                if let Some(record) = session.record.egress.get_mut(&image) {
-                    record.network_removed = true;
+                for record in session.record.egress.values_mut() {
+                    if record.network == network {
+                        record.network_removed = true;
+                    }
                 }
             }
-            Err(why) => left.push((network.clone(), why)),
+            Err(why) => left.push((network, why)),
         }
     }
     left
@@ -253,16 +235,5 @@ const SERVER_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// more than the servers' grace in [`crate::plan::desired::SANDBOX_SCRIPT`].
 const SANDBOX_STOP_TIME: u32 = 3;
 
-/// How many times teardown asks podman to remove a sandbox.
-const REMOVE_ATTEMPTS: usize = 3;
-
 /// How long a watcher has to end once told to.
 const WATCH_EXIT_GRACE: Duration = Duration::from_secs(2);
-
-/// Whether `podman rm` failed only because the container went away meanwhile (its
-/// watcher stopped it and `--rm` removed it first).
-fn already_gone(why: &str) -> bool {
-    ["no such container", "does not exist in database"]
-        .iter()
-        .any(|symptom| why.contains(symptom))
-}

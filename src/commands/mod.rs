@@ -95,3 +95,54 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, crate::error::Error> {
             crate::error::Error::new("cannot start the async runtime").cause(e.to_string())
         })
 }
+
+/// Show a removal plan (`json`: as JSON on stdout), and unless `dry_run` carry it out,
+/// saying each step as it is done; what could not be removed is the error.
+pub fn remove(
+    sweep: &crate::project::sweep::Sweep,
+    plan: &crate::plan::removal::RemovalPlan,
+    dry_run: bool,
+    json: bool,
+) -> Result<crate::error::ExitStatus, Error> {
+    use crate::apply::removal::Outcome;
+    use crate::plan::render::removal::{Tense, failure, line, summary};
+    if json {
+        crate::output::stdout(&crate::plan::render::removal::json(plan));
+    }
+    if dry_run {
+        for step in &plan.steps {
+            if let Some(line) = line(step, Tense::Planned, None) {
+                crate::output::status!("{line}");
+            }
+        }
+        crate::output::status!("{}", summary(plan, plan.counts(), Tense::Planned));
+        return Ok(crate::error::ExitStatus::Success);
+    }
+    let mut done = crate::plan::removal::Counts::default();
+    let mut failures = Vec::new();
+    sweep.carry_out(plan, &mut |step, outcome| match outcome {
+        Outcome::Done { pruned } => {
+            done.add(step);
+            if let Some(line) = line(step, Tense::Done, *pruned) {
+                crate::output::status!("{line}");
+            }
+        }
+        Outcome::Kept => {
+            if let Some(line) = line(step, Tense::Done, None) {
+                crate::output::status!("{line}");
+            }
+        }
+        Outcome::Skipped(why) | Outcome::Failed(why) => failures.push(failure(step, why)),
+    });
+    crate::output::status!("{}", summary(plan, done, Tense::Done));
+    if failures.is_empty() {
+        return Ok(crate::error::ExitStatus::Success);
+    }
+    let mut error = Error::new(format!("{} thing(s) could not be removed", failures.len()));
+    for failure in failures {
+        error = error.cause(failure);
+    }
+    Err(error.hint(
+        "remove them with podman (`podman rm -f NAME`, `podman network rm NAME`, `podman rmi ID`) or run the command again",
+    ))
+}

@@ -16,6 +16,7 @@ pub mod desired;
 pub mod diff;
 pub mod gateway;
 pub mod pins;
+pub mod removal;
 pub mod render;
 pub mod security;
 #[cfg(test)]

@@ -60,6 +60,10 @@ pub enum Verb<'a> {
     ListImages { filter: Option<LabelFilter> },
     /// `network ls --format json`.
     ListNetworks { filter: LabelFilter },
+    /// `rmi`: an image, by id.
+    RemoveImage { id: &'a str },
+    /// `image prune --force`: the untagged images (build layers) no other image needs.
+    PruneImages { filter: LabelFilter },
 }
 
 impl Verb<'_> {
@@ -99,11 +103,20 @@ impl Verb<'_> {
                 "--filter",
                 &filter.arg(),
             ]),
+            Verb::RemoveImage { id } => words(&["rmi", id]),
+            Verb::PruneImages { filter } => {
+                words(&["image", "prune", "--force", "--filter", &filter.arg()])
+            }
         }
     }
 
     /// The verb on `base`, ready to run.
     pub fn on(&self, base: &super::PodmanCommand) -> super::PodmanCommand {
+        base.clone().args(self.args())
+    }
+
+    /// The verb on a plan's `base`, as a plan step carries it.
+    pub fn planned(&self, base: &super::command::Planned) -> super::command::Planned {
         base.clone().args(self.args())
     }
 }
@@ -181,6 +194,15 @@ mod tests {
         assert_eq!(
             Verb::ListImages { filter: None }.args().join(" "),
             "images --format json"
+        );
+        assert_eq!(Verb::RemoveImage { id: "d25" }.args().join(" "), "rmi d25");
+        assert_eq!(
+            Verb::PruneImages {
+                filter: LabelFilter::is("org.outrig.project", "demo")
+            }
+            .args()
+            .join(" "),
+            "image prune --force --filter label=org.outrig.project=demo"
         );
     }
 

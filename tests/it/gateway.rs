@@ -1006,6 +1006,29 @@ command = ["python3", "/workspace/flood_server.py"]
         refused.stderr
     );
     assert!(!sandboxes(&name).trim().is_empty(), "nothing was removed");
+    // What a forced destroy would do, as JSON: the sandbox goes, its session is marked.
+    let dry = context.run(&["destroy", "--force", "--dry-run", "--json"]);
+    assert_eq!(dry.status, 0, "{}", dry.all());
+    let plan: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["operation"]["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"remove_container") && kinds.last() == Some(&"mark_destroyed"),
+        "{plan}"
+    );
+    assert!(
+        dry.stderr.contains("(dry run: nothing was removed)"),
+        "{}",
+        dry.stderr
+    );
+    assert!(
+        !sandboxes(&name).trim().is_empty(),
+        "a dry run removes nothing"
+    );
     let forced = context.run(&["destroy", "--force"]);
     assert_eq!(forced.status, 0, "{}", forced.all());
     assert!(sandboxes(&name).trim().is_empty());

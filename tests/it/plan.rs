@@ -557,6 +557,41 @@ fn ls_logs_discard_and_clean_work_on_records() {
         .to_string(),
     )
     .unwrap();
+    // The removal plan, as JSON, without removing anything.
+    let run = project
+        .context
+        .run(&["clean", "--older-than", "1d", "--dry-run", "--json"]);
+    assert_eq!(run.status, 0, "{}", run.all());
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan["purpose"]["command"], "clean", "{plan}");
+    let operations: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["operation"]["kind"].as_str().unwrap(),
+                s["reason"]["kind"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        operations,
+        ["remove_container session_gone", "remove_record older_than",],
+        "{plan}"
+    );
+    assert_eq!(
+        plan["steps"][0]["operation"]["command"]["args"][4],
+        "outrig-demo-tools-gone"
+    );
+    assert!(
+        !project.calls().iter().any(|c| c.starts_with("rm")),
+        "a dry run removes nothing: {:?}",
+        project.calls()
+    );
+    assert!(root.join("20260101T000000-aaaa").exists());
+
     let run = project.context.run(&["clean", "--older-than", "1d"]);
     assert_eq!(run.status, 0, "{}", run.all());
     let calls = project.calls();

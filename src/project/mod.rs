@@ -451,3 +451,5 @@ pub fn observe_error(error: ObserveError, program: &str) -> Error {
             .hint("outrig needs podman 4 or newer"),
     }
 }
+
+pub mod sweep;

@@ -1,5 +1,8 @@
 //! Views of a plan: the human one (colour through `anstream`, which strips it where colour
-//! is off) and JSON. The only place where reasons and security changes become words.
+//! is off) and JSON. The only place where reasons and security changes become words;
+//! [`removal`] does the same for removal plans.
+
+pub mod removal;
 
 use std::fmt::Write as _;
 
