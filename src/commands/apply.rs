@@ -17,6 +17,7 @@ use crate::mcp::toolbox::Toolbox;
 use crate::plan::desired::Target;
 use crate::plan::{compare, render};
 use crate::project::Project;
+use crate::project::runner::SessionOptions;
 use crate::session::Session;
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<ExitStatus, Error> {
@@ -66,24 +67,23 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
         session.record.id,
         session.dir.display()
     );
-    let env = project.lookup();
-    let key = project.fingerprint_key()?;
-    let mut redactor = project.redactor(&plan.desired);
-    if let Some(setup) = &agent_setup {
-        redactor.add(setup.secrets.iter().cloned());
-    }
     let interrupts = Arc::new(AtomicBool::new(false));
-    let context = apply::Context {
+    let options = SessionOptions {
+        secrets: agent_setup
+            .as_ref()
+            .map(|setup| setup.secrets.clone())
+            .unwrap_or_default(),
         keep: args.keep,
         interrupts_handled: Some(interrupts.clone()),
-        ..project.apply_context(&env, &key, redactor.clone())
+        ..SessionOptions::default()
     };
     let runtime = super::runtime()?;
-    let result = runtime.block_on(apply::apply(
+    let result = project.carry_out(
         &plan,
         &mut session,
-        &context,
-        async |session: &mut Session, backends: Vec<crate::mcp::Backend>| {
+        options,
+        &runtime,
+        async |session: &mut Session, backends: Vec<crate::mcp::Backend>, redactor| {
             let checked = project.check_lock(&plan, session, &backends, lock_mode)?;
             if lock_mode == LockMode::Locked && !checked.withheld.is_empty() {
                 return Err(apply::pin::refusal(&checked));
@@ -121,7 +121,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, env: Environment) -> Result<Ex
             let _ = session.save();
             result
         },
-    ));
+    )?;
     // The REPL's line editor may still wait for a line in a blocking thread (a signal
     // arrived at the prompt): do not wait for it.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -2,13 +2,14 @@
 //! pulls what is not current, starts the sandboxes and servers, writes every image's id and
 //! every tool's whole definition to `outrig.lock`, and tears down.
 
-use crate::apply::{self, Stop, pin::LockMode};
+use crate::apply::{Stop, pin::LockMode};
 use crate::cli::{GlobalArgs, LockCommandArgs};
 use crate::environment::Environment;
 use crate::error::{Error, ExitStatus};
 use crate::plan::desired::Target;
 use crate::plan::render;
 use crate::project::Project;
+use crate::project::runner::SessionOptions;
 use crate::session::Session;
 
 pub fn run(
@@ -35,20 +36,17 @@ pub fn run(
         session.record.id,
         session.dir.display()
     );
-    let env = project.lookup();
-    let key = project.fingerprint_key()?;
-    let redactor = project.redactor(&plan.desired);
-    let context = project.apply_context(&env, &key, redactor.clone());
     let runtime = super::runtime()?;
-    let result = runtime.block_on(apply::apply(
+    let result = project.carry_out(
         &plan,
         &mut session,
-        &context,
-        async |session: &mut Session, backends: Vec<crate::mcp::Backend>| {
+        SessionOptions::default(),
+        &runtime,
+        async |session: &mut Session, backends: Vec<crate::mcp::Backend>, _| {
             project.check_lock(&plan, session, &backends, LockMode::Update)?;
             Ok(())
         },
-    ));
+    )?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     let exit = super::exit_status(&result);
     match result {

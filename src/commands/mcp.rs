@@ -24,6 +24,7 @@ use crate::mcp::wiring;
 use crate::plan::Plan;
 use crate::plan::gateway::Served;
 use crate::project::Project;
+use crate::project::runner::SessionOptions;
 use crate::session::{EndReason, Session};
 
 pub fn run(global: &GlobalArgs, args: &McpArgs, env: Environment) -> Result<ExitStatus, Error> {
@@ -235,30 +236,28 @@ fn run_session(
         session.record.id,
         session.dir.display()
     );
-    let env = project.lookup();
-    let key = project.fingerprint_key()?;
-    let mut redactor = project.redactor(&plan.desired);
-    if let Serve::Http { token, .. } = &serve {
-        redactor.add([token.value.clone()]);
-    }
     let events = Arc::new(session.open_log("outrig.log")?);
     let audit = session.open_log("tools.jsonl")?;
-    let client_gone = match &serve {
-        Serve::Stdio { client_gone, .. } => Some(client_gone.clone()),
-        Serve::Http { .. } => None,
-    };
-    let context = apply::Context {
-        hub: hub.clone(),
-        client_gone,
+    let options = SessionOptions {
+        secrets: match &serve {
+            Serve::Http { token, .. } => vec![token.value.clone()],
+            Serve::Stdio { .. } => Vec::new(),
+        },
+        hub: Some(hub.clone()),
+        client_gone: match &serve {
+            Serve::Stdio { client_gone, .. } => Some(client_gone.clone()),
+            Serve::Http { .. } => None,
+        },
         done: EndReason::ClientClosed,
-        ..project.apply_context(&env, &key, redactor.clone())
+        ..SessionOptions::default()
     };
     let mut serve = Some(serve);
-    let result = runtime.block_on(apply::apply(
+    let result = project.carry_out(
         plan,
         &mut session,
-        &context,
-        async |session: &mut Session, mut backends: Vec<crate::mcp::Backend>| {
+        options,
+        runtime,
+        async |session: &mut Session, mut backends: Vec<crate::mcp::Backend>, redactor| {
             let checked = project.check_lock(plan, session, &backends, lock_mode)?;
             let withheld = apply::pin::withhold(&mut backends, &checked);
             if !withheld.is_empty() {
@@ -330,7 +329,7 @@ fn run_session(
             }
             served.map_err(|e| Error::new("the MCP session with the client failed").cause(e))
         },
-    ));
+    )?;
     events.event("session ended");
     let exit = super::exit_status(&result);
     match result {

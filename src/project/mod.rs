@@ -452,4 +452,5 @@ pub fn observe_error(error: ObserveError, program: &str) -> Error {
     }
 }
 
+pub mod runner;
 pub mod sweep;
