@@ -17,7 +17,7 @@ pub(super) fn proxy_key(image: &str) -> String {
 
 /// A proxy that could not start: its image is missing (say how to get it), or rootless
 /// podman cannot give containers a network here (say what it needs).
-pub(super) fn proxy_error(error: Error, commands: &crate::plan::desired::ProxyCommands) -> Error {
+pub(super) fn proxy_error(error: Error, commands: &crate::plan::argv::ProxyCommands) -> Error {
     let text = error.render();
     if [
         "/dev/net/tun",
@@ -165,7 +165,7 @@ pub(super) async fn prove_egress(
     context: &Context<'_>,
     address: &str,
     image: &str,
-    commands: &crate::plan::desired::ProxyCommands,
+    commands: &crate::plan::argv::ProxyCommands,
     binding: &Binding,
 ) -> Result<(), Error> {
     progress(address, "proving the egress allow-list");

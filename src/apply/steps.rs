@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::plan::desired::ProxyCommands;
+use crate::plan::argv::ProxyCommands;
 use crate::plan::{Address, Operation, Plan, Step};
 use crate::podman::PodmanCommand;
 use crate::podman::command::{Arg, Binding};
@@ -173,7 +173,7 @@ impl Run {
             else {
                 continue;
             };
-            let placeholder = crate::plan::desired::proxy_placeholder(image);
+            let placeholder = crate::plan::argv::proxy_placeholder(image);
             let egress = plan
                 .desired
                 .sandboxes
@@ -200,11 +200,8 @@ impl Run {
     /// Bind an image's proxy addresses: `inside` its sandbox's network, `outside` it.
     fn bind_proxy(&mut self, image: &str, inside: String, outside: String) {
         let addresses = &mut self.binding.addresses;
-        addresses.insert(crate::plan::desired::proxy_placeholder(image), inside);
-        addresses.insert(
-            crate::plan::desired::proxy_outside_placeholder(image),
-            outside,
-        );
+        addresses.insert(crate::plan::argv::proxy_placeholder(image), inside);
+        addresses.insert(crate::plan::argv::proxy_outside_placeholder(image), outside);
     }
 
     /// Start a sandbox, recorded before it starts (so a crash still names what to clean

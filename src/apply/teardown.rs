@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::plan::Plan;
-use crate::plan::desired::server_marker;
+use crate::plan::argv::server_marker;
 use crate::plan::removal;
 use crate::podman::command::{Binding, Planned};
 use crate::podman::runtime::Watch;
@@ -232,7 +232,7 @@ const SERVER_EOF_GRACE: Duration = Duration::from_millis(100);
 const SERVER_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Seconds `podman rm` gives a sandbox's first process to end before it kills everything:
-/// more than the servers' grace in [`crate::plan::desired::SANDBOX_SCRIPT`].
+/// more than the servers' grace in [`crate::plan::argv::SANDBOX_SCRIPT`].
 const SANDBOX_STOP_TIME: u32 = 3;
 
 /// How long a watcher has to end once told to.

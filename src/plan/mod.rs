@@ -10,6 +10,7 @@
 //! exact [`Operation`] apply will carry out (the podman command, with the session's id left
 //! as a placeholder). Words are made only by [`render`]; nothing decides by reading them.
 
+pub mod argv;
 pub mod compare;
 pub mod context;
 pub mod desired;
@@ -398,7 +399,7 @@ pub enum Operation {
         /// The proxy container's name and the network's.
         container: Arg,
         network: Arg,
-        commands: Box<desired::ProxyCommands>,
+        commands: Box<argv::ProxyCommands>,
     },
     /// `podman exec` of a server: detached with its stdio on pipes outrig passes down
     /// (local engines), or interactive with its stdio relayed by podman (remote ones).
