@@ -64,7 +64,9 @@ pub fn floor(
         for step in &plan.steps {
             match &step.operation {
                 Some(outrig::plan::Operation::RunSandbox { command, .. }) => {
-                    let command = command.bind(&binding);
+                    let command = command
+                        .bind(&binding)
+                        .expect("the quick start passes no secret");
                     let status = Command::new(&command.program)
                         .args(command.argv())
                         .stdout(Stdio::null())
@@ -75,7 +77,10 @@ pub fn floor(
                 Some(outrig::plan::Operation::StartServer {
                     command, transport, ..
                 }) => {
-                    runtime.block_on(start_and_list(command.bind(&binding), *transport));
+                    let command = command
+                        .bind(&binding)
+                        .expect("the quick start passes no secret");
+                    runtime.block_on(start_and_list(command, *transport));
                 }
                 _ => {}
             }

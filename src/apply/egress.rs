@@ -166,7 +166,7 @@ pub(super) async fn prove_egress(
     address: &str,
     image: &str,
     commands: &crate::plan::argv::ProxyCommands,
-    binding: &Binding,
+    binding: &Binding<'_>,
 ) -> Result<(), Error> {
     progress(address, "proving the egress allow-list");
     let probe_address = format!("{address}.probe");
@@ -175,7 +175,7 @@ pub(super) async fn prove_egress(
         context,
         &probe_address,
         Action::Create,
-        commands.probe.bind(binding),
+        commands.probe.bind(binding)?,
     )
     .await?;
     let probes = crate::egress::read_probes(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::plan::{Action, SecretInput};
+use crate::plan::Action;
 use crate::podman::{PodmanCommand, Runtime};
 use crate::secret::Redactor;
 use crate::session::{Session, StepRecord, StepStatus};
@@ -184,33 +184,6 @@ pub(super) fn end_step(
 /// A server's stderr log, relative to the session's `logs/`.
 pub(super) fn stderr_log_name(key: &str) -> String {
     format!("{key}.stderr")
-}
-
-/// Put secret values on the command's process environment (never its arguments), each
-/// checked against the fingerprint it had when planned.
-pub(super) fn with_secrets(
-    mut command: PodmanCommand,
-    secrets: &[SecretInput],
-    context: &Context<'_>,
-) -> Result<PodmanCommand, Error> {
-    for secret in secrets {
-        let value = crate::secret::resolve(&secret.template, context.env).map_err(|unset| {
-            Error::new(format!(
-                "`{}` ({}) cannot be resolved: `{}` is not set",
-                secret.name, secret.template, unset.0
-            ))
-            .hint("export it and plan again")
-        })?;
-        if context.key.fingerprint(&value) != secret.fingerprint {
-            return Err(Error::new(format!(
-                "the value of `{}` ({}) changed since the plan was made",
-                secret.name, secret.template
-            ))
-            .hint("run `outrig plan` again and review it"));
-        }
-        command.process_env.push((secret.name.clone(), value));
-    }
-    Ok(command)
 }
 
 pub(super) async fn run_blocking(

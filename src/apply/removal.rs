@@ -46,7 +46,8 @@ pub fn carry_out(
                 command,
             } => {
                 let exists = Verb::ContainerExists { name: container }.on(&base(command));
-                let removed = remove_container(runtime, &bind(command), &exists);
+                let removed =
+                    bind(command).and_then(|remove| remove_container(runtime, &remove, &exists));
                 if removed.is_err() {
                     failed_sessions.insert(session);
                 }
@@ -55,16 +56,14 @@ pub fn carry_out(
             Operation::RemoveNetwork {
                 session, command, ..
             } => {
-                let removed = remove_network(runtime, &bind(command));
+                let removed = bind(command).and_then(|remove| remove_network(runtime, &remove));
                 if removed.is_err() {
                     failed_sessions.insert(session);
                 }
                 done(removed, None)
             }
-            Operation::RemoveImage { command, .. } => {
-                done(runtime.run(&bind(command)).map_err(|e| e.to_string()), None)
-            }
-            Operation::PruneLayers { command, .. } => match runtime.run(&bind(command)) {
+            Operation::RemoveImage { command, .. } => done(run(runtime, command), None),
+            Operation::PruneLayers { command, .. } => match run(runtime, command) {
                 Ok(output) => Outcome::Done {
                     pruned: Some(
                         output
@@ -74,7 +73,7 @@ pub fn carry_out(
                             .count(),
                     ),
                 },
-                Err(e) => Outcome::Failed(e.to_string()),
+                Err(why) => Outcome::Failed(why),
             },
             Operation::SettleRecord { session, .. } => {
                 let dir = root.join(session);
@@ -113,9 +112,15 @@ fn done<T>(result: Result<T, String>, pruned: Option<usize>) -> Outcome {
     }
 }
 
-/// A removal's command: it has no session placeholders to fill.
-fn bind(command: &Planned) -> PodmanCommand {
-    command.bind(&Binding::default())
+/// Run a removal's command.
+fn run(runtime: &dyn Runtime, command: &Planned) -> Result<crate::podman::runtime::Output, String> {
+    let command = bind(command)?;
+    runtime.run(&command).map_err(|e| e.to_string())
+}
+
+/// A removal's command: it has no session placeholders or secrets to fill.
+fn bind(command: &Planned) -> Result<PodmanCommand, String> {
+    command.bind(&Binding::default()).map_err(|e| e.render())
 }
 
 /// The engine's podman a planned command runs on.

@@ -9,14 +9,12 @@ use crate::error::Error;
 use crate::plan::argv::ProxyCommands;
 use crate::plan::{Address, Operation, Plan, Step};
 use crate::podman::PodmanCommand;
-use crate::podman::command::{Arg, Binding};
+use crate::podman::command::{Arg, Binding, Secrets};
 use crate::podman::runtime::{Transport, Watch};
 use crate::session::{ContainerRecord, Session};
 
 use super::egress::{follow_egress_log, prove_egress, proxy_addresses, proxy_error, proxy_key};
-use super::record::{
-    Streamed, begin_step, end_step, run_step, run_streamed, stderr_log_name, with_secrets,
-};
+use super::record::{Streamed, begin_step, end_step, run_step, run_streamed, stderr_log_name};
 use super::servers::{Launch, RunningServer, start_servers};
 use super::{Context, progress, redacted};
 
@@ -33,7 +31,11 @@ pub(super) async fn run_steps(
         binding: Binding {
             session_id: session.record.id.clone(),
             session_dir: session.dir.display().to_string(),
-            ..Default::default()
+            addresses: Default::default(),
+            secrets: Some(Secrets {
+                env: context.env,
+                key: context.key,
+            }),
         },
         launches: Vec::new(),
         proxies: BTreeMap::new(),
@@ -45,16 +47,14 @@ pub(super) async fn run_steps(
         };
         let address = planned.address.to_string();
         let address = address.as_str();
-        let command = operation.command().bind(&run.binding);
+        // The command with the session's values and the secrets' values (checked against
+        // the plan); a server's is handed on, to end the servers prepared before it.
+        let bound = operation.command().bind(&run.binding);
         match operation {
             Operation::Build { .. } | Operation::Pull { .. } => {
                 let (kind, image, command) = match (operation, &planned.address) {
-                    (Operation::Build { image, secrets, .. }, _) => (
-                        Streamed::Build,
-                        image,
-                        with_secrets(command, secrets, context)?,
-                    ),
-                    (_, Address::Image(image)) => (Streamed::Pull, image, command),
+                    (Operation::Build { image, .. }, _) => (Streamed::Build, image, bound?),
+                    (_, Address::Image(image)) => (Streamed::Pull, image, bound?),
                     _ => {
                         return Err(Error::new(format!(
                             "`{address}` pulls an image but is not an image's address"
@@ -66,7 +66,7 @@ pub(super) async fn run_steps(
             }
             Operation::RemoveContainer { .. } | Operation::RemoveNetwork { .. } => {
                 progress(address, "removing orphan");
-                run_step(session, context, address, planned.action, command).await?;
+                run_step(session, context, address, planned.action, bound?).await?;
             }
             Operation::RunSandbox {
                 image,
@@ -77,14 +77,14 @@ pub(super) async fn run_steps(
                 let sandbox = Sandbox {
                     image,
                     name: container.bind(&run.binding),
-                    watch: watch.bind(&run.binding),
+                    watch: watch.bind(&run.binding)?,
                 };
                 run.sandbox(
                     session,
                     context,
                     watches,
                     (planned, &plan.desired),
-                    command,
+                    bound?,
                     sandbox,
                 )
                 .await?;
@@ -101,12 +101,11 @@ pub(super) async fn run_steps(
                     network: network.bind(&run.binding),
                     commands,
                 };
-                run.proxy(session, context, watches, planned, command, proxy)
+                run.proxy(session, context, watches, planned, bound?, proxy)
                     .await?;
             }
             Operation::StartServer {
                 container,
-                secrets,
                 transport,
                 ..
             } => {
@@ -114,7 +113,7 @@ pub(super) async fn run_steps(
                 let prepared = prepare_server(
                     session,
                     (planned, &plan.desired),
-                    with_secrets(command, secrets, context),
+                    bound,
                     (container, *transport),
                 );
                 match prepared {
@@ -134,9 +133,10 @@ pub(super) async fn run_steps(
 }
 
 /// What carrying out the steps has learned so far.
-struct Run {
-    /// The values later commands are bound with: the session, the proxies' addresses.
-    binding: Binding,
+struct Run<'a> {
+    /// The values later commands are bound with: the session, the proxies' addresses,
+    /// where the secrets' values come from.
+    binding: Binding<'a>,
     /// The servers to start once everything else is in place.
     launches: Vec<Launch>,
     /// The egress proxies started, by image: their sandbox's probes run once it runs.
@@ -158,7 +158,7 @@ struct Proxy<'a> {
     commands: &'a ProxyCommands,
 }
 
-impl Run {
+impl Run<'_> {
     /// Servers started in a kept sandbox (`outrig mcp --attach`) use its kept proxy: its
     /// addresses are read before anything starts.
     async fn bind_kept_proxies(&mut self, plan: &Plan, context: &Context<'_>) -> Result<(), Error> {
@@ -277,7 +277,7 @@ impl Run {
                 probes: Vec::new(),
             },
         );
-        let network = commands.network.bind(&self.binding);
+        let network = commands.network.bind(&self.binding)?;
         run_step(session, context, address, planned.action, network).await?;
         session.record.containers.insert(
             proxy_key(image),
@@ -296,7 +296,7 @@ impl Run {
         }
         let watcher = context
             .runtime
-            .start_watch(&commands.watch.bind(&self.binding))
+            .start_watch(&commands.watch.bind(&self.binding)?)
             .map_err(|e| e.error(format!("`{address}`: cannot start the proxy's watcher")))?;
         watches.push(watcher);
         let (inside, outside) = proxy_addresses(context, &proxy.name, &proxy.network).await?;

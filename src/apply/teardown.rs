@@ -150,7 +150,13 @@ async fn remove_containers(
             else {
                 continue;
             };
-            let remove = command.bind(&Binding::default()).in_own_process_group();
+            let remove = match command.bind(&Binding::default()) {
+                Ok(remove) => remove.in_own_process_group(),
+                Err(error) => {
+                    left.push((container, error.render()));
+                    continue;
+                }
+            };
             let exists = Verb::ContainerExists { name: &container }
                 .on(&PodmanCommand::new(
                     podman.program.clone(),
@@ -204,7 +210,13 @@ async fn remove_networks(
         else {
             continue;
         };
-        let remove = command.bind(&Binding::default()).in_own_process_group();
+        let remove = match command.bind(&Binding::default()) {
+            Ok(remove) => remove.in_own_process_group(),
+            Err(error) => {
+                left.push((network, error.render()));
+                continue;
+            }
+        };
         let runtime = runtime.clone();
         let removed =
             tokio::task::spawn_blocking(move || super::removal::remove_network(&*runtime, &remove))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::desired::{Desired, ImageSpec, Network, Transport};
 use crate::config::model::{Access, PullPolicy};
 use crate::config::resolve::Engine;
-use crate::podman::command::{Arg, Planned};
+use crate::podman::command::{Arg, Planned, SecretArg};
 use crate::podman::labels;
 use crate::secret::Value;
 
@@ -54,7 +54,12 @@ impl Desired {
             command = match value {
                 Value::Literal(text) => command.arg("--build-arg").arg(format!("{name}={text}")),
                 // The value reaches podman through its environment only.
-                Value::Secret { .. } => command.args(["--build-arg", name]),
+                Value::Secret {
+                    template,
+                    fingerprint,
+                } => command
+                    .arg("--build-arg")
+                    .arg(secret(name, template, fingerprint)),
             };
         }
         Some(
@@ -193,7 +198,12 @@ impl Desired {
         for (name, value) in &server.env {
             command = match value {
                 Value::Literal(text) => command.arg("--env").arg(format!("{name}={text}")),
-                Value::Secret { .. } => command.args(["--env", name]),
+                Value::Secret {
+                    template,
+                    fingerprint,
+                } => command
+                    .arg("--env")
+                    .arg(secret(name, template, fingerprint)),
             };
         }
         command = command.arg(container);
@@ -422,5 +432,16 @@ fn pull_flag(pull: PullPolicy) -> &'static str {
         PullPolicy::Never => "never",
         PullPolicy::Missing => "missing",
         PullPolicy::Always => "always",
+    }
+}
+
+/// A secret passed as variable `name`, its value made from `template`.
+fn secret(name: &str, template: &str, fingerprint: &str) -> Arg {
+    Arg::Secret {
+        secret: SecretArg {
+            name: name.to_string(),
+            template: template.to_string(),
+            fingerprint: fingerprint.to_string(),
+        },
     }
 }

@@ -11,7 +11,7 @@ use super::desired::Network;
 use super::desired::{AgentSpec, Desired, ImageSpec, SandboxSpec, ServerSpec, Value};
 use super::{
     Action, Address, AgentSetting, FORMAT_VERSION, Operation, Plan, Reason, RunSetting,
-    SecretInput, ServerSetting, Step, Summary,
+    ServerSetting, Step, Summary,
 };
 use crate::config::model::PullPolicy;
 use crate::config::resolve::Engine;
@@ -365,28 +365,9 @@ fn server_step(key: &str, server: &ServerSpec, inputs: &Inputs, last: Option<&De
             container,
             transport: desired.engine.transport(),
             command,
-            secrets: secret_inputs(&server.env),
         }),
         diff,
     }
-}
-
-/// The secrets among `values`, as apply hands them to podman.
-fn secret_inputs(values: &BTreeMap<String, Value>) -> Vec<SecretInput> {
-    values
-        .iter()
-        .filter_map(|(name, value)| match value {
-            Value::Secret {
-                template,
-                fingerprint,
-            } => Some(SecretInput {
-                name: name.clone(),
-                template: template.clone(),
-                fingerprint: fingerprint.clone(),
-            }),
-            Value::Literal(_) => None,
-        })
-        .collect()
 }
 
 fn image_step(image: &ImageSpec, inputs: &Inputs, last: Option<&Desired>) -> Result<Step, Error> {
@@ -452,7 +433,6 @@ fn image_step(image: &ImageSpec, inputs: &Inputs, last: Option<&Desired>) -> Res
             .desired
             .build_command(inputs.engine, inputs.root, image)
             .expect("a built image has a build command"),
-        secrets: secret_inputs(&build.build_args),
     });
     // An earlier build of this image for this project.
     let earlier: Option<&ObservedImage> = inputs.observed.images.iter().find(|o| {

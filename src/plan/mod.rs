@@ -34,8 +34,9 @@ pub use desired::Desired;
 use crate::podman::command::{Arg, Planned};
 
 /// Version of the JSON plan format (`--json`, `--out`); bumped on incompatible changes.
-/// 2: typed addresses, reasons and operations.
-pub const FORMAT_VERSION: u32 = 5;
+/// 2: typed addresses, reasons and operations; 6: secrets are typed arguments of the
+/// commands.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The JSON Schema of the plan format; `schema/plan.schema.json` is its committed copy.
 pub fn schema() -> String {
@@ -369,12 +370,7 @@ pub enum AgentSetting {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Operation {
     /// `podman build`; its output goes to the session's `logs/build-<image>.log`.
-    Build {
-        image: String,
-        command: Planned,
-        /// Build arguments whose values podman takes from its own environment.
-        secrets: Vec<SecretInput>,
-    },
+    Build { image: String, command: Planned },
     /// `podman pull`.
     Pull { command: Planned },
     /// `podman rm` of a container left behind.
@@ -409,8 +405,6 @@ pub enum Operation {
         /// How its stdio reaches outrig.
         transport: desired::Transport,
         command: Planned,
-        /// Environment variables whose values podman takes from its own environment.
-        secrets: Vec<SecretInput>,
     },
 }
 
@@ -427,17 +421,6 @@ impl Operation {
             Operation::RunProxy { commands, .. } => &commands.proxy,
         }
     }
-}
-
-/// A secret handed to podman by name: the variable set on the podman process, the template
-/// its value comes from, and the fingerprint the value had when planned (apply refuses a
-/// value that no longer matches).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub struct SecretInput {
-    pub name: String,
-    pub template: String,
-    pub fingerprint: String,
 }
 
 /// A change in security posture since the last applied session.

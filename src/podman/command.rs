@@ -3,8 +3,10 @@
 //! placeholders, bound to a session by [`Planned::bind`] at apply time.
 //!
 //! Secret values never go on a command line, where `ps` and `podman inspect` would show
-//! them: a secret environment variable is passed as `--env NAME` (podman copies the value
-//! from its own environment) and its value is set on the podman process only.
+//! them: a secret is a typed argument ([`Arg::Secret`]) that stands in the argv as its
+//! name only (`--env NAME`, `--build-arg NAME`: podman copies the value from its own
+//! environment). [`Planned::bind`] alone resolves it, checks it against the fingerprint the
+//! plan was made with, and sets it on the podman process.
 
 use std::fmt;
 
@@ -57,14 +59,6 @@ impl PodmanCommand {
         self
     }
 
-    /// Pass a variable into the container without its value appearing in argv.
-    pub fn secret_env(mut self, name: &str, value: String) -> Self {
-        self.args.push("--env".into());
-        self.args.push(name.to_string());
-        self.process_env.push((name.to_string(), value));
-        self
-    }
-
     /// Every argument after the program.
     pub fn argv(&self) -> Vec<String> {
         self.global_args
@@ -95,16 +89,68 @@ pub enum Arg {
     /// `{session_dir}` in `session` stand for them. Only outrig writes these (from names
     /// that cannot contain braces); values from the config are always [`Arg::Text`].
     Session { session: String },
+    /// A secret: its name in the argv, its value on podman's environment.
+    Secret { secret: SecretArg },
+}
+
+/// A secret a command passes to podman by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct SecretArg {
+    /// The variable set on podman's environment (and the container's, or the build's).
+    pub name: String,
+    /// The `${VAR}` template its value is made from.
+    pub template: String,
+    /// The value's keyed fingerprint when the plan was made: a value that no longer
+    /// matches is refused.
+    pub fingerprint: String,
+}
+
+impl SecretArg {
+    /// The value now, checked against the plan's fingerprint.
+    fn value(&self, secrets: Option<Secrets<'_>>) -> Result<String, crate::error::Error> {
+        let Some(secrets) = secrets else {
+            return Err(crate::error::Error::new(format!(
+                "`{}` ({}) is a secret, and this command has no way to resolve it",
+                self.name, self.template
+            )));
+        };
+        let value = crate::secret::resolve(&self.template, secrets.env).map_err(|unset| {
+            crate::error::Error::new(format!(
+                "`{}` ({}) cannot be resolved: `{}` is not set",
+                self.name, self.template, unset.0
+            ))
+            .hint("export it and plan again")
+        })?;
+        if secrets.key.fingerprint(&value) != self.fingerprint {
+            return Err(crate::error::Error::new(format!(
+                "the value of `{}` ({}) changed since the plan was made",
+                self.name, self.template
+            ))
+            .hint("run `outrig plan` again and review it"));
+        }
+        Ok(value)
+    }
+}
+
+/// Where secrets' values come from when a command is bound: the host's variables, and the
+/// key the plan's fingerprints were made with.
+#[derive(Clone, Copy)]
+pub struct Secrets<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub key: &'a crate::secret::FingerprintKey,
 }
 
 /// What a session fills into a planned command.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Binding {
+#[derive(Clone, Default)]
+pub struct Binding<'a> {
     pub session_id: String,
     pub session_dir: String,
     /// Addresses learnt while the session starts (a proxy's, as `proxy.<image>`), filled
     /// in for `{name}`.
     pub addresses: std::collections::BTreeMap<String, String>,
+    /// Where secrets' values come from; a command with a secret does not bind without.
+    pub secrets: Option<Secrets<'a>>,
 }
 
 /// The placeholder shown for the session id in planned commands.
@@ -124,6 +170,7 @@ impl Arg {
     fn fill(&self, id: &str, dir: &str, other: &dyn Fn(&str) -> String) -> String {
         match self {
             Arg::Text(text) => text.clone(),
+            Arg::Secret { secret } => secret.name.clone(),
             Arg::Session { session } => {
                 let text = session
                     .replace("{session_dir}", dir)
@@ -208,15 +255,27 @@ impl Planned {
         self
     }
 
-    /// The command this session runs.
-    pub fn bind(&self, binding: &Binding) -> PodmanCommand {
-        PodmanCommand {
+    /// The command this session runs: placeholders filled, each secret's value resolved,
+    /// checked against the plan's fingerprint and set on podman's environment.
+    pub fn bind(&self, binding: &Binding) -> Result<PodmanCommand, crate::error::Error> {
+        let mut process_env = Vec::new();
+        for arg in &self.args {
+            if let Arg::Secret { secret } = arg {
+                process_env.push((secret.name.clone(), secret.value(binding.secrets)?));
+            }
+        }
+        Ok(PodmanCommand {
             program: self.program.clone(),
             global_args: self.global_args.clone(),
             args: self.args.iter().map(|a| a.bind(binding)).collect(),
-            process_env: Vec::new(),
+            process_env,
             own_process_group: false,
-        }
+        })
+    }
+
+    /// Whether the command passes a secret.
+    pub fn has_secrets(&self) -> bool {
+        self.args.iter().any(|a| matches!(a, Arg::Secret { .. }))
     }
 
     /// The arguments as shown, one per element.
@@ -255,19 +314,72 @@ pub fn shell_quote(arg: &str) -> String {
 mod tests {
     use super::*;
 
+    fn secret(name: &str, template: &str, key: &crate::secret::FingerprintKey) -> Arg {
+        Arg::Secret {
+            secret: SecretArg {
+                name: name.into(),
+                template: template.into(),
+                fingerprint: key.fingerprint("s3cr3t-value"),
+            },
+        }
+    }
+
     #[test]
-    fn display_is_shell_quoted_and_hides_secret_values() {
-        let command = PodmanCommand::new("podman", &["--connection".into(), "box".into()])
-            .args(["exec", "-i"])
-            .secret_env("API_TOKEN", "s3cr3t-value".into())
+    fn a_secret_is_its_name_in_argv_and_its_value_on_the_environment() {
+        let key = crate::secret::FingerprintKey::fixed([7; 32]);
+        let planned = Planned::new("podman", &["--connection".into(), "box".into()])
+            .args(["exec", "-i", "--env"])
+            .arg(secret("API_TOKEN", "${TOKEN}", &key))
             .args(["c1", "sh", "-c", "echo 'hi' $x"]);
-        let shown = command.to_string();
+        assert!(planned.has_secrets());
+        let env = |name: &str| (name == "TOKEN").then(|| "s3cr3t-value".to_string());
+        let bound = planned
+            .bind(&Binding {
+                secrets: Some(Secrets {
+                    env: &env,
+                    key: &key,
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+        let shown = bound.to_string();
         assert_eq!(
             shown,
             r#"podman --connection box exec -i --env API_TOKEN c1 sh -c 'echo '\''hi'\'' $x'"#
         );
+        assert_eq!(planned.to_string(), shown, "the plan shows what runs");
         assert!(!shown.contains("s3cr3t"));
-        assert!(!command.argv().iter().any(|a| a.contains("s3cr3t")));
+        assert!(!bound.argv().iter().any(|a| a.contains("s3cr3t")));
+        assert_eq!(
+            bound.process_env,
+            [("API_TOKEN".to_string(), "s3cr3t-value".to_string())]
+        );
+        // Unset, changed since the plan, or nothing to resolve it with: refused, and the
+        // value is in no error.
+        let unset = |_: &str| None;
+        let changed = |_: &str| Some("another-value".to_string());
+        for (env, expected) in [
+            (
+                &unset as &dyn Fn(&str) -> Option<String>,
+                "`TOKEN` is not set",
+            ),
+            (&changed, "changed since the plan was made"),
+        ] {
+            let error = planned
+                .bind(&Binding {
+                    secrets: Some(Secrets { env, key: &key }),
+                    ..Default::default()
+                })
+                .unwrap_err()
+                .render();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("another-value"), "{error}");
+        }
+        let error = planned.bind(&Binding::default()).unwrap_err().render();
+        assert!(error.contains("no way to resolve it"), "{error}");
+        let json = serde_json::to_string(&planned).unwrap();
+        assert!(!json.contains("s3cr3t-value"), "{json}");
+        assert_eq!(serde_json::from_str::<Planned>(&json).unwrap(), planned);
     }
 
     #[test]
@@ -283,11 +395,13 @@ mod tests {
             "podman run --name 'outrig-demo-tools-<session>' --label \
              'org.outrig.session-dir=<session-dir>' '{session}'"
         );
-        let bound = planned.bind(&Binding {
-            session_id: "s1".into(),
-            session_dir: "/tmp/s 1".into(),
-            ..Default::default()
-        });
+        let bound = planned
+            .bind(&Binding {
+                session_id: "s1".into(),
+                session_dir: "/tmp/s 1".into(),
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(
             bound.args,
             [

@@ -253,7 +253,7 @@ fn json_and_saved_plans_match_the_committed_schema() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(plan["format_version"], 5);
+    assert_eq!(plan["format_version"], 6);
     assert!(plan["config_digest"].as_str().unwrap().len() >= 16);
 }
 
@@ -966,7 +966,7 @@ fn show_renders_a_saved_plan() {
     let old = project.context.run(&["show", "old.json"]);
     assert_eq!(old.status, 1);
     assert!(
-        old.stderr.contains("format version 1, this outrig reads 5"),
+        old.stderr.contains("format version 1, this outrig reads 6"),
         "{}",
         old.stderr
     );
