@@ -92,6 +92,86 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print outrig's manual page (roff), or write one page per command into a directory
     Man(ManArgs),
+    /// Export the sandbox and its gateway for another platform: Kubernetes manifests
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Start one MCP server in a pod's own container, as `podman exec` would in a sandbox
+    /// (run by `outrig mcp --in-pod`)
+    #[command(hide = true)]
+    ExecServer(ExecServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecServerArgs {
+    /// The server's working directory
+    #[arg(long, value_name = "DIR")]
+    pub workdir: PathBuf,
+
+    /// NAME=VALUE, or NAME alone for the value of outrig's own variable (repeatable)
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// The server's command
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Kubernetes manifests of one image's sandbox and its MCP gateway: a Namespace, the
+    /// pod (or an agent-sandbox SandboxTemplate), its Service, ConfigMaps, NetworkPolicies
+    /// and egress proxy; the Secrets to create are listed, never written
+    Kube(KubeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Write one file per resource into DIR (and `kustomization.yaml`, `SECRETS.md`)
+    /// instead of every manifest to stdout
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// A plain Pod, or an agent-sandbox SandboxTemplate (agents.x-k8s.io/v1beta1)
+    #[arg(long, value_enum, default_value_t = KubeFormat::Pod)]
+    pub format: KubeFormat,
+
+    /// With `--format agent-sandbox`: a SandboxWarmPool of N pods kept ready
+    #[arg(long, value_name = "N")]
+    pub warm_pool: Option<u32>,
+
+    /// The pod's RuntimeClass (`gvisor`, `kata`, ...)
+    #[arg(long, value_name = "NAME")]
+    pub runtime_class: Option<String>,
+
+    /// The namespace (default: `outrig-<project>`)
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
+
+    /// The workspace: a PersistentVolumeClaim of this size (default), or `git=URL` to clone
+    /// URL into an emptyDir before the gateway starts
+    #[arg(long, value_name = "SIZE|git=URL", default_value = "1Gi")]
+    pub workspace: String,
+
+    /// The image holding the outrig binary the pod's gateway runs (at /usr/local/bin/outrig)
+    #[arg(long, value_name = "IMAGE")]
+    pub gateway_image: Option<String>,
+}
+
+/// Where a plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanTarget {
+    Podman,
+    Kube,
+}
+
+/// What `outrig export kube` writes the sandbox as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KubeFormat {
+    Pod,
+    AgentSandbox,
 }
 
 #[derive(Debug, Args)]
@@ -262,8 +342,9 @@ pub struct ApplyArgs {
     pub lock: LockArgs,
 }
 
+/// What a gateway serves (`outrig mcp`, and the pod `outrig export kube` writes).
 #[derive(Debug, Args)]
-pub struct McpArgs {
+pub struct ServeArgs {
     /// Serve this agent's image, limited to the agent's `tools` allow-list (default:
     /// `default-agent`; without one, the only image that has servers)
     #[arg(long, value_name = "NAME", conflicts_with = "image")]
@@ -277,6 +358,12 @@ pub struct McpArgs {
     /// narrows the agent's allow-list further)
     #[arg(long = "tools", value_name = "GLOB")]
     pub tools: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
 
     /// Start the servers in a sandbox kept by `outrig apply --keep` instead of a new
     /// sandbox; it stays up afterwards. `latest` (the newest kept session of this project),
@@ -320,6 +407,11 @@ pub struct McpArgs {
     /// `<server>__` prefix (for clients or test suites that expect exact names)
     #[arg(long, value_name = "SERVER")]
     pub unprefixed: Option<String>,
+
+    /// Serve as the gateway of a pod exported with `outrig export kube`: the pod is the
+    /// sandbox, so the servers run as processes of this container, without podman
+    #[arg(long, requires = "listen", conflicts_with_all = ["attach", "build"])]
+    pub in_pod: bool,
 
     /// Directory of session records (default: config `session-root`, else
     /// $XDG_DATA_HOME/outrig/sessions)
@@ -386,6 +478,11 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// What to plan for: this machine's podman, or Kubernetes (the resources `outrig
+    /// export kube` writes, with the same security section)
+    #[arg(long, value_enum, default_value_t = PlanTarget::Podman)]
+    pub target: PlanTarget,
 
     /// Directory of session records (default: config `session-root`, else
     /// $XDG_DATA_HOME/outrig/sessions)

@@ -112,6 +112,8 @@ fn dispatch(cli: &Cli) -> Result<ExitStatus, Error> {
         Command::Lock(args) => commands::lock::run(global, args, env),
         Command::Completions(args) => commands::completions::run(args),
         Command::Man(args) => commands::man::run(args, env),
+        Command::Export(command) => commands::export::run(global, command, env),
+        Command::ExecServer(args) => commands::exec_server::run(args, env),
     }
 }
 

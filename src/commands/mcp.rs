@@ -55,12 +55,19 @@ fn select<'a>(
     args: &'a McpArgs,
     env: Environment,
 ) -> Result<Selection<'a>, Error> {
-    let project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
+    let proxy = env.var("OUTRIG_POD_PROXY");
+    let mut project = Project::load(global.config.as_deref(), env, args.session_root.as_deref())?;
+    if args.in_pod {
+        let outrig = std::env::current_exe().map_err(|e| {
+            Error::new("cannot tell where this outrig binary is").cause(e.to_string())
+        })?;
+        project = project.in_pod(outrig.display().to_string(), proxy);
+    }
     let served = Served::choose(
         project.config(),
-        args.image.as_deref(),
-        args.agent.as_deref(),
-        &args.tools,
+        args.serve.image.as_deref(),
+        args.serve.agent.as_deref(),
+        &args.serve.tools,
     )?;
     let (target, image, allow) = (served.target, served.image, served.allow);
     if let Some(server) = &args.unprefixed {
@@ -439,9 +446,9 @@ fn print_config(
         .display()
         .to_string();
     let selection = wiring::Selection {
-        agent: args.agent.as_deref(),
-        image: args.image.as_deref(),
-        tools: &args.tools,
+        agent: args.serve.agent.as_deref(),
+        image: args.serve.image.as_deref(),
+        tools: &args.serve.tools,
         unprefixed: args.unprefixed.as_deref(),
     };
     // The client may start the gateway elsewhere, with another data directory: the

@@ -5,6 +5,8 @@ pub mod clean;
 pub mod completions;
 pub mod destroy;
 pub mod discard;
+pub mod exec_server;
+pub mod export;
 pub mod init;
 pub mod lock;
 pub mod logs;

@@ -177,39 +177,42 @@ impl Desired {
             .arg("--env")
             .arg(Arg::session(server_marker(key, "{session}")))
             .args(["--workdir", &server.workdir]);
-        if let Some(Network::Egress { .. }) = self.sandboxes.get(&server.image).map(|s| &s.network)
-        {
-            let url = format!(
+        let proxy = match self.sandboxes.get(&server.image).map(|s| &s.network) {
+            Some(Network::Egress { .. }) => Some(format!(
                 "http://{{{}}}:{}",
                 proxy_placeholder(&server.image),
                 crate::egress::PROXY_PORT
-            );
-            for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
-                command = command
-                    .arg("--env")
-                    .arg(Arg::session(format!("{name}={url}")));
-            }
-            for name in ["NO_PROXY", "no_proxy"] {
-                command = command
-                    .arg("--env")
-                    .arg(format!("{name}=localhost,127.0.0.1,::1"));
-            }
-        }
-        for (name, value) in &server.env {
-            command = match value {
-                Value::Literal(text) => command.arg("--env").arg(format!("{name}={text}")),
-                Value::Secret {
-                    template,
-                    fingerprint,
-                } => command
-                    .arg("--env")
-                    .arg(secret(name, template, fingerprint)),
-            };
-        }
+            )),
+            _ => None,
+        };
+        command = server_variables(command, proxy.as_deref(), &server.env);
         command = command.arg(container);
         if transport == Transport::PassedPipes {
             command = command.args(["sh", "-c", SERVER_SHIM, "sh"]);
         }
+        Some(command.args(server.command.iter().map(String::as_str)))
+    }
+
+    /// The command that starts server `key` in a pod exported with `outrig export kube`,
+    /// where the gateway runs in the sandbox's own container: `outrig` (the binary at
+    /// `outrig`) plays `podman exec`, starting the server with only its own variables (a
+    /// secret's value taken from the gateway's environment, never its argv) in its
+    /// working directory, its stdio on the descriptors the gateway passes down. With
+    /// egress, the proxy is the Service at `proxy`.
+    pub fn pod_exec_command(
+        &self,
+        outrig: &str,
+        key: &str,
+        proxy: Option<&str>,
+    ) -> Option<Planned> {
+        let server = self.servers.get(key)?;
+        let mut command = Planned::new(outrig, &[])
+            .args(["exec-server", "--workdir", &server.workdir])
+            .arg("--env")
+            .arg(Arg::session(server_marker(key, "{session}")));
+        let proxy = proxy.map(|proxy| format!("http://{proxy}:{}", crate::egress::PROXY_PORT));
+        command = server_variables(command, proxy.as_deref(), &server.env);
+        command = command.args(["--", "sh", "-c", crate::podman::runtime::SERVER_SHIM, "sh"]);
         Some(command.args(server.command.iter().map(String::as_str)))
     }
 
@@ -433,6 +436,39 @@ fn pull_flag(pull: PullPolicy) -> &'static str {
         PullPolicy::Missing => "missing",
         PullPolicy::Always => "always",
     }
+}
+
+/// A server's variables as `--env` arguments: with `proxy` (its URL, maybe with a
+/// placeholder the session fills), the proxy variables; then its own, a secret by name.
+fn server_variables(
+    mut command: Planned,
+    proxy: Option<&str>,
+    env: &std::collections::BTreeMap<String, Value>,
+) -> Planned {
+    if let Some(url) = proxy {
+        for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+            command = command
+                .arg("--env")
+                .arg(Arg::session(format!("{name}={url}")));
+        }
+        for name in ["NO_PROXY", "no_proxy"] {
+            command = command
+                .arg("--env")
+                .arg(format!("{name}=localhost,127.0.0.1,::1"));
+        }
+    }
+    for (name, value) in env {
+        command = match value {
+            Value::Literal(text) => command.arg("--env").arg(format!("{name}={text}")),
+            Value::Secret {
+                template,
+                fingerprint,
+            } => command
+                .arg("--env")
+                .arg(secret(name, template, fingerprint)),
+        };
+    }
+    command
 }
 
 /// A secret passed as variable `name`, its value made from `template`.

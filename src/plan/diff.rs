@@ -662,7 +662,7 @@ fn agent_changes(old: &AgentSpec, new: &AgentSpec) -> Vec<Reason> {
     out
 }
 
-fn config_digest(config_text: &str, desired: &Desired) -> String {
+pub(super) fn config_digest(config_text: &str, desired: &Desired) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(config_text.as_bytes());
     hasher.update(b"\0");

@@ -50,6 +50,19 @@ impl EngineFacts {
         }
     }
 
+    /// A pod's own container, where the gateway of an exported pod starts the servers itself
+    /// (`outrig mcp --in-pod`): no podman, limits held by Kubernetes.
+    pub fn in_pod() -> EngineFacts {
+        EngineFacts {
+            remote: false,
+            rootless: true,
+            cgroups: Cgroups::V2,
+            controllers: Vec::new(),
+            auto_userns: false,
+            storage_driver: "none".into(),
+        }
+    }
+
     /// Whether podman can hold a sandbox to `--pids-limit` and `--memory`: rootless podman
     /// on cgroups v1 cannot (it warns and ignores them), nor can one whose cgroup lacks
     /// the controllers.

@@ -307,6 +307,74 @@ impl Runtime for Podman {
 pub const SERVER_SHIM: &str =
     r#""$@" <&3 >&4 2>&5 3<&- 4>&- 5>&- 6>&- & exec 3<&- 4>&- 5>&-; wait $!; echo $? >&6"#;
 
+/// What `outrig exec-server` runs: an MCP server in a pod's own container, as `podman
+/// exec` would start it in a sandbox.
+pub struct ExecServer<'a> {
+    /// The working directory.
+    pub workdir: &'a std::path::Path,
+    /// `NAME=VALUE`, or `NAME` alone for the value of the caller's own variable.
+    pub env: &'a [String],
+    pub command: &'a [String],
+}
+
+/// The variables every server gets from the gateway's environment, besides its own.
+const EXEC_SERVER_PASSED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// Start the server `exec` names and return, as `podman exec --detach` does: its
+/// environment cleared to the basics ([`EXEC_SERVER_PASSED`]) and the server's own
+/// variables, its working directory set, and the descriptors this process inherited (the
+/// server's pipes, see [`SERVER_SHIM`]) passed on; its own stdin, stdout and stderr are
+/// not, so the caller sees this process end at once.
+pub fn exec_server(
+    exec: &ExecServer<'_>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), crate::error::Error> {
+    let Some((program, args)) = exec.command.split_first() else {
+        return Err(
+            crate::error::Error::new("`outrig exec-server` was given no command")
+                .hint("pass the server's command after `--`"),
+        );
+    };
+    let mut server = std::process::Command::new(program);
+    server
+        .args(args)
+        .env_clear()
+        .current_dir(exec.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for name in EXEC_SERVER_PASSED {
+        if let Some(value) = lookup(name) {
+            server.env(name, value);
+        }
+    }
+    for variable in exec.env {
+        match variable.split_once('=') {
+            Some((name, value)) => {
+                server.env(name, value);
+            }
+            None => match lookup(variable) {
+                Some(value) => {
+                    server.env(variable, value);
+                }
+                None => {
+                    return Err(crate::error::Error::new(format!(
+                        "`{variable}` is not set in the gateway's environment"
+                    ))
+                    .hint("the exported pod takes it from its Secret: create the Secret the export lists"));
+                }
+            },
+        }
+    }
+    server.spawn().map(|_| ()).map_err(|error| {
+        crate::error::Error::new(format!(
+            "cannot start `{program}` in `{}`",
+            exec.workdir.display()
+        ))
+        .cause(error.to_string())
+    })
+}
+
 /// How many descriptors [`SERVER_SHIM`] is passed (fds 3 to 6).
 pub const SERVER_FDS: usize = 4;
 

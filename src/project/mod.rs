@@ -32,6 +32,8 @@ pub struct Project {
     key: std::sync::OnceLock<FingerprintKey>,
     /// What the engine is, asked once.
     facts: std::sync::OnceLock<EngineFacts>,
+    /// Serving as the gateway of an exported pod (`outrig mcp --in-pod`).
+    pod: Option<kube::InPod>,
 }
 
 impl Project {
@@ -61,6 +63,7 @@ impl Project {
             sources: Sources::system(),
             key: std::sync::OnceLock::new(),
             facts: std::sync::OnceLock::new(),
+            pod: None,
         })
     }
 
@@ -94,6 +97,9 @@ impl Project {
     pub fn engine_facts(&self) -> Result<EngineFacts, Error> {
         if let Some(facts) = self.facts.get() {
             return Ok(facts.clone());
+        }
+        if self.pod.is_some() {
+            return Ok(self.facts.get_or_init(EngineFacts::in_pod).clone());
         }
         let facts = crate::podman::engine::read(&*self.runtime, &self.podman(), &|| {
             std::fs::read_to_string("/etc/subuid").ok()
@@ -129,6 +135,14 @@ impl Project {
         }
         let config = self.config();
         let desired = self.desired(target)?;
+        if let Some(pod) = &self.pod {
+            return Ok(crate::plan::pod::plan(
+                &desired,
+                &pod.outrig,
+                pod.proxy.as_deref(),
+                &self.loaded.source.text,
+            ));
+        }
         let manifests = ManifestCache::new(&self.env.cache_dir());
         for build in desired.images.values().filter_map(|i| i.build.as_ref()) {
             manifests.store(&build.context_hash, &build.context_manifest);
@@ -452,5 +466,6 @@ pub fn observe_error(error: ObserveError, program: &str) -> Error {
     }
 }
 
+pub mod kube;
 pub mod runner;
 pub mod sweep;

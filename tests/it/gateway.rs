@@ -87,7 +87,7 @@ command = ["node", "/opt/mcp/node/node_modules/@modelcontextprotocol/server-ever
 "#;
 
 /// Run the Python SDK client (`tests/clients/mcp_client.py`) against `command`.
-fn python_client(
+pub fn python_client(
     context: &TestContext,
     mode: &str,
     calls: &Value,

@@ -13,6 +13,7 @@ mod cli;
 mod examples;
 mod gateway;
 mod init;
+mod kube;
 mod lifecycle;
 mod plan;
 mod podman;

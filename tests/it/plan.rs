@@ -1174,3 +1174,184 @@ fn the_engine_podman_reports_shapes_the_plan() {
         run.stderr
     );
 }
+
+/// The Kubernetes export: plan data, byte-stable, with no secret value in any file; as
+/// JSON (`plan --target kube --json`) the same manifests the YAML holds; within the
+/// Kubernetes OpenAPI schemas and checkov's security checks (each waiver in
+/// doc/kubernetes.md).
+#[test]
+fn kube_export_is_stable_valid_and_holds_no_secret() {
+    let project = Project::new();
+    let config = CONFIG.replace(
+        "[images.tools.mcp.time]",
+        "egress = [\"api.example.com:443\", \"10.1.2.0/24:8080\"]\ntmpfs = [\"/run\"]\n\n[images.tools.mcp.time]",
+    );
+    project.context.write("outrig.toml", &config);
+    std::fs::write(
+        project.fake.join("images.json"),
+        r#"[{"Id": "p1", "Names": ["localhost/outrig-proxy:bookworm"]}]"#,
+    )
+    .unwrap();
+    let pod = project.context.run(&["export", "kube"]);
+    assert_eq!(pod.status, 0, "{}", pod.all());
+    insta::assert_snapshot!("kube-pod", pod.stdout);
+    let again = project.context.run(&["export", "kube"]);
+    assert_eq!(again.stdout, pod.stdout, "the export is byte-stable");
+    let sandbox = project.context.run(&[
+        "export",
+        "kube",
+        "--format",
+        "agent-sandbox",
+        "--warm-pool",
+        "2",
+        "--runtime-class",
+        "gvisor",
+        "--workspace",
+        "git=https://api.example.com/team/repo.git",
+        "--namespace",
+        "agents",
+    ]);
+    assert_eq!(sandbox.status, 0, "{}", sandbox.all());
+    insta::assert_snapshot!("kube-agent-sandbox", sandbox.stdout);
+    for run in [&pod, &sandbox] {
+        assert!(!run.all().contains(SECRET), "{}", run.all());
+        assert!(
+            run.stderr
+                .contains("kubectl create secret generic outrig-demo-tools-env")
+        );
+    }
+
+    let out = project.context.path().join("kube");
+    let written = project
+        .context
+        .run(&["export", "kube", "--out", out.to_str().unwrap()]);
+    assert_eq!(written.status, 0, "{}", written.all());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(!text.contains(SECRET), "{}", file.display());
+    }
+    let manifests: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(char::is_numeric)
+        })
+        .collect();
+
+    // The YAML reads back as exactly the manifests of the JSON.
+    let json = project.context.run(&["plan", "--target", "kube", "--json"]);
+    assert_eq!(json.status, 0, "{}", json.all());
+    let export: Value = serde_json::from_str(&json.stdout).unwrap();
+    let expected: Vec<Value> = export["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["manifest"].clone())
+        .collect();
+    let python = kube_tools().map(|tools| tools.join("bin/python"));
+    if let Some(python) = &python {
+        let read = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import json, sys, yaml; print(json.dumps([yaml.safe_load(open(f)) for f in sys.argv[1:]]))",
+            ])
+            .args(&manifests)
+            .output()
+            .unwrap();
+        assert!(
+            read.status.success(),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        let read: Vec<Value> = serde_json::from_slice(&read.stdout).unwrap();
+        assert_eq!(read, expected);
+    }
+    let human = project.context.run(&["plan", "--target", "kube"]);
+    assert_eq!(human.status, 0, "{}", human.all());
+    assert!(
+        human.stdout.contains("Pod/outrig-demo-tools") && human.stdout.contains("Security"),
+        "{}",
+        human.stdout
+    );
+
+    let Some(tools) = kube_tools() else {
+        return;
+    };
+    // The OpenAPI schemas (the agent-sandbox resources are custom: not in them).
+    let validate = std::process::Command::new(tools.join("bin/kubernetes-validate"))
+        .args(["--strict", "--quiet", "--kubernetes-version", "1.37.0"])
+        .args(&manifests)
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    // checkov's Kubernetes checks, the waivers doc/kubernetes.md gives reasons for.
+    let waived = waived_checks();
+    let checkov = std::process::Command::new(tools.join("bin/checkov"))
+        .args([
+            "--framework",
+            "kubernetes",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+        ])
+        .args(["--skip-check", &waived.join(",")])
+        .arg("--directory")
+        .arg(&out)
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
+        .output()
+        .unwrap();
+    assert!(
+        checkov.status.success(),
+        "checkov found failed checks:\n{}{}",
+        String::from_utf8_lossy(&checkov.stdout),
+        String::from_utf8_lossy(&checkov.stderr)
+    );
+}
+
+/// The checks doc/kubernetes.md waives, each with its reason there.
+fn waived_checks() -> Vec<String> {
+    let doc = std::fs::read_to_string(repo_root().join("doc/kubernetes.md")).unwrap();
+    let waived: Vec<String> = doc
+        .lines()
+        .filter_map(|line| {
+            let check = line.strip_prefix("| ")?.split_whitespace().next()?;
+            check.starts_with("CKV").then(|| check.to_string())
+        })
+        .collect();
+    assert!(
+        !waived.is_empty(),
+        "doc/kubernetes.md lists the waived checks"
+    );
+    waived
+}
+
+/// kubernetes-validate and checkov, installed by scripts/install-test-tools.sh; in CI their
+/// absence fails.
+fn kube_tools() -> Option<PathBuf> {
+    let tools = std::env::var_os("OUTRIG_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-tools"))
+        .join("kube");
+    if tools.join("bin/checkov").is_file() {
+        return Some(tools);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "kubernetes-validate and checkov must run in CI; scripts/install-test-tools.sh installs them"
+    );
+    eprintln!("SKIPPED the Kubernetes schema and policy checks: run scripts/install-test-tools.sh");
+    None
+}

@@ -2,6 +2,7 @@
 //! is off) and JSON. The only place where reasons and security changes become words;
 //! [`removal`] does the same for removal plans.
 
+pub mod kube;
 pub mod removal;
 
 use std::fmt::Write as _;
@@ -213,10 +214,30 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
             stdio.1
         );
     }
-    let (pinning, security): (Vec<&SecurityDelta>, Vec<&SecurityDelta>) = plan
+    let pinning: Vec<&SecurityDelta> = plan
         .security_deltas
         .iter()
-        .partition(|d| d.kind == DeltaKind::Lock);
+        .filter(|d| d.kind == DeltaKind::Lock)
+        .collect();
+    out.push_str(&security_section(plan, width));
+    lock_section(&mut out, plan, &pinning, width);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", summary_line(plan));
+    if let Some(surface) = &plan.summary.tool_surface {
+        let _ = writeln!(out, "{}", surface_line(surface));
+    }
+    out
+}
+
+/// The security section: what the sandbox is granted, or what changes against the last
+/// applied session (the lock's differences are said apart); empty when nothing is.
+pub fn security_section(plan: &Plan, width: usize) -> String {
+    let security: Vec<&SecurityDelta> = plan
+        .security_deltas
+        .iter()
+        .filter(|d| d.kind != DeltaKind::Lock)
+        .collect();
+    let mut out = String::new();
     if !security.is_empty() {
         let header = AnsiColor::Yellow.on_default().bold();
         let _ = writeln!(out);
@@ -240,12 +261,6 @@ pub fn human(plan: &Plan, detail: Detail) -> String {
                 security_change(&delta.change)
             );
         }
-    }
-    lock_section(&mut out, plan, &pinning, width);
-    let _ = writeln!(out);
-    let _ = writeln!(out, "{}", summary_line(plan));
-    if let Some(surface) = &plan.summary.tool_surface {
-        let _ = writeln!(out, "{}", surface_line(surface));
     }
     out
 }
