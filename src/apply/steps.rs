@@ -166,6 +166,7 @@ impl Run<'_> {
             let (
                 Some(Operation::StartServer {
                     container: Arg::Text(container),
+                    command,
                     ..
                 }),
                 Address::Server { image, .. },
@@ -173,13 +174,15 @@ impl Run<'_> {
             else {
                 continue;
             };
+            // Only a command that goes through the proxy by its session address (not a
+            // pod's, which names the proxy's Service).
             let placeholder = crate::plan::argv::proxy_placeholder(image);
-            let egress = plan
-                .desired
-                .sandboxes
-                .get(image)
-                .is_some_and(|s| !s.network.destinations().is_empty());
-            if egress && !self.binding.addresses.contains_key(&placeholder) {
+            let marker = format!("{{{placeholder}}}");
+            let through_proxy = command
+                .args
+                .iter()
+                .any(|a| matches!(a, Arg::Session { session } if session.contains(&marker)));
+            if through_proxy && !self.binding.addresses.contains_key(&placeholder) {
                 let (inside, outside) = proxy_addresses(
                     context,
                     &crate::podman::verbs::proxy_container(container),

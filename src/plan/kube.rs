@@ -586,6 +586,9 @@ fn pod_spec(
     let reference = &desired.images[inputs.image].reference;
     let token_secret = format!("{name}-token");
     let env_secret = format!("{name}-env");
+    // Volumes named for this pod alone: `podman kube play` makes each a named volume,
+    // which pods whose volumes share a name would share.
+    let volume = |what: &str| dns_label(&format!("{name}-{what}"));
     let mut command: Vec<String> = [
         "sh",
         "-c",
@@ -632,34 +635,33 @@ fn pod_spec(
         env.push(json!({"name": "OUTRIG_POD_PROXY", "value": proxy_service(name)}));
     }
     let mut mounts = vec![
-        json!({"name": "outrig", "mountPath": "/opt/outrig", "readOnly": true}),
-        json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}),
-        json!({"name": "tmp", "mountPath": "/tmp"}),
+        json!({"name": volume("outrig"), "mountPath": "/opt/outrig", "readOnly": true}),
+        json!({"name": volume("config"), "mountPath": CONFIG_DIR, "readOnly": true}),
+        json!({"name": volume("tmp"), "mountPath": "/tmp"}),
         json!({
-            "name": "workspace",
+            "name": volume("workspace"),
             "mountPath": sandbox.workspace_mount,
             "readOnly": sandbox.workspace_access == Access::ReadOnly,
         }),
     ];
     let mut volumes = vec![
-        json!({"name": "outrig", "emptyDir": {"sizeLimit": "256Mi"}}),
-        json!({"name": "config", "configMap": {"name": format!("{name}-config")}}),
-        json!({"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}),
+        json!({"name": volume("outrig"), "emptyDir": {"sizeLimit": "256Mi"}}),
+        json!({"name": volume("config"), "configMap": {"name": format!("{name}-config")}}),
+        json!({"name": volume("tmp"), "emptyDir": {"sizeLimit": "1Gi"}}),
     ];
     volumes.push(match &options.workspace {
         Workspace::Volume { .. } => {
-            json!({"name": "workspace", "persistentVolumeClaim": {"claimName": format!("{name}-workspace")}})
+            json!({"name": volume("workspace"), "persistentVolumeClaim": {"claimName": format!("{name}-workspace")}})
         }
-        Workspace::Git { .. } => json!({"name": "workspace", "emptyDir": {}}),
+        Workspace::Git { .. } => json!({"name": volume("workspace"), "emptyDir": {}}),
     });
     for (index, path) in sandbox.tmpfs.iter().enumerate() {
         if path == "/tmp" {
             continue;
         }
-        let volume = format!("tmpfs-{index}");
-        mounts.push(json!({"name": volume, "mountPath": path}));
-        volumes
-            .push(json!({"name": volume, "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}));
+        let tmpfs = volume(&format!("tmpfs-{index}"));
+        mounts.push(json!({"name": tmpfs, "mountPath": path}));
+        volumes.push(json!({"name": tmpfs, "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}));
     }
     let mut init = vec![json!({
         "name": "outrig",
@@ -668,7 +670,7 @@ fn pod_spec(
         "command": ["sh", "-c", INSTALL_OUTRIG],
         "securityContext": restricted_container(),
         "resources": small_resources(),
-        "volumeMounts": [{"name": "outrig", "mountPath": "/opt/outrig"}],
+        "volumeMounts": [{"name": volume("outrig"), "mountPath": "/opt/outrig"}],
     })];
     if let Workspace::Git { url } = &options.workspace {
         init.push(json!({
@@ -680,8 +682,8 @@ fn pod_spec(
             "securityContext": restricted_container(),
             "resources": small_resources(),
             "volumeMounts": [
-                {"name": "workspace", "mountPath": sandbox.workspace_mount},
-                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": volume("workspace"), "mountPath": sandbox.workspace_mount},
+                {"name": volume("tmp"), "mountPath": "/tmp"},
             ],
         }));
     }
@@ -734,6 +736,7 @@ fn proxy_resources(
 ) -> Vec<Resource> {
     let proxy = proxy_service(name);
     let labels = metadata(&proxy, "proxy")["labels"].clone();
+    let tmp = dns_label(&format!("{proxy}-tmp"));
     vec![
         Resource {
             kind: "ConfigMap".into(),
@@ -774,9 +777,9 @@ fn proxy_resources(
                                 "livenessProbe": {"tcpSocket": {"port": "proxy"}, "periodSeconds": 10},
                                 "securityContext": restricted_container(),
                                 "resources": small_resources(),
-                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                                "volumeMounts": [{"name": tmp, "mountPath": "/tmp"}],
                             }],
-                            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                            "volumes": [{"name": tmp, "emptyDir": {"sizeLimit": "256Mi"}}],
                         },
                     },
                 },

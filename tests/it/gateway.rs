@@ -1350,7 +1350,7 @@ const PROXY_IMAGE: &str = "localhost/outrig-proxy:bookworm";
 
 /// A test host on podman's default network: a web server in the base image. Returns its
 /// address; the cleanup removes it.
-fn test_host(name: &str) -> (String, Cleanup) {
+pub fn test_host(name: &str) -> (String, Cleanup) {
     let cleanup = Cleanup(vec![podman(&["rm", "--force", "--time", "0", name])]);
     Podman
         .run(&podman(&[
