@@ -61,7 +61,7 @@ fn select<'a>(
         let outrig = std::env::current_exe().map_err(|e| {
             Error::new("cannot tell where this outrig binary is").cause(e.to_string())
         })?;
-        project = project.in_pod(outrig.display().to_string(), proxy);
+        project = project.in_pod(outrig.display().to_string(), proxy)?;
     }
     let served = Served::choose(
         project.config(),

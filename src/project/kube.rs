@@ -43,10 +43,21 @@ impl Selection<'_> {
 
 impl Project {
     /// This project as the gateway of an exported pod sees it: the servers run through
-    /// `outrig` (this binary), egress through the Service `proxy`.
-    pub fn in_pod(mut self, outrig: String, proxy: Option<String>) -> Project {
+    /// `outrig` (this binary), egress through the Service `proxy`. Refused outside a
+    /// container: there the servers would run on the machine itself, in no sandbox.
+    pub fn in_pod(mut self, outrig: String, proxy: Option<String>) -> Result<Project, Error> {
+        let in_container = self.env.var("KUBERNETES_SERVICE_HOST").is_some()
+            || ["/run/.containerenv", "/.dockerenv"]
+                .iter()
+                .any(|marker| std::path::Path::new(marker).exists());
+        if !in_container {
+            return Err(Error::new(
+                "`--in-pod` starts the servers as processes of this machine, in no sandbox, and this is not a container",
+            )
+            .hint("it is the gateway of a pod written by `outrig export kube`; here, run `outrig mcp` without it"));
+        }
         self.pod = Some(InPod { outrig, proxy });
-        self
+        Ok(self)
     }
 
     /// The export of what `selection` serves, and the plan it was made from (for its
