@@ -240,6 +240,36 @@ pub fn proxy_service(name: &str) -> String {
     format!("{name}-proxy")
 }
 
+/// The names of one export's resources, and their labels.
+struct Names {
+    /// The pod, its Service, and the prefix of every other name.
+    name: String,
+    namespace: String,
+    project: String,
+}
+
+impl Names {
+    /// The labels of the resources of `component` (`gateway`, `proxy`, `policy`, ...).
+    fn labels(&self, component: &str) -> Value {
+        json!({
+            "app.kubernetes.io/name": "outrig",
+            "app.kubernetes.io/instance": self.name,
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": self.project,
+        })
+    }
+
+    /// The metadata of `resource`, a part of `component`.
+    fn metadata(&self, resource: &str, component: &str) -> Value {
+        json!({"name": resource, "namespace": self.namespace, "labels": self.labels(component)})
+    }
+
+    /// `<name>-<suffix>`.
+    fn of(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.name)
+    }
+}
+
 /// Export the served image's sandbox.
 pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
     let desired = inputs.desired;
@@ -261,20 +291,14 @@ pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
     if options.warm_pool.is_some() && options.format != Format::AgentSandbox {
         return Err(Error::new("`--warm-pool` needs `--format agent-sandbox`"));
     }
-    let name = dns_label(&format!("outrig-{}-{image}", desired.project));
-    let namespace = options
-        .namespace
-        .clone()
-        .unwrap_or_else(|| dns_label(&format!("outrig-{}", desired.project)));
-    let labels = |component: &str| {
-        json!({
-            "app.kubernetes.io/name": "outrig",
-            "app.kubernetes.io/instance": name,
-            "app.kubernetes.io/component": component,
-            "app.kubernetes.io/part-of": dns_label(&desired.project),
-        })
+    let names = Names {
+        name: dns_label(&format!("outrig-{}-{image}", desired.project)),
+        namespace: options
+            .namespace
+            .clone()
+            .unwrap_or_else(|| dns_label(&format!("outrig-{}", desired.project))),
+        project: dns_label(&desired.project),
     };
-    let metadata = |resource: &str, component: &str| json!({"name": resource, "namespace": namespace, "labels": labels(component)});
     // The variables the served servers' secrets are made of.
     let variables: BTreeSet<String> = desired
         .servers
@@ -284,10 +308,40 @@ pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
         .filter_map(|v| v.secret_template())
         .flat_map(crate::secret::references)
         .collect();
-    let token_secret = format!("{name}-token");
-    let env_secret = format!("{name}-env");
+    let mut resources = vec![
+        namespace_resource(&names.namespace),
+        config_resource(&names, inputs),
+    ];
+    if let Workspace::Volume { size } = &options.workspace {
+        resources.push(workspace_resource(&names, size));
+    }
+    if let Network::Egress {
+        proxy_image,
+        destinations,
+    } = &sandbox.network
+    {
+        let squid = crate::egress::squid_config(destinations);
+        resources.extend(proxy_resources(&names, proxy_image, &squid));
+    }
+    let pod = pod_spec(inputs, options, &names, &variables)?;
+    resources.extend(sandbox_resources(&names, options, pod));
+    resources.push(service_resource(&names));
+    resources.extend(network_policies(&names, &sandbox.network));
+    Ok(Export {
+        format_version: FORMAT_VERSION,
+        project: desired.project.clone(),
+        image: image.to_string(),
+        namespace: names.namespace.clone(),
+        options: options.clone(),
+        resources,
+        secrets: secrets_to_create(&names, &variables),
+    })
+}
+
+/// The gateway's token, and the variables the servers' secrets are made of.
+fn secrets_to_create(names: &Names, variables: &BTreeSet<String>) -> Vec<SecretToCreate> {
     let mut secrets = vec![SecretToCreate {
-        name: token_secret.clone(),
+        name: names.of("token"),
         keys: [(
             "token".to_string(),
             SecretKey {
@@ -299,7 +353,7 @@ pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
     }];
     if !variables.is_empty() {
         secrets.push(SecretToCreate {
-            name: env_secret.clone(),
+            name: names.of("env"),
             keys: variables
                 .iter()
                 .map(|v| {
@@ -312,10 +366,13 @@ pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
                 .collect(),
         });
     }
+    secrets
+}
 
-    let mut resources = vec![Resource {
+fn namespace_resource(namespace: &str) -> Resource {
+    Resource {
         kind: "Namespace".into(),
-        name: namespace.clone(),
+        name: namespace.to_string(),
         purpose: "the sandbox's namespace, held to Pod Security `restricted`".into(),
         manifest: json!({
             "apiVersion": "v1",
@@ -330,53 +387,51 @@ pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
                 },
             },
         }),
-    }];
-    let mut config_data = json!({"outrig.toml": inputs.pod_config});
-    if let Some(lock) = inputs.lock {
-        config_data["outrig.lock"] = json!(lock);
     }
-    resources.push(Resource {
+}
+
+fn config_resource(names: &Names, inputs: &Inputs<'_>) -> Resource {
+    let mut data = json!({"outrig.toml": inputs.pod_config});
+    if let Some(lock) = inputs.lock {
+        data["outrig.lock"] = json!(lock);
+    }
+    Resource {
         kind: "ConfigMap".into(),
-        name: format!("{name}-config"),
+        name: names.of("config"),
         purpose: "the config the gateway serves (and outrig.lock, which it holds the tools to)"
             .into(),
         manifest: json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": metadata(&format!("{name}-config"), "gateway"),
-            "data": config_data,
+            "metadata": names.metadata(&names.of("config"), "gateway"),
+            "data": data,
         }),
-    });
-    if let Workspace::Volume { size } = &options.workspace {
-        resources.push(Resource {
-            kind: "PersistentVolumeClaim".into(),
-            name: format!("{name}-workspace"),
-            purpose: "the workspace the tools see".into(),
-            manifest: json!({
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": metadata(&format!("{name}-workspace"), "workspace"),
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": size}},
-                },
-            }),
-        });
     }
-    let egress = sandbox.network.destinations().to_vec();
-    if let Network::Egress { proxy_image, .. } = &sandbox.network {
-        resources.extend(proxy_resources(
-            &name,
-            proxy_image,
-            &crate::egress::squid_config(&egress),
-            &metadata,
-        ));
-    }
+}
 
-    let pod = pod_spec(inputs, options, &name, &namespace, &variables)?;
-    let pod_labels = labels("gateway");
+fn workspace_resource(names: &Names, size: &str) -> Resource {
+    Resource {
+        kind: "PersistentVolumeClaim".into(),
+        name: names.of("workspace"),
+        purpose: "the workspace the tools see".into(),
+        manifest: json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": names.metadata(&names.of("workspace"), "workspace"),
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+            },
+        }),
+    }
+}
+
+/// The sandbox: a Pod, or an agent-sandbox template of it (and its warm pool).
+fn sandbox_resources(names: &Names, options: &Options, pod: Value) -> Vec<Resource> {
+    let name = &names.name;
+    let labels = names.labels("gateway");
     match options.format {
-        Format::Pod => resources.push(Resource {
+        Format::Pod => vec![Resource {
             kind: "Pod".into(),
             name: name.clone(),
             purpose: "the sandbox: its servers, started and served by `outrig mcp --in-pod`".into(),
@@ -385,39 +440,39 @@ pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
                 "kind": "Pod",
                 "metadata": {
                     "name": name,
-                    "namespace": namespace,
-                    "labels": pod_labels,
+                    "namespace": names.namespace,
+                    "labels": labels,
                     "annotations": podman_annotations(),
                 },
                 "spec": pod,
             }),
-        }),
+        }],
         Format::AgentSandbox => {
-            resources.push(Resource {
+            let mut resources = vec![Resource {
                 kind: "SandboxTemplate".into(),
                 name: name.clone(),
                 purpose: "the sandbox as an agent-sandbox template: each Sandbox claimed from it runs the servers behind `outrig mcp --in-pod`".into(),
                 manifest: json!({
                     "apiVersion": "agents.x-k8s.io/v1beta1",
                     "kind": "SandboxTemplate",
-                    "metadata": metadata(&name, "gateway"),
+                    "metadata": names.metadata(name, "gateway"),
                     "spec": {
                         "podTemplate": {
-                            "metadata": {"labels": pod_labels, "annotations": podman_annotations()},
+                            "metadata": {"labels": labels, "annotations": podman_annotations()},
                             "spec": pod,
                         },
                     },
                 }),
-            });
+            }];
             if let Some(replicas) = options.warm_pool {
                 resources.push(Resource {
                     kind: "SandboxWarmPool".into(),
-                    name: format!("{name}-pool"),
+                    name: names.of("pool"),
                     purpose: format!("{replicas} sandbox(es) kept ready"),
                     manifest: json!({
                         "apiVersion": "agents.x-k8s.io/v1beta1",
                         "kind": "SandboxWarmPool",
-                        "metadata": metadata(&format!("{name}-pool"), "gateway"),
+                        "metadata": names.metadata(&names.of("pool"), "gateway"),
                         "spec": {
                             "replicas": replicas,
                             "sandboxTemplateRef": {"name": name},
@@ -425,38 +480,30 @@ pub fn export(inputs: &Inputs<'_>, options: &Options) -> Result<Export, Error> {
                     }),
                 });
             }
+            resources
         }
     }
-    resources.push(Resource {
+}
+
+fn service_resource(names: &Names) -> Resource {
+    let (name, namespace) = (&names.name, &names.namespace);
+    Resource {
         kind: "Service".into(),
         name: name.clone(),
-        purpose: format!("the gateway: MCP over Streamable HTTP at http://{name}.{namespace}.svc:{GATEWAY_PORT}/mcp, behind the bearer token"),
+        purpose: format!(
+            "the gateway: MCP over Streamable HTTP at http://{name}.{namespace}.svc:{GATEWAY_PORT}/mcp, behind the bearer token"
+        ),
         manifest: json!({
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": metadata(&name, "gateway"),
+            "metadata": names.metadata(name, "gateway"),
             "spec": {
                 "type": "ClusterIP",
-                "selector": labels("gateway"),
+                "selector": names.labels("gateway"),
                 "ports": [{"name": "mcp", "port": GATEWAY_PORT, "targetPort": "mcp", "protocol": "TCP"}],
             },
         }),
-    });
-    resources.extend(network_policies(
-        &name,
-        &sandbox.network,
-        &labels,
-        &metadata,
-    ));
-    Ok(Export {
-        format_version: FORMAT_VERSION,
-        project: desired.project.clone(),
-        image: image.to_string(),
-        namespace,
-        options: options.clone(),
-        resources,
-        secrets,
-    })
+    }
 }
 
 /// The clone's environment: a home, and with egress the proxy.
@@ -577,10 +624,10 @@ fn small_resources() -> Value {
 fn pod_spec(
     inputs: &Inputs<'_>,
     options: &Options,
-    name: &str,
-    namespace: &str,
+    names: &Names,
     variables: &BTreeSet<String>,
 ) -> Result<Value, Error> {
+    let (name, namespace) = (names.name.as_str(), names.namespace.as_str());
     let desired = inputs.desired;
     let sandbox = &desired.sandboxes[inputs.image];
     let reference = &desired.images[inputs.image].reference;
@@ -728,14 +775,10 @@ fn pod_spec(
 
 /// The egress proxy: its configuration (the same Squid configuration `apply` starts its
 /// proxy with), a Deployment and a Service.
-fn proxy_resources(
-    name: &str,
-    proxy_image: &str,
-    squid: &str,
-    metadata: &dyn Fn(&str, &str) -> Value,
-) -> Vec<Resource> {
-    let proxy = proxy_service(name);
-    let labels = metadata(&proxy, "proxy")["labels"].clone();
+fn proxy_resources(names: &Names, proxy_image: &str, squid: &str) -> Vec<Resource> {
+    let proxy = proxy_service(&names.name);
+    let labels = names.labels("proxy");
+    let metadata = |resource: &str, component: &str| names.metadata(resource, component);
     let tmp = dns_label(&format!("{proxy}-tmp"));
     vec![
         Resource {
@@ -805,12 +848,10 @@ fn proxy_resources(
 
 /// Default deny for the namespace; the gateway reachable on its port; its way out as the
 /// config says (none, everything, or the proxy and DNS); the proxy's own way out.
-fn network_policies(
-    name: &str,
-    network: &Network,
-    labels: &dyn Fn(&str) -> Value,
-    metadata: &dyn Fn(&str, &str) -> Value,
-) -> Vec<Resource> {
+fn network_policies(names: &Names, network: &Network) -> Vec<Resource> {
+    let name = &names.name;
+    let labels = |component: &str| names.labels(component);
+    let metadata = |resource: &str, component: &str| names.metadata(resource, component);
     let policy = |resource: &str, component: &str, spec: Value| Resource {
         kind: "NetworkPolicy".into(),
         name: resource.to_string(),
