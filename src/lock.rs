@@ -91,6 +91,12 @@ pub fn path(root: &Path) -> PathBuf {
 
 /// The lock at `path`, `None` when there is none yet.
 pub fn read(path: &Path) -> Result<Option<Lock>, Error> {
+    Ok(read_with_text(path)?.map(|(lock, _)| lock))
+}
+
+/// The lock at `path` and its text as written (checked as [`read`] checks it), `None` when
+/// there is none yet.
+pub fn read_with_text(path: &Path) -> Result<Option<(Lock, String)>, Error> {
     if !path.exists() {
         return Ok(None);
     }
@@ -119,7 +125,7 @@ pub fn read(path: &Path) -> Result<Option<Lock>, Error> {
             lock.version
         )));
     }
-    Ok(Some(lock))
+    Ok(Some((lock, text)))
 }
 
 /// Write `lock` to `path` (atomically, mode as for any committed file).

@@ -45,9 +45,8 @@ pub fn carry_out(
                 session,
                 command,
             } => {
-                let exists = Verb::ContainerExists { name: container }.on(&base(command));
-                let removed =
-                    bind(command).and_then(|remove| remove_container(runtime, &remove, &exists));
+                let removed = container_commands(container, command)
+                    .and_then(|(remove, exists)| remove_container(runtime, &remove, &exists));
                 if removed.is_err() {
                     failed_sessions.insert(session);
                 }
@@ -119,13 +118,21 @@ fn run(runtime: &dyn Runtime, command: &Planned) -> Result<crate::podman::runtim
 }
 
 /// A removal's command: it has no session placeholders or secrets to fill.
-fn bind(command: &Planned) -> Result<PodmanCommand, String> {
+pub(super) fn bind(command: &Planned) -> Result<PodmanCommand, String> {
     command.bind(&Binding::default()).map_err(|e| e.render())
 }
 
-/// The engine's podman a planned command runs on.
-fn base(command: &Planned) -> PodmanCommand {
-    PodmanCommand::new(command.program.clone(), &command.global_args)
+/// The commands that remove `container` (`command`, bound) and tell whether it is gone
+/// (`container exists` on the same engine).
+pub(super) fn container_commands(
+    container: &str,
+    command: &Planned,
+) -> Result<(PodmanCommand, PodmanCommand), String> {
+    let base = PodmanCommand::new(command.program.clone(), &command.global_args);
+    Ok((
+        bind(command)?,
+        Verb::ContainerExists { name: container }.on(&base),
+    ))
 }
 
 /// Remove one container with `remove`, asking again while it is stopping on its own;

@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::removal as removal_commands;
 use crate::plan::Plan;
 use crate::plan::argv::server_marker;
 use crate::plan::removal;
-use crate::podman::command::{Binding, Planned};
+use crate::podman::command::Planned;
 use crate::podman::runtime::Watch;
-use crate::podman::verbs::{StopTime, Verb};
+use crate::podman::verbs::StopTime;
 use crate::podman::{PodmanCommand, Runtime};
 use crate::session::Session;
 
@@ -150,19 +151,16 @@ async fn remove_containers(
             else {
                 continue;
             };
-            let remove = match command.bind(&Binding::default()) {
-                Ok(remove) => remove.in_own_process_group(),
-                Err(error) => {
-                    left.push((container, error.render()));
+            let (remove, exists) = match removal_commands::container_commands(&container, &command)
+            {
+                Ok((remove, exists)) => {
+                    (remove.in_own_process_group(), exists.in_own_process_group())
+                }
+                Err(why) => {
+                    left.push((container, why));
                     continue;
                 }
             };
-            let exists = Verb::ContainerExists { name: &container }
-                .on(&PodmanCommand::new(
-                    podman.program.clone(),
-                    &podman.global_args,
-                ))
-                .in_own_process_group();
             let runtime = runtime.clone();
             removals.spawn_blocking(move || {
                 let removed = super::removal::remove_container(&*runtime, &remove, &exists);
@@ -210,10 +208,10 @@ async fn remove_networks(
         else {
             continue;
         };
-        let remove = match command.bind(&Binding::default()) {
+        let remove = match removal_commands::bind(&command) {
             Ok(remove) => remove.in_own_process_group(),
-            Err(error) => {
-                left.push((network, error.render()));
+            Err(why) => {
+                left.push((network, why));
                 continue;
             }
         };

@@ -16,7 +16,6 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         Error::new(format!("`--older-than {}` is not an age", args.older_than))
             .hint("for example `30d`, `12h` or `90m`")
     })?;
-    let root = super::session_root(global, &args.root, &env);
     let project = if args.all_projects {
         None
     } else {
@@ -27,11 +26,8 @@ pub fn run(global: &GlobalArgs, args: &CleanArgs, env: Environment) -> Result<Ex
         Some(project)
     };
     let sweep = match &project {
-        Some(project) => Sweep {
-            root,
-            ..Sweep::project(project)
-        },
-        None => Sweep::all_projects(&env, root),
+        Some(project) => Sweep::project(project),
+        None => Sweep::all_projects(&env, super::session_root(global, &args.root, &env)),
     };
     let found = sweep.look(project.as_ref().filter(|_| args.images))?;
     let plan = crate::plan::removal::clean(

@@ -65,7 +65,13 @@ fn kube(project: &Project, args: &PlanArgs) -> Result<ExitStatus, Error> {
         crate::output::stdout(&render::kube::json(&export));
     } else {
         let mut text = render::kube::human(&export);
-        text.push_str(&render::security_section(&plan, 24));
+        let width = plan
+            .security_deltas
+            .iter()
+            .map(|d| d.address.to_string().len())
+            .max()
+            .unwrap_or(0);
+        text.push_str(&render::security_section(&plan, width));
         crate::output::stdout_styled(&text);
     }
     Ok(ExitStatus::Success)

@@ -51,16 +51,7 @@ impl Desired {
             command = command.args(["--target", target]);
         }
         for (name, value) in &build.build_args {
-            command = match value {
-                Value::Literal(text) => command.arg("--build-arg").arg(format!("{name}={text}")),
-                // The value reaches podman through its environment only.
-                Value::Secret {
-                    template,
-                    fingerprint,
-                } => command
-                    .arg("--build-arg")
-                    .arg(secret(name, template, fingerprint)),
-            };
+            command = command.arg("--build-arg").arg(variable(name, value));
         }
         Some(
             command.arg(
@@ -458,26 +449,25 @@ fn server_variables(
         }
     }
     for (name, value) in env {
-        command = match value {
-            Value::Literal(text) => command.arg("--env").arg(format!("{name}={text}")),
-            Value::Secret {
-                template,
-                fingerprint,
-            } => command
-                .arg("--env")
-                .arg(secret(name, template, fingerprint)),
-        };
+        command = command.arg("--env").arg(variable(name, value));
     }
     command
 }
 
-/// A secret passed as variable `name`, its value made from `template`.
-fn secret(name: &str, template: &str, fingerprint: &str) -> Arg {
-    Arg::Secret {
-        secret: SecretArg {
-            name: name.to_string(),
-            template: template.to_string(),
-            fingerprint: fingerprint.to_string(),
+/// Variable `name` as `--env` or `--build-arg` takes it: `NAME=VALUE`, or for a secret
+/// its name alone, the value reaching podman through its environment only.
+fn variable(name: &str, value: &Value) -> Arg {
+    match value {
+        Value::Literal(text) => Arg::Text(format!("{name}={text}")),
+        Value::Secret {
+            template,
+            fingerprint,
+        } => Arg::Secret {
+            secret: SecretArg {
+                name: name.to_string(),
+                template: template.clone(),
+                fingerprint: fingerprint.clone(),
+            },
         },
     }
 }

@@ -74,14 +74,7 @@ impl Project {
             selection.tools,
         )?;
         let plan = self.plan(served.target, None)?;
-        let lock = crate::lock::read(&self.lock_path())?;
-        let lock_text = match lock {
-            Some(_) => Some(std::fs::read_to_string(self.lock_path()).map_err(|e| {
-                Error::new(format!("cannot read `{}`", self.lock_path().display()))
-                    .cause(e.to_string())
-            })?),
-            None => None,
-        };
+        let lock_text = crate::lock::read_with_text(&self.lock_path())?.map(|(_, text)| text);
         let pod_config = crate::plan::kube::pod_config(&self.loaded.source.text, &plan.desired)?;
         options.serve_args = selection.args();
         let export = crate::plan::kube::export(

@@ -79,6 +79,15 @@ fn play(file: &str, networks: &[&str]) {
     }
 }
 
+/// Removing the volumes `kube play` made for the exported pod `pod` (`kube down` leaves
+/// them).
+fn volumes_of(pod: &str) -> Vec<outrig::podman::PodmanCommand> {
+    ["workspace", "config", "outrig", "tmp"]
+        .iter()
+        .map(|volume| podman(&["volume", "rm", "--force", &format!("{pod}-{volume}")]))
+        .collect()
+}
+
 /// The gateway image: this outrig, where the pod's init container copies it from.
 fn gateway_image(suffix: &str) -> String {
     let image = format!("localhost/outrig-e2e-gateway:{suffix}");
@@ -205,18 +214,16 @@ fn an_exported_pod_serves_its_tools_under_kube_play() {
     let pod = outrig::plan::kube::dns_label(&format!("outrig-{name}-tools"));
     podman_secret(&format!("{pod}-token"), &[("token", TOKEN)]);
     podman_secret(&format!("{pod}-env"), &[("API_TOKEN", SECRET)]);
-    let _down = Cleanup(vec![
+    let mut down = vec![
         podman(&["kube", "down", &kube]),
         podman(&["pod", "rm", "--force", "--time", "0", &pod]),
         podman(&["secret", "rm", &format!("{pod}-token")]),
         podman(&["secret", "rm", &format!("{pod}-env")]),
         podman(&["network", "rm", "--force", &network]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-workspace")]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-config")]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-outrig")]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-tmp")]),
         podman(&["rmi", "--force", &gateway_image]),
-    ]);
+    ];
+    down.extend(volumes_of(&pod));
+    let _down = Cleanup(down);
     // `network = "none"`: an internal network, which the host reaches and nothing leaves.
     run(&["network", "create", "--internal", &network]);
     play(&kube, &[&network]);
@@ -388,15 +395,13 @@ fn an_exported_pod_goes_out_only_through_its_proxy() {
     assert_ne!(pointed, sandbox_text, "the pod names its proxy");
     std::fs::write(&sandbox_file, pointed).unwrap();
     podman_secret(&format!("{pod}-token"), &[("token", TOKEN)]);
-    let _down = Cleanup(vec![
+    let mut down = vec![
         podman(&["kube", "down", &sandbox_file]),
         podman(&["kube", "down", &proxy_file]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-workspace")]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-config")]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-outrig")]),
-        podman(&["volume", "rm", "--force", &format!("{pod}-tmp")]),
         podman(&["volume", "rm", "--force", &format!("{proxy}-tmp")]),
-    ]);
+    ];
+    down.extend(volumes_of(&pod));
+    let _down = Cleanup(down);
     run(&["network", "create", "--internal", &network]);
     // The proxy on the sandbox's network and podman's; the sandbox on its own only.
     play(&proxy_file, &[&network, "podman"]);
